@@ -1,0 +1,72 @@
+# The README's commands: `make demo` runs the experiment, `make test` every test.
+# Both install what they need first (`make setup`); a second run skips what is done.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .setup
+PYTHON ?= python3
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+# Debian packages: the testbed (iproute2, nftables), media peers for interop tests
+# (ffmpeg, nginx with the RTMP module), bwm-ng for the recorder comparison, and QEMU
+# with debootstrap for the molecule VMs.
+APT_PACKAGES := iproute2 nftables ethtool iperf3 procps python3-venv \
+	ffmpeg nginx-light libnginx-mod-rtmp bwm-ng \
+	qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client
+
+.PHONY: help setup demo test lint unit integration interop molecule testbed-down clean
+
+help:
+	@echo "make demo   deploy the emulated testbed and run the failover experiment"
+	@echo "make test   lint and run every test (needs root for namespaces and VMs)"
+	@echo "make setup  install apt packages, the virtual environment and collections"
+
+setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/collections
+
+$(STAMPS)/apt: Makefile scripts/apt-install
+	scripts/apt-install $(APT_PACKAGES)
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/venv: requirements.txt relay/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -e 'relay[report]'
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/collections: requirements.yml $(STAMPS)/venv
+	scripts/ensure-collections requirements.yml
+	@mkdir -p $(STAMPS) && touch $@
+
+demo: setup
+	$(BIN)/ansible-playbook deploy.yml
+	$(BIN)/ansible-playbook failover.yml
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ansible-lint
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest tests/integration
+
+interop: setup
+	$(BIN)/pytest tests/interop
+
+molecule: setup
+	scripts/molecule-all
+
+test: lint
+	$(BIN)/pytest tests
+	scripts/molecule-all
+
+testbed-down: setup
+	$(BIN)/ansible-playbook playbooks/testbed.yml -e testbed_state=absent
+
+clean:
+	rm -rf $(VENV) $(STAMPS) .cache

@@ -1,0 +1,38 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Jinja2 filters for NorNet-style addressing (see module_utils/nornet.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import sys
+
+__metaclass__ = type
+
+# Filter plugins are not given module_utils on their path; load ours beside them.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "module_utils"))
+import nornet  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def nornet_interfaces(providers, site, node, addressing=None):
+    """{{ mpstream_providers | nornet_interfaces(site_index, node_index) }}"""
+    return nornet.interfaces(providers, site, node, addressing)
+
+
+def nornet_address(provider, version, site, node, base=None, site_bits=None):
+    """{{ 1 | nornet_address(6, site, node) }} -> '2001:2:0:102::a/64'"""
+    return nornet.host_interface(version, provider, site, node, base, site_bits)
+
+
+def nornet_subnet(provider, version, site, base=None, site_bits=None):
+    """{{ 1 | nornet_subnet(4, site) }} -> '198.18.17.0/24'"""
+    return str(nornet.provider_subnet(version, provider, site, base, site_bits))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "nornet_interfaces": nornet_interfaces,
+            "nornet_address": nornet_address,
+            "nornet_subnet": nornet_subnet,
+        }

@@ -1,0 +1,5 @@
+import sys
+
+from mpstream.cli import main
+
+sys.exit(main())
