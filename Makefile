@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Debian packages: the testbed (iproute2, nftables), media peers for interop tests
 # (ffmpeg, nginx with the RTMP module), bwm-ng for the recorder comparison, and QEMU
 # with debootstrap for the molecule VMs.
-APT_PACKAGES := iproute2 nftables ethtool iperf3 procps python3-venv \
+APT_PACKAGES := iproute2 iputils-ping nftables ethtool iperf3 procps python3-venv \
 	ffmpeg nginx-light libnginx-mod-rtmp bwm-ng \
 	qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client
 

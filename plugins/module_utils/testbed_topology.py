@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan the emulated testbed from the inventory: pure data, no kernel calls.
+
+The plan lists namespaces, bridges, veth pairs, addresses, routes, sysctls and shapers;
+the testbed_network module makes the kernel match it. Keeping the plan pure lets the
+unit tests check a 3-provider or 6-site layout without root.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import ipaddress
+import re
+
+from ansible.module_utils.nornet import (
+    DEFAULT_IPV4_BASE, DEFAULT_IPV6_BASE, GATEWAY_INDEX, AddressingError, host_interface, provider_subnet)
+
+__metaclass__ = type
+
+IFNAMSIZ = 15
+CORE_BRIDGE = "core"
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|k|m|g)?\s*$", re.IGNORECASE)
+_MULTIPLIER = {None: 1, "bit": 1, "k": 10 ** 3, "kbit": 10 ** 3, "m": 10 ** 6, "mbit": 10 ** 6,
+               "g": 10 ** 9, "gbit": 10 ** 9}
+
+
+class TopologyError(ValueError):
+    """The inventory does not describe a buildable testbed; the message says what to fix."""
+
+
+def parse_rate(value, what):
+    """'3mbit', '500kbit', '2.5M' or a number of bit/s; empty or 0 means unshaped."""
+    if value in (None, "", 0, "0"):
+        return 0
+    match = _RATE.match(str(value))
+    if not match:
+        raise TopologyError("%s: rate %r is not a tc rate like '3mbit' or '500kbit'" % (what, value))
+    return int(float(match.group(1)) * _MULTIPLIER[(match.group(2) or "").lower() or None])
+
+
+def _ifname(name, what):
+    if not re.match(r"^[A-Za-z0-9_.-]{1,%d}$" % IFNAMSIZ, str(name)):
+        raise TopologyError("%s: %r is not a valid interface name (1-15 letters, digits, '_', '.', '-')"
+                            % (what, name))
+    return str(name)
+
+
+def _index(value, what, low, high):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise TopologyError("%s must be a whole number, not %r" % (what, value))
+    if not low <= number <= high:
+        raise TopologyError("%s is %d; it must be between %d and %d" % (what, number, low, high))
+    return number
+
+
+def _core_interface(version, provider_index, addressing):
+    """Provider routers meet on the last subnet of the base prefix."""
+    base = ipaddress.ip_network(addressing.get("ipv%d_base" % version)
+                                or (DEFAULT_IPV4_BASE if version == 4 else DEFAULT_IPV6_BASE))
+    prefixlen = 24 if version == 4 else 64
+    last = ipaddress.ip_network((int(base.broadcast_address) - (1 << (base.max_prefixlen - prefixlen)) + 1,
+                                 prefixlen))
+    return "%s/%d" % (last.network_address + provider_index, prefixlen)
+
+
+def _validated_providers(providers):
+    result, names, nics, indices = [], set(), set(), set()
+    if not providers:
+        raise TopologyError("no providers: define mpstream_providers (name, index, nic) in the inventory")
+    for number, provider in enumerate(providers, 1):
+        if not isinstance(provider, dict) or not provider.get("name"):
+            raise TopologyError("provider #%d has no name" % number)
+        name = _ifname(provider["name"], "provider name")
+        index = _index(provider.get("index"), "provider %s's index" % name, 1, 254)
+        nic = _ifname(provider.get("nic") or "nic%d" % index, "provider %s's nic" % name)
+        for seen, value, what in ((names, name, "name"), (indices, index, "index"), (nics, nic, "nic")):
+            if value in seen:
+                raise TopologyError("two providers share the %s %r" % (what, value))
+            seen.add(value)
+        result.append({"name": name, "index": index, "nic": nic,
+                       "rate_up": parse_rate(provider.get("rate_up"), "provider %s rate_up" % name),
+                       "rate_down": parse_rate(provider.get("rate_down"), "provider %s rate_down" % name)})
+    return sorted(result, key=lambda p: p["index"])
+
+
+def _validated_nodes(nodes, providers):
+    known = [p["name"] for p in providers]
+    result, names, places = [], set(), set()
+    for number, node in enumerate(nodes, 1):
+        if not isinstance(node, dict) or not node.get("name"):
+            raise TopologyError("node #%d has no name" % number)
+        name = str(node["name"])
+        if name in names:
+            raise TopologyError("two nodes are named %r" % name)
+        names.add(name)
+        if node.get("site_index") is None or node.get("node_index") is None:
+            raise TopologyError("node %s needs mpstream_site_index and mpstream_node_index in the inventory" % name)
+        site = _index(node["site_index"], "node %s's mpstream_site_index" % name, 0, 15)
+        index = _index(node["node_index"], "node %s's mpstream_node_index" % name, 2, 253)
+        if (site, index) in places:
+            raise TopologyError("node %s has the same site and node index (%d, %d) as another node"
+                                % (name, site, index))
+        places.add((site, index))
+        wanted = node.get("providers")
+        wanted = known if wanted is None else [str(p) for p in wanted]
+        unknown = [p for p in wanted if p not in known]
+        if unknown:
+            raise TopologyError("node %s names provider(s) %s, but the inventory defines NICs only for %s "
+                                "(mpstream_providers)" % (name, ", ".join(unknown), ", ".join(known)))
+        if not wanted:
+            raise TopologyError("node %s has no provider: it would have no NIC" % name)
+        result.append({"name": name, "site": site, "index": index, "providers": wanted})
+    return result
+
+
+def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_ms=50):
+    """The whole testbed as data (see the module's documentation for the layout)."""
+    addressing = addressing or {}
+    if not re.match(r"^[a-z][a-z0-9-]{0,19}$", str(prefix)):
+        raise TopologyError("testbed_prefix %r: use 1-20 lower-case letters, digits or '-'" % (prefix,))
+    providers = _validated_providers(providers)
+    nodes = _validated_nodes(nodes, providers)
+    by_name = {p["name"]: p for p in providers}
+    core_ns = "%s-core" % prefix
+    provider_ns = {p["name"]: "%s-%s" % (prefix, p["name"]) for p in providers}
+    node_ns = {n["name"]: "%s-%s" % (prefix, n["name"]) for n in nodes}
+    plan = {
+        "prefix": prefix, "burst": int(burst), "queue_ms": int(queue_ms),
+        "namespaces": [core_ns] + [provider_ns[p["name"]] for p in providers] + [node_ns[n["name"]] for n in nodes],
+        "bridges": [{"ns": core_ns, "ifname": CORE_BRIDGE}],
+        "veths": [], "addresses": {}, "routes": {}, "sysctls": {}, "shapers": [],
+    }
+
+    def address(version, provider, site, host):
+        try:
+            return host_interface(version, provider, site, host, addressing.get("ipv%d_base" % version),
+                                  addressing.get("ipv%d_site_bits" % version))
+        except AddressingError as exc:
+            raise TopologyError(str(exc))
+
+    sites_of = {p["name"]: sorted({n["site"] for n in nodes if p["name"] in n["providers"]}) for p in providers}
+    for provider in providers:
+        ns = provider_ns[provider["name"]]
+        plan["sysctls"][ns] = {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1}
+        plan["veths"].append({"ns": core_ns, "ifname": provider["name"], "master": CORE_BRIDGE,
+                              "peer_ns": ns, "peer_ifname": "core"})
+        plan["addresses"][(ns, "core")] = [_core_interface(v, provider["index"], addressing) for v in (4, 6)]
+        for site in sites_of[provider["name"]]:
+            bridge = "site%d" % site
+            plan["bridges"].append({"ns": ns, "ifname": bridge})
+            plan["addresses"][(ns, bridge)] = [address(v, provider["index"], site, GATEWAY_INDEX) for v in (4, 6)]
+        # Reach the other providers' sites through the core.
+        routes = []
+        for other in providers:
+            if other is provider:
+                continue
+            for site in sites_of[other["name"]]:
+                for version in (4, 6):
+                    subnet = provider_subnet(version, other["index"], site, addressing.get("ipv%d_base" % version),
+                                             addressing.get("ipv%d_site_bits" % version))
+                    gateway = _core_interface(version, other["index"], addressing).split("/")[0]
+                    routes.append({"dst": str(subnet), "gateway": gateway, "metric": 10})
+        plan["routes"][ns] = routes
+
+    for node in nodes:
+        ns = node_ns[node["name"]]
+        plan["routes"][ns] = []
+        for name in node["providers"]:
+            provider = by_name[name]
+            router_side = "s%dn%d" % (node["site"], node["index"])
+            plan["veths"].append({"ns": ns, "ifname": provider["nic"], "peer_ns": provider_ns[name],
+                                  "peer_ifname": router_side, "peer_master": "site%d" % node["site"]})
+            plan["addresses"][(ns, provider["nic"])] = [
+                address(v, provider["index"], node["site"], node["index"]) for v in (4, 6)]
+            for version in (4, 6):
+                gateway = address(version, provider["index"], node["site"], GATEWAY_INDEX).split("/")[0]
+                plan["routes"][ns].append({"dst": "default", "gateway": gateway, "metric": 100 * provider["index"]})
+            plan["shapers"].append({"ns": ns, "ifname": provider["nic"], "rate_bps": provider["rate_up"]})
+            plan["shapers"].append({"ns": provider_ns[name], "ifname": router_side, "rate_bps": provider["rate_down"]})
+    return plan
