@@ -1,0 +1,1 @@
+"""Per-NIC bandwidth recorder: kernel interface counters sampled into bwm-ng-compatible CSV."""

@@ -1,0 +1,105 @@
+"""The bwm-ng `-o csv -T rate` line format, written and read as pure functions.
+
+bwm-ng 0.6.3 writes 21 `;`-separated fields per interface per sample (see its README):
+the timestamp, the interface name, then for bytes, packets, errors and bits the rates
+(per second) and the counts of the interval. Errors carry no total rate. Rates use two
+decimals, counts are integers, the timestamp has microseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DELIMITER = ";"
+TOTAL = "total"
+
+FIELDS = (
+    "unix_timestamp", "iface_name",
+    "bytes_out/s", "bytes_in/s", "bytes_total/s", "bytes_in", "bytes_out",
+    "packets_out/s", "packets_in/s", "packets_total/s", "packets_in", "packets_out",
+    "errors_out/s", "errors_in/s", "errors_in", "errors_out",
+    "bits_out/s", "bits_in/s", "bits_total/s", "bits_in", "bits_out",
+)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What one interface moved during one sample interval."""
+
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    rx_packets: int = 0
+    tx_packets: int = 0
+    rx_errors: int = 0
+    tx_errors: int = 0
+
+    def __add__(self, other: Delta) -> Delta:
+        return Delta(
+            self.rx_bytes + other.rx_bytes, self.tx_bytes + other.tx_bytes,
+            self.rx_packets + other.rx_packets, self.tx_packets + other.tx_packets,
+            self.rx_errors + other.rx_errors, self.tx_errors + other.tx_errors,
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One parsed line: interface `name` at `timestamp` moved `delta` in the interval before."""
+
+    timestamp: float
+    name: str
+    delta: Delta
+    rx_rate: float  # bytes per second, as written
+    tx_rate: float
+
+
+def format_row(timestamp: float, name: str, delta: Delta, elapsed_s: float) -> str:
+    """One CSV line (with newline); rates are `delta / elapsed_s` (zero for an empty interval)."""
+    per_s = 1.0 / elapsed_s if elapsed_s > 0 else 0.0
+    d = delta
+    fields = [
+        f"{timestamp:.6f}", name,
+        f"{d.tx_bytes * per_s:.2f}", f"{d.rx_bytes * per_s:.2f}",
+        f"{(d.tx_bytes + d.rx_bytes) * per_s:.2f}", str(d.rx_bytes), str(d.tx_bytes),
+        f"{d.tx_packets * per_s:.2f}", f"{d.rx_packets * per_s:.2f}",
+        f"{(d.tx_packets + d.rx_packets) * per_s:.2f}", str(d.rx_packets), str(d.tx_packets),
+        f"{d.tx_errors * per_s:.2f}", f"{d.rx_errors * per_s:.2f}", str(d.rx_errors), str(d.tx_errors),
+        f"{8 * d.tx_bytes * per_s:.2f}", f"{8 * d.rx_bytes * per_s:.2f}",
+        f"{8 * (d.tx_bytes + d.rx_bytes) * per_s:.2f}", str(8 * d.rx_bytes), str(8 * d.tx_bytes),
+    ]
+    return DELIMITER.join(fields) + "\n"
+
+
+class CSVFormatError(ValueError):
+    """A line is not a bwm-ng rate-mode CSV line."""
+
+
+def parse_line(line: str) -> Row:
+    """Parse one rate-mode line (ours or bwm-ng's)."""
+    parts = line.rstrip("\r\n").split(DELIMITER)
+    if len(parts) < 16:
+        raise CSVFormatError(f"expected {len(FIELDS)} fields, got {len(parts)}: {line!r}")
+    try:
+        delta = Delta(
+            rx_bytes=int(parts[5]), tx_bytes=int(parts[6]),
+            rx_packets=int(parts[10]), tx_packets=int(parts[11]),
+            rx_errors=int(parts[14]), tx_errors=int(parts[15]),
+        )
+        return Row(float(parts[0]), parts[1], delta, rx_rate=float(parts[3]), tx_rate=float(parts[2]))
+    except ValueError as exc:
+        raise CSVFormatError(f"bad number in {line!r}") from exc
+
+
+def parse_text(text: str) -> list[Row]:
+    """All complete lines of a file; a torn last line (killed writer) is skipped."""
+    rows = []
+    lines = text.splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(parse_line(line))
+        except CSVFormatError:
+            if number == len(lines) - 1 and not line.endswith("\n"):
+                break
+            raise
+    return rows

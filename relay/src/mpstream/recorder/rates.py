@@ -1,0 +1,113 @@
+"""From counter snapshots to per-interval deltas: selection, wrap, interfaces that come and go.
+
+Pure: `RateTracker.update` takes a snapshot with the clocks it was read at and returns
+the rows to write. It never does I/O and never reads a clock itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+
+from mpstream.recorder.counters import Counters, Snapshot
+from mpstream.recorder.csvformat import TOTAL, Delta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InterfaceSelection:
+    """bwm-ng's `-I` list: empty = all, `a,b` = only these, `%a,b` = all but these."""
+
+    names: frozenset[str] = frozenset()
+    exclude: bool = False
+
+    @classmethod
+    def parse(cls, spec: str | None) -> InterfaceSelection:
+        spec = (spec or "").strip()
+        exclude = spec.startswith("%")
+        names = frozenset(n.strip() for n in spec.lstrip("%").split(",") if n.strip())
+        return cls(names, exclude)
+
+    def __contains__(self, name: str) -> bool:
+        if not self.names:
+            return True
+        return (name in self.names) != self.exclude
+
+
+def counter_delta(new: int, old: int) -> int:
+    """Increase of a counter from `old` to `new`, across a 32- or 64-bit wrap.
+
+    A counter that went down by more than a wrap can explain was reset (the device was
+    re-created or its driver reset it): what it counts now is what it moved since then.
+    """
+    if new >= old:
+        return new - old
+    for width in (32, 64):
+        if old < 2**width:
+            wrapped = new + 2**width - old
+            if wrapped < 2 ** (width - 1):
+                return wrapped
+    return new
+
+
+def counters_delta(new: Counters, old: Counters) -> Delta:
+    return Delta(**{f.name: counter_delta(getattr(new, f.name), getattr(old, f.name)) for f in fields(Counters)})
+
+
+@dataclass(frozen=True)
+class RateRow:
+    """A row to write: `name` moved `delta` during the `elapsed_s` before the read."""
+
+    name: str
+    delta: Delta
+    elapsed_s: float
+
+
+@dataclass
+class _Seen:
+    ifindex: int | None
+    counters: Counters
+    read_at: float  # monotonic seconds
+
+
+class RateTracker:
+    """Remembers the last reading of every selected interface and turns the next into rows."""
+
+    def __init__(self, selection: InterfaceSelection = InterfaceSelection()) -> None:
+        self.selection = selection
+        self._seen: dict[str, _Seen] = {}
+        self._last_sample_at: float | None = None
+
+    def update(self, snapshot: Snapshot, monotonic_s: float) -> list[RateRow]:
+        """Rows for every selected interface in `snapshot` (in its order), then the total.
+
+        An interface seen for the first time (or re-created: new ifindex) gets a row of
+        zeros, like bwm-ng does, so that no peak appears when it shows up. An interface
+        that vanished gets no row and is forgotten.
+        """
+        rows: list[RateRow] = []
+        total = Delta()
+        for name, reading in snapshot.items():
+            if name not in self.selection:
+                continue
+            seen = self._seen.get(name)
+            if seen is None or (reading.ifindex is not None and seen.ifindex not in (None, reading.ifindex)):
+                if seen is not None:
+                    log.info("interface %s was re-created (ifindex %s -> %s)", name, seen.ifindex, reading.ifindex)
+                elif self._last_sample_at is not None:
+                    log.info("interface %s appeared", name)
+                delta, elapsed = Delta(), 0.0
+            else:
+                delta = counters_delta(reading.counters, seen.counters)
+                elapsed = monotonic_s - seen.read_at
+            self._seen[name] = _Seen(reading.ifindex, reading.counters, monotonic_s)
+            rows.append(RateRow(name, delta, elapsed))
+            total = total + delta
+        for name in [n for n in self._seen if n not in snapshot]:
+            log.info("interface %s vanished", name)
+            del self._seen[name]
+        sample_elapsed = 0.0 if self._last_sample_at is None else monotonic_s - self._last_sample_at
+        self._last_sample_at = monotonic_s
+        rows.append(RateRow(TOTAL, total, sample_elapsed))
+        return rows

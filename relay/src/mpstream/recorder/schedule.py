@@ -1,0 +1,29 @@
+"""Sample times on a monotonic clock without drift: tick k is due at `start + k * interval`.
+
+Time spent reading and writing does not push later ticks back; when the process was held
+up for longer than an interval (a stopped VM, an overloaded CPU), the missed ticks are
+skipped instead of fired in a burst.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class Ticker:
+    start: float
+    interval: float
+    index: int = 0  # the tick that is due next
+
+    def due(self) -> float:
+        return self.start + self.index * self.interval
+
+    def advance(self, now: float) -> int:
+        """Move to the next tick after one fired at `now`; returns how many ticks were skipped."""
+        following = self.index + 1
+        earliest = math.floor((now - self.start) / self.interval) + 1
+        skipped = max(0, earliest - following)
+        self.index = following + skipped
+        return skipped
