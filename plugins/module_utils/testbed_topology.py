@@ -176,7 +176,8 @@ def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_m
                 address(v, provider["index"], node["site"], node["index"]) for v in (4, 6)]
             for version in (4, 6):
                 gateway = address(version, provider["index"], node["site"], GATEWAY_INDEX).split("/")[0]
-                plan["routes"][ns].append({"dst": "default", "gateway": gateway, "metric": 100 * provider["index"]})
+                plan["routes"][ns].append({"dst": "0.0.0.0/0" if version == 4 else "::/0", "gateway": gateway,
+                                           "metric": 100 * provider["index"]})
             plan["shapers"].append({"ns": ns, "ifname": provider["nic"], "rate_bps": provider["rate_up"]})
             plan["shapers"].append({"ns": provider_ns[name], "ifname": router_side, "rate_bps": provider["rate_down"]})
     return plan

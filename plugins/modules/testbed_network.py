@@ -257,7 +257,7 @@ class Builder:
             if here is not None and there is not None:
                 pass
             elif self.change("create link %s/%s <-> %s/%s" % (ns, name, peer_ns, peer)):
-                for side_ns, side, idx in ((ns, name, here), (peer_ns, peer, there)):
+                for side_ns, idx in ((ns, here), (peer_ns, there)):
                     if idx is not None:  # half a pair: replace it
                         self.ns(side_ns).link("del", index=idx)
                 try:
@@ -302,33 +302,19 @@ class Builder:
         for ns, wanted in self.plan["routes"].items():
             handle = self.ns(ns)
             have = {}
-            for family in (AF_INET, AF_INET6):
+            for family, anywhere in ((AF_INET, "0.0.0.0"), (AF_INET6, "::")):
                 for msg in handle.get_routes(family=family, table=254, proto=RT_PROTO_TESTBED):
-                    dst = msg.get_attr("RTA_DST")
-                    key = ("%s/%d" % (dst, msg["dst_len"]) if dst else ("default4" if family == AF_INET else "default6"),
-                           msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PRIORITY") or 0)
-                    have[key] = msg
-            want = {}
-            for route in wanted:
-                dst = route["dst"] if route["dst"] != "default" else ("default6" if ":" in route["gateway"] else "default4")
-                want[(dst, route["gateway"], route.get("metric", 0))] = route
-            for key in sorted(set(want) - set(have), key=str):
-                route = want[key]
-                if self.change("add route %s via %s metric %s in %s" % (route["dst"], route["gateway"], key[2], ns)):
-                    family = AF_INET6 if ":" in route["gateway"] else AF_INET
-                    kwargs = dict(gateway=route["gateway"], priority=key[2], proto=RT_PROTO_TESTBED, family=family)
-                    if route["dst"] == "default":
-                        kwargs["dst"] = "::/0" if family == AF_INET6 else "0.0.0.0/0"
-                    else:
-                        kwargs["dst"] = route["dst"]
-                    handle.route("add", **kwargs)
-            for key in sorted(set(have) - set(want), key=str):
-                if self.change("remove route %s via %s in %s" % (key[0], key[1], ns)):
-                    msg = have[key]
-                    kwargs = dict(family=msg["family"], gateway=key[1], priority=key[2], dst_len=msg["dst_len"])
-                    if msg.get_attr("RTA_DST"):
-                        kwargs["dst"] = msg.get_attr("RTA_DST")
-                    handle.route("del", **kwargs)
+                    dst = "%s/%d" % (msg.get_attr("RTA_DST") or anywhere, msg["dst_len"])
+                    have[(dst, msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PRIORITY") or 0)] = msg
+            want = {(r["dst"], r["gateway"], r["metric"]) for r in wanted}
+            for dst, gateway, metric in sorted(want - set(have)):
+                if self.change("add route %s via %s metric %d in %s" % (dst, gateway, metric, ns)):
+                    handle.route("add", dst=dst, gateway=gateway, priority=metric, proto=RT_PROTO_TESTBED,
+                                 family=AF_INET6 if ":" in gateway else AF_INET)
+            for dst, gateway, metric in sorted(set(have) - want):
+                if self.change("remove route %s via %s in %s" % (dst, gateway, ns)):
+                    handle.route("del", dst=dst, gateway=gateway, priority=metric,
+                                 family=AF_INET6 if ":" in gateway else AF_INET)
 
     def shapers(self):
         burst, queue_ms = self.plan["burst"], self.plan["queue_ms"]

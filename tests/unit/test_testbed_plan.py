@@ -1,0 +1,97 @@
+"""The testbed plan (pure): any inventory shape, and clear errors for bad inventories."""
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
+
+
+def load(name):
+    """Import a module_utils file the way Ansible exposes it (ansible.module_utils.NAME)."""
+    spec = importlib.util.spec_from_file_location(f"ansible.module_utils.{name}", MODULE_UTILS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+nornet = load("nornet")
+topology = load("testbed_topology")
+
+
+def providers(count):
+    return [{"name": f"isp{i}", "index": i, "nic": f"nic{i}", "rate_up": "3mbit", "rate_down": "3mbit"}
+            for i in range(1, count + 1)]
+
+
+def test_nornet_addresses_follow_provider_site_and_node():
+    assert nornet.host_interface(4, 2, 3, 10) == "198.18.35.10/24"
+    assert nornet.host_interface(6, 2, 3, 10) == "2001:2:0:203::a/64"
+    # NorNet's own layout: 10.P.S.N and 2001:700:4100:PPSS::N.
+    assert nornet.host_interface(4, 4, 7, 1, "10.0.0.0/8", 8) == "10.4.7.1/24"
+    assert nornet.host_interface(6, 4, 7, 1, "2001:700:4100::/48", 8) == "2001:700:4100:407::1/64"
+
+
+def test_default_inventory_shape():
+    plan = topology.plan_topology("mps", providers(2), [
+        {"name": "push1", "site_index": 1, "node_index": 10},
+        {"name": "server1", "site_index": 2, "node_index": 10},
+        {"name": "client1", "site_index": 3, "node_index": 10}])
+    assert plan["namespaces"] == ["mps-core", "mps-isp1", "mps-isp2", "mps-push1", "mps-server1", "mps-client1"]
+    assert plan["addresses"][("mps-server1", "nic2")] == ["198.18.34.10/24", "2001:2:0:202::a/64"]
+    assert plan["addresses"][("mps-isp1", "site2")] == ["198.18.18.1/24", "2001:2:0:102::1/64"]
+    assert plan["addresses"][("mps-isp2", "core")] == ["198.19.255.2/24", "2001:2:0:ffff::2/64"]
+    defaults = plan["routes"]["mps-push1"]
+    assert {(r["gateway"], r["metric"]) for r in defaults} == {
+        ("198.18.17.1", 100), ("2001:2:0:101::1", 100), ("198.18.33.1", 200), ("2001:2:0:201::1", 200)}
+    # isp1 reaches isp2's three sites through isp2's core address, both families.
+    assert sorted(r["dst"] for r in plan["routes"]["mps-isp1"]) == sorted(
+        ["198.18.33.0/24", "198.18.34.0/24", "198.18.35.0/24",
+         "2001:2:0:201::/64", "2001:2:0:202::/64", "2001:2:0:203::/64"])
+    assert len(plan["shapers"]) == 12 and all(s["rate_bps"] == 3_000_000 for s in plan["shapers"])
+
+
+def test_three_providers_and_six_sites_are_an_inventory_change():
+    nodes = [{"name": f"n{s}", "site_index": s, "node_index": 2} for s in range(1, 7)]
+    plan = topology.plan_topology("big", providers(3), nodes)
+    assert len(plan["namespaces"]) == 1 + 3 + 6
+    assert len([v for v in plan["veths"] if v["ns"] == "big-core"]) == 3
+    assert len([v for v in plan["veths"] if v["ns"] != "big-core"]) == 18
+    assert len(plan["routes"]["big-isp1"]) == 2 * 2 * 6  # two other providers, six sites, two families
+
+
+def test_a_node_may_have_fewer_providers_and_sites_may_hold_several_nodes():
+    plan = topology.plan_topology("x", providers(2), [
+        {"name": "a", "site_index": 1, "node_index": 2, "providers": ["isp2"]},
+        {"name": "b", "site_index": 1, "node_index": 3}])
+    assert ("x-a", "nic1") not in plan["addresses"]
+    site_ports = [v for v in plan["veths"] if v.get("peer_master") == "site1" and v["peer_ns"] == "x-isp2"]
+    assert [v["peer_ifname"] for v in site_ports] == ["s1n2", "s1n3"]
+
+
+@pytest.mark.parametrize("nodes,message", [
+    ([{"name": "a", "site_index": 1, "node_index": 2, "providers": ["isp3"]}],
+     "node a names provider(s) isp3, but the inventory defines NICs only for isp1, isp2"),
+    ([{"name": "a", "site_index": 1}], "node a needs mpstream_site_index and mpstream_node_index"),
+    ([{"name": "a", "site_index": 1, "node_index": 1}], "must be between 2 and 253"),
+    ([{"name": "a", "site_index": 1, "node_index": 2}, {"name": "b", "site_index": 1, "node_index": 2}],
+     "same site and node index"),
+])
+def test_bad_inventories_say_what_to_fix(nodes, message):
+    with pytest.raises(topology.TopologyError, match=re.escape(message)):
+        topology.plan_topology("x", providers(2), nodes)
+
+
+def test_bad_providers_and_rates_say_what_to_fix():
+    with pytest.raises(topology.TopologyError, match="no providers"):
+        topology.plan_topology("x", [], [])
+    with pytest.raises(topology.TopologyError, match="share the index"):
+        topology.plan_topology("x", [{"name": "a", "index": 1}, {"name": "b", "index": 1}], [])
+    with pytest.raises(topology.TopologyError, match="not a tc rate"):
+        topology.plan_topology("x", [{"name": "a", "index": 1, "rate_up": "fast"}], [])
+    assert topology.parse_rate("2.5M", "r") == 2_500_000
+    assert topology.parse_rate("", "r") == 0
