@@ -1,0 +1,146 @@
+"""The playback model against scripted arrival patterns whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+from mpstream.clients.playback import AUDIO, VIDEO, Frame, frame_interval_ms, simulate
+
+FPS = 30
+STEP_MS = 1000 / FPS
+
+
+def steady(seconds: float, start_s: float = 0.0, first_index: int = 0, fps: int = FPS) -> list[Frame]:
+    """Video frames that arrive exactly when they are due, a keyframe every 2 s."""
+    count = round(seconds * fps)
+    return [
+        Frame(arrival_s=start_s + k / fps, timestamp_ms=(first_index + k) * 1000 / fps, kind=VIDEO,
+              size=1000, keyframe=(first_index + k) % (2 * fps) == 0)
+        for k in range(count)
+    ]
+
+
+def with_pause(total_s: float, pause_at_s: float, pause_s: float) -> list[Frame]:
+    """A steady stream whose frames due during [pause_at, pause_at + pause) arrive together at its end
+    (what TCP delivers after an outage: nothing is lost, the backlog comes in one burst)."""
+    frames = []
+    for f in steady(total_s):
+        if pause_at_s <= f.arrival_s < pause_at_s + pause_s:
+            f = Frame(pause_at_s + pause_s, f.timestamp_ms, f.kind, f.size, f.keyframe)
+        frames.append(f)
+    return frames
+
+
+def test_steady_stream_starts_after_the_buffer_and_never_stalls():
+    result = simulate(steady(20), buffer_ms=1000, end_s=20)
+    assert result.startup_s == pytest.approx(1.0)
+    assert result.stall_count == 0
+    assert result.frames_late == 0 and result.frames_skipped == 0
+    assert result.interval_ms == pytest.approx(STEP_MS)
+
+
+def test_two_second_pause_with_one_second_buffer_is_one_stall_of_one_second():
+    result = simulate(with_pause(20, pause_at_s=10, pause_s=2.0), buffer_ms=1000, end_s=20)
+    assert result.stall_count == 1
+    stall = result.stalls[0]
+    assert stall.at_s == pytest.approx(11.0)  # the 1 s buffer ran dry 1 s into the pause
+    assert stall.duration_s == pytest.approx(1.0)
+    assert result.stall_total_s == pytest.approx(1.0) and result.stall_max_s == pytest.approx(1.0)
+    assert result.frames_late == 30  # one second of frames at 30 fps came after their moment
+
+
+@pytest.mark.parametrize(("pause_s", "buffer_ms", "expected"), [
+    (0.5, 1000, 0.0),  # the buffer covers the pause
+    (1.0, 1000, 0.0),  # exactly covered
+    (3.0, 1000, 2.0),
+    (3.0, 500, 2.5),
+    (2.0, 0, 2.0),  # no buffer: the whole pause is seen
+])
+def test_stall_is_the_pause_minus_the_buffer(pause_s, buffer_ms, expected):
+    result = simulate(with_pause(20, pause_at_s=8, pause_s=pause_s), buffer_ms=buffer_ms, end_s=20)
+    assert result.stall_total_s == pytest.approx(expected, abs=1e-6)
+    assert result.stall_count == (1 if expected else 0)
+
+
+def test_two_pauses_are_two_stalls_with_their_times():
+    frames = steady(30)
+    for at, length in ((5.0, 2.5), (15.0, 4.0)):
+        frames = [Frame(at + length, f.timestamp_ms, f.kind, f.size, f.keyframe)
+                  if at <= f.arrival_s < at + length else f for f in frames]
+    result = simulate(frames, buffer_ms=1000, end_s=30)
+    # The first stall leaves playback 1.5 s behind, so 2.5 s are buffered when the second pause
+    # begins: it freezes 2.5 s later for the remaining 1.5 s.
+    assert [(round(s.at_s, 3), round(s.duration_s, 3)) for s in result.stalls] == [(6.0, 1.5), (17.5, 1.5)]
+    assert result.stall_total_s == pytest.approx(3.0)
+
+
+def test_startup_waits_for_the_first_keyframe():
+    # Joining mid-GOP: 0.5 s of inter frames come first and cannot be decoded.
+    frames = [f for f in steady(10) if f.timestamp_ms >= 1500]
+    result = simulate(frames, buffer_ms=1000, end_s=10)
+    assert result.frames_skipped == 15
+    assert result.startup_s == pytest.approx(3.0)  # keyframe at 2.0 s + 1.0 s of buffer
+    assert result.stall_count == 0
+
+
+def test_zero_buffer_starts_at_the_first_frame():
+    result = simulate(steady(5, start_s=0.25), buffer_ms=0, end_s=5.25)
+    assert result.startup_s == pytest.approx(0.25)
+    assert result.stall_count == 0
+
+
+def test_stream_that_stops_leaves_an_open_stall_until_the_end():
+    result = simulate(steady(10), buffer_ms=1000, end_s=15)
+    assert result.stall_count == 1
+    stall = result.stalls[0]
+    assert stall.open
+    assert stall.at_s == pytest.approx(11.0) and stall.duration_s == pytest.approx(4.0)
+
+
+def test_never_started_has_no_startup():
+    result = simulate(steady(0.5), buffer_ms=1000, end_s=5)
+    assert result.startup_s is None
+    assert result.stall_count == 0
+
+
+def test_lost_frames_freeze_until_the_buffer_is_refilled():
+    # Frames due in [10, 12) never arrive (a relay dropped them); the stream goes on live.
+    frames = [f for f in steady(20) if not 10 <= f.arrival_s < 12]
+    result = simulate(frames, buffer_ms=1000, end_s=20)
+    assert result.discontinuities == 1
+    assert result.stall_count == 1
+    # Dry at 11.0; from 12.0 live frames refill 1.0 s of buffer, so playback resumes at 13.0.
+    assert result.stalls[0].at_s == pytest.approx(11.0)
+    assert result.stalls[0].duration_s == pytest.approx(2.0, abs=STEP_MS / 1000 + 1e-6)
+
+
+def test_timestamps_restarting_from_zero_are_stitched_without_a_stall():
+    first = steady(10)
+    second = steady(10, start_s=10.0)  # a new publisher: timestamps start again at 0
+    result = simulate(first + second, buffer_ms=1000, end_s=20)
+    assert result.discontinuities == 1
+    assert result.stall_count == 0
+    assert result.frames_skipped == 0
+
+
+def test_audio_only_stream_uses_the_audio_timeline():
+    step = 1024 / 44100
+    frames = [Frame(k * step, k * step * 1000, AUDIO, 300) for k in range(400)]
+    result = simulate(frames, buffer_ms=500, end_s=400 * step)
+    assert result.timeline == AUDIO
+    assert result.startup_s == pytest.approx(round(0.5 / step + 0.4999) * step, abs=step)
+    assert result.stall_count == 0
+
+
+def test_display_latency_is_buffer_plus_network_delay():
+    # Each frame sent 0.05 s before it arrives; the 1 s buffer adds one second on top.
+    frames = [Frame(f.arrival_s, f.timestamp_ms, f.kind, f.size, f.keyframe, sent_s=f.arrival_s - 0.05)
+              for f in steady(10)]
+    result = simulate(frames, buffer_ms=1000, end_s=10)
+    assert result.display_latency_s
+    assert min(result.display_latency_s) == pytest.approx(1.05, abs=1e-6)
+    assert max(result.display_latency_s) == pytest.approx(1.05, abs=1e-6)
+
+
+def test_frame_interval_is_the_median_step():
+    assert frame_interval_ms([0, 40, 80, 120, 500]) == pytest.approx(40)
+    assert frame_interval_ms([]) > 0
