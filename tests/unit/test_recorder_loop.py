@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import time
 
 import pytest
 from mpstream.recorder.counters import Counters, Reading
@@ -114,8 +115,11 @@ def test_stop_request_takes_a_last_sample():
 def test_stop_signal_wakes_the_sleep_on_sigterm():
     stop = StopSignal().install()
     try:
-        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(0.01) is False
+        os.kill(os.getpid(), signal.SIGTERM)  # blocked: pending until the sleep takes it
+        started = time.monotonic()
         assert stop.wait(30.0) is True
+        assert time.monotonic() - started < 5
     finally:
         stop.close()
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])

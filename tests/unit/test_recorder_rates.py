@@ -8,12 +8,14 @@ from mpstream.recorder.counters import Counters, Reading, parse_proc_net_dev
 from mpstream.recorder.csvformat import Delta
 from mpstream.recorder.rates import InterfaceSelection, RateTracker, counter_delta
 
-PROC_NET_DEV = """\
-Inter-|   Receive                                                |  Transmit
- face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-    lo: 1171904    1392    0    0    0     0          0         0  1171904    1392    0    0    0     0       0          0
-  nic1: 18446744073709551615 12 3 0 0 0 0 0 999 14 5 0 0 0 0 0
-"""
+PROC_NET_DEV = (
+    "Inter-|   Receive                                                |  Transmit\n"
+    " face |bytes    packets errs drop fifo frame compressed multicast|"
+    "bytes    packets errs drop fifo colls carrier compressed\n"
+    "    lo: 1171904    1392    0    0    0     0          0         0  "
+    "1171904    1392    0    0    0     0       0          0\n"
+    "  nic1: 18446744073709551615 12 3 0 0 0 0 0 999 14 5 0 0 0 0 0\n"
+)
 
 
 def counters(rx=0, tx=0, rxp=0, txp=0):

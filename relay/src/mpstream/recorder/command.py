@@ -26,8 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", "-c", type=int, default=None,
                         help="stop after this many samples (the first, all zeros, included)")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    parser.add_argument("--source", choices=["auto", "netlink", "proc"], default="auto",
-                        help="where counters come from (default: netlink, else /proc/net/dev)")
+    parser.add_argument(
+        "--source", choices=["auto", "netlink", "pyroute2", "proc"], default="auto",
+        help="where counters come from: netlink (RTM_GETSTATS), pyroute2 (RTM_GETLINK via "
+             "IPRoute.get_links) or /proc/net/dev; default auto: the first that works, in that order",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

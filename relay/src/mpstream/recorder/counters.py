@@ -1,4 +1,4 @@
-"""Reading the kernel's interface counters: netlink (pyroute2) first, `/proc/net/dev` as fallback.
+"""Reading the kernel's interface counters: netlink first, `/proc/net/dev` as fallback.
 
 A reader returns a snapshot `{name: Reading}` of every interface in the current network
 namespace. Parsing is kept apart from I/O so that it can be tested on captured text.
@@ -7,17 +7,15 @@ namespace. Parsing is kept apart from I/O so that it can be tested on captured t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
 PROC_NET_DEV = "/proc/net/dev"
 
 
-@dataclass(frozen=True)
-class Counters:
-    """Cumulative kernel counters of one interface."""
+class Counters(NamedTuple):
+    """Cumulative kernel counters of one interface (in the order of `Delta`)."""
 
     rx_bytes: int
     tx_bytes: int
@@ -27,8 +25,7 @@ class Counters:
     tx_errors: int
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
     """One interface in a snapshot; `ifindex` is None when the source does not tell it."""
 
     counters: Counters
@@ -91,10 +88,14 @@ def counters_from_stats(stats: dict) -> Counters:
     )
 
 
-class NetlinkReader:
-    """Counters through an RTM_GETLINK dump (pyroute2 `IPRoute.get_links`, IFLA_STATS64)."""
+class PyRoute2Reader:
+    """Counters through an RTM_GETLINK dump (pyroute2 `IPRoute.get_links`, IFLA_STATS64).
 
-    name = "netlink"
+    The reference reader: complete and simple, but decoding every link attribute costs
+    about 1.5 ms per sample, so the recorder prefers `RtnlStatsReader`.
+    """
+
+    name = "pyroute2"
 
     def __init__(self) -> None:
         from pyroute2 import (
@@ -117,16 +118,27 @@ class NetlinkReader:
         self._ipr.close()
 
 
+SOURCES = ("auto", "netlink", "pyroute2", "proc")
+
+
 def open_reader(source: str = "auto") -> CounterReader:
-    """The reader for `source` (`netlink`, `proc` or `auto`: netlink, else proc)."""
+    """The reader for `source`; `auto` tries netlink (RTM_GETSTATS), pyroute2, then /proc/net/dev."""
     if source == "proc":
         return ProcNetDevReader()
-    try:
-        reader = NetlinkReader()
-        reader.read()
-        return reader
-    except Exception as exc:  # ImportError, OSError, netlink errors: all mean "use the fallback"
-        if source == "netlink":
-            raise
-        log.warning("netlink counters unavailable (%s), reading %s", exc, PROC_NET_DEV)
-        return ProcNetDevReader()
+    candidates = {"auto": ("netlink", "pyroute2"), "netlink": ("netlink",), "pyroute2": ("pyroute2",)}[source]
+    for candidate in candidates:
+        try:
+            if candidate == "netlink":
+                from mpstream.recorder.rtnl_stats import RtnlStatsReader
+
+                reader: CounterReader = RtnlStatsReader()
+            else:
+                reader = PyRoute2Reader()
+            reader.read()
+            return reader
+        except Exception as exc:  # ImportError, OSError, netlink errors: all mean "try the next"
+            if source != "auto":
+                raise
+            log.warning("%s counters unavailable: %s", candidate, exc)
+    log.warning("reading counters from %s", PROC_NET_DEV)
+    return ProcNetDevReader()

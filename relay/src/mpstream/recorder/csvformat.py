@@ -9,6 +9,7 @@ decimals, counts are integers, the timestamp has microseconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 DELIMITER = ";"
 TOTAL = "total"
@@ -22,9 +23,8 @@ FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class Delta:
-    """What one interface moved during one sample interval."""
+class Delta(NamedTuple):
+    """What one interface moved during one sample interval (a tuple: cheap at 10 samples/s)."""
 
     rx_bytes: int = 0
     tx_bytes: int = 0
@@ -33,12 +33,8 @@ class Delta:
     rx_errors: int = 0
     tx_errors: int = 0
 
-    def __add__(self, other: Delta) -> Delta:
-        return Delta(
-            self.rx_bytes + other.rx_bytes, self.tx_bytes + other.tx_bytes,
-            self.rx_packets + other.rx_packets, self.tx_packets + other.tx_packets,
-            self.rx_errors + other.rx_errors, self.tx_errors + other.tx_errors,
-        )
+    def plus(self, other: Delta) -> Delta:
+        return Delta._make(map(int.__add__, self, other))
 
 
 @dataclass(frozen=True)
@@ -52,21 +48,23 @@ class Row:
     tx_rate: float
 
 
+_ROW_FORMAT = ";".join(
+    ["%.6f", "%s"] + ["%.2f", "%.2f", "%.2f", "%d", "%d"] * 2 + ["%.2f", "%.2f", "%d", "%d"]
+    + ["%.2f", "%.2f", "%.2f", "%d", "%d"]
+) + "\n"
+
+
 def format_row(timestamp: float, name: str, delta: Delta, elapsed_s: float) -> str:
     """One CSV line (with newline); rates are `delta / elapsed_s` (zero for an empty interval)."""
     per_s = 1.0 / elapsed_s if elapsed_s > 0 else 0.0
-    d = delta
-    fields = [
-        f"{timestamp:.6f}", name,
-        f"{d.tx_bytes * per_s:.2f}", f"{d.rx_bytes * per_s:.2f}",
-        f"{(d.tx_bytes + d.rx_bytes) * per_s:.2f}", str(d.rx_bytes), str(d.tx_bytes),
-        f"{d.tx_packets * per_s:.2f}", f"{d.rx_packets * per_s:.2f}",
-        f"{(d.tx_packets + d.rx_packets) * per_s:.2f}", str(d.rx_packets), str(d.tx_packets),
-        f"{d.tx_errors * per_s:.2f}", f"{d.rx_errors * per_s:.2f}", str(d.rx_errors), str(d.tx_errors),
-        f"{8 * d.tx_bytes * per_s:.2f}", f"{8 * d.rx_bytes * per_s:.2f}",
-        f"{8 * (d.tx_bytes + d.rx_bytes) * per_s:.2f}", str(8 * d.rx_bytes), str(8 * d.tx_bytes),
-    ]
-    return DELIMITER.join(fields) + "\n"
+    rx, tx, rxp, txp, rxe, txe = delta
+    return _ROW_FORMAT % (
+        timestamp, name,
+        tx * per_s, rx * per_s, (tx + rx) * per_s, rx, tx,
+        txp * per_s, rxp * per_s, (txp + rxp) * per_s, rxp, txp,
+        txe * per_s, rxe * per_s, rxe, txe,
+        8 * tx * per_s, 8 * rx * per_s, 8 * (tx + rx) * per_s, 8 * rx, 8 * tx,
+    )
 
 
 class CSVFormatError(ValueError):

@@ -7,7 +7,8 @@ the rows to write. It never does I/O and never reads a clock itself.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from mpstream.recorder.counters import Counters, Snapshot
 from mpstream.recorder.csvformat import TOTAL, Delta
@@ -52,11 +53,14 @@ def counter_delta(new: int, old: int) -> int:
 
 
 def counters_delta(new: Counters, old: Counters) -> Delta:
-    return Delta(**{f.name: counter_delta(getattr(new, f.name), getattr(old, f.name)) for f in fields(Counters)})
+    if new.rx_bytes >= old.rx_bytes and new.tx_bytes >= old.tx_bytes and new.rx_packets >= old.rx_packets \
+            and new.tx_packets >= old.tx_packets and new.rx_errors >= old.rx_errors \
+            and new.tx_errors >= old.tx_errors:
+        return Delta._make(map(int.__sub__, new, old))  # the common case, without a call per field
+    return Delta._make(map(counter_delta, new, old))
 
 
-@dataclass(frozen=True)
-class RateRow:
+class RateRow(NamedTuple):
     """A row to write: `name` moved `delta` during the `elapsed_s` before the read."""
 
     name: str
@@ -64,8 +68,7 @@ class RateRow:
     elapsed_s: float
 
 
-@dataclass
-class _Seen:
+class _Seen(NamedTuple):
     ifindex: int | None
     counters: Counters
     read_at: float  # monotonic seconds
@@ -103,7 +106,7 @@ class RateTracker:
                 elapsed = monotonic_s - seen.read_at
             self._seen[name] = _Seen(reading.ifindex, reading.counters, monotonic_s)
             rows.append(RateRow(name, delta, elapsed))
-            total = total + delta
+            total = total.plus(delta)
         for name in [n for n in self._seen if n not in snapshot]:
             log.info("interface %s vanished", name)
             del self._seen[name]

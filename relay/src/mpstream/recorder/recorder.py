@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import select
 import signal
 import time
 from collections.abc import Callable
@@ -20,44 +18,36 @@ log = logging.getLogger(__name__)
 
 
 class StopSignal:
-    """Sleeps until a deadline or until SIGTERM/SIGINT/SIGHUP arrives (self-pipe, no busy loop)."""
+    """Sleeps until a deadline or until SIGTERM/SIGINT/SIGHUP arrives.
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    The signals are blocked and waited for with sigtimedwait(2): the sleep is a single
+    system call, and a signal that arrives while a sample is written stays pending until
+    the next sleep instead of interrupting the write.
+    """
+
+    SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
     def __init__(self) -> None:
         self.requested = False
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        os.set_blocking(self._write_fd, False)
-        self._previous: dict[int, object] = {}
-        self._previous_wakeup = -1
+        self._previous_mask: set[int] | None = None
 
     def install(self) -> StopSignal:
-        self._previous_wakeup = signal.set_wakeup_fd(self._write_fd)
-        for signum in self.SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
         return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        self.requested = True
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to `timeout` seconds; True when a stop was requested."""
-        if not self.requested and timeout > 0:
-            select.select([self._read_fd], [], [], timeout)
-            try:
-                os.read(self._read_fd, 512)
-            except BlockingIOError:
-                pass
+        if not self.requested:
+            info = signal.sigtimedwait(self.SIGNALS, max(0.0, timeout))
+            if info is not None:
+                log.info("received %s, stopping", signal.Signals(info.si_signo).name)
+                self.requested = True
         return self.requested
 
     def close(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        signal.set_wakeup_fd(self._previous_wakeup)
-        os.close(self._read_fd)
-        os.close(self._write_fd)
+        if self._previous_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._previous_mask)
+            self._previous_mask = None
 
 
 @dataclass
