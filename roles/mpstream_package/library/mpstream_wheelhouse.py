@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: mpstream_wheelhouse
+short_description: Build a Python project into a wheel once per source version, with its dependencies
+description:
+  - Fingerprints the project's sources (C(pyproject.toml), C(README*), C(LICENSE*) and
+    everything under C(src/) but caches and build metadata) and builds a wheel with
+    C(pip wheel --no-deps) into I(dest)/I(fingerprint)/ only when no wheel exists for
+    that fingerprint, so the same sources always give the same file and nodes that
+    already have it see no change.
+  - The build runs on a copy of the sources, so the project tree (an editable install, a
+    concurrent build) is never written to.
+  - Also fetches wheels of the project's run-time dependencies (C(Requires-Dist) without
+    extras) into I(dest)/deps-I(hash)/, once per dependency set, so that nodes install
+    with C(pip --no-index) and need no package index of their own.
+  - Meant to run on the controller (C(delegate_to: localhost), C(run_once)).
+version_added: "0.1.0"
+author: mpstream
+options:
+  source:
+    description: The project directory (holds C(pyproject.toml)).
+    type: path
+    required: true
+  dest:
+    description: Cache directory for the built wheels and dependency wheels.
+    type: path
+    required: true
+  python:
+    description: Interpreter whose pip builds the wheel; defaults to the one running this module.
+    type: path
+  dependencies:
+    description: Also fetch the dependency wheels (needs a package index, once per dependency set).
+    type: bool
+    default: true
+notes:
+  - Supports check mode (reports whether a build would happen, builds nothing).
+  - Builds are reproducible (C(SOURCE_DATE_EPOCH) is fixed), so a rebuilt cache gives the same bytes.
+"""
+
+EXAMPLES = r"""
+- name: Build the relay project once on the controller
+  mpstream_wheelhouse:
+    source: "{{ playbook_dir }}/relay"
+    dest: "{{ playbook_dir }}/.cache/wheelhouse"
+  delegate_to: localhost
+  run_once: true
+  register: build
+"""
+
+RETURN = r"""
+fingerprint:
+  description: SHA-256 of the project's sources (first 16 hex digits).
+  returned: always
+  type: str
+wheel:
+  description: Path of the project's wheel (empty in check mode when it would be built).
+  returned: always
+  type: str
+wheels:
+  description: The project's wheel followed by the dependency wheels.
+  returned: always
+  type: list
+  elements: str
+requirements:
+  description: The run-time requirements of the project.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import email.parser
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+IGNORED = ("__pycache__", ".pytest_cache", ".ruff_cache", "build", "dist")
+REPRODUCIBLE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip file can hold
+
+
+def _ignored(name):
+    return name in IGNORED or name.endswith((".egg-info", ".pyc", ".pyo"))
+
+
+def source_files(source):
+    """The files that make the wheel, relative to `source`, sorted."""
+    files = []
+    for name in sorted(os.listdir(source)):
+        path = os.path.join(source, name)
+        if os.path.isfile(path) and (name in ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in")
+                                     or name.startswith(("README", "LICENSE", "COPYING"))):
+            files.append(name)
+    for top in ("src",):
+        for root, dirs, names in os.walk(os.path.join(source, top)):
+            dirs[:] = sorted(d for d in dirs if not _ignored(d))
+            for name in sorted(names):
+                if not _ignored(name):
+                    files.append(os.path.relpath(os.path.join(root, name), source))
+    return files
+
+
+def fingerprint(source, files):
+    digest = hashlib.sha256()
+    for rel in files:
+        digest.update(rel.encode() + b"\0")
+        with open(os.path.join(source, rel), "rb") as handle:
+            digest.update(hashlib.sha256(handle.read()).digest())
+    return digest.hexdigest()[:16]
+
+
+def existing_wheel(directory):
+    try:
+        wheels = sorted(n for n in os.listdir(directory) if n.endswith(".whl"))
+    except OSError:
+        return None
+    return os.path.join(directory, wheels[0]) if len(wheels) == 1 else None
+
+
+def runtime_requirements(wheel):
+    """`Requires-Dist` of the wheel that apply without extras."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
+    requirements = []
+    for requirement in metadata.get_all("Requires-Dist") or []:
+        marker = requirement.partition(";")[2]
+        if "extra" in marker:
+            continue
+        requirements.append(requirement.strip())
+    return sorted(requirements)
+
+
+def _pip(module, python, args, env=None):
+    cmd = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"] + args
+    rc, out, err = module.run_command(cmd, environ_update=env or {})
+    if rc != 0:
+        module.fail_json(msg="pip failed: %s" % " ".join(cmd), rc=rc, stdout=out, stderr=err)
+
+
+def build(module, python, source, files, target):
+    """Build from a copy of `files` into `target` (made atomically)."""
+    parent = os.path.dirname(target)
+    work = tempfile.mkdtemp(prefix=".build-", dir=parent)
+    try:
+        tree = os.path.join(work, "src")
+        for rel in files:
+            os.makedirs(os.path.dirname(os.path.join(tree, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(source, rel), os.path.join(tree, rel))
+        out = os.path.join(work, "out")
+        _pip(module, python, ["wheel", "--no-deps", "--wheel-dir", out, tree],
+             env={"SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH})
+        if existing_wheel(out) is None:
+            module.fail_json(msg="pip wheel did not produce exactly one wheel in %s" % out)
+        try:
+            os.rename(out, target)
+        except OSError:
+            if existing_wheel(target) is None:  # not just a concurrent build that won
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return existing_wheel(target)
+
+
+def fetch_dependencies(module, python, requirements, dest):
+    """Dependency wheels for `requirements`, downloaded once into a folder named by their hash."""
+    if not requirements:
+        return [], False
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:16]
+    target = os.path.join(dest, "deps-" + key)
+    complete = os.path.join(target, ".complete")
+    changed = False
+    if not os.path.exists(complete):
+        if module.check_mode:
+            return [], True
+        work = tempfile.mkdtemp(prefix=".deps-", dir=dest)
+        try:
+            _pip(module, python, ["download", "--only-binary=:all:", "--dest", work] + requirements)
+            open(os.path.join(work, ".complete"), "w").close()
+            shutil.rmtree(target, ignore_errors=True)
+            os.rename(work, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        changed = True
+    wheels = sorted(os.path.join(target, n) for n in os.listdir(target) if n.endswith(".whl"))
+    return wheels, changed
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            source=dict(type="path", required=True),
+            dest=dict(type="path", required=True),
+            python=dict(type="path"),
+            dependencies=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    source = os.path.realpath(module.params["source"])
+    dest = os.path.realpath(module.params["dest"])
+    python = module.params["python"] or sys.executable
+    if not os.path.isfile(os.path.join(source, "pyproject.toml")):
+        module.fail_json(msg="%s has no pyproject.toml" % source)
+
+    files = source_files(source)
+    key = fingerprint(source, files)
+    target = os.path.join(dest, key)
+    wheel = existing_wheel(target)
+    result = dict(changed=False, fingerprint=key, wheel=wheel or "", wheels=[], requirements=[])
+    if wheel is None:
+        result["changed"] = True
+        if module.check_mode:
+            module.exit_json(**result)
+        os.makedirs(dest, exist_ok=True)
+        wheel = build(module, python, source, files, target)
+        result["wheel"] = wheel
+
+    requirements = runtime_requirements(wheel)
+    result["requirements"] = requirements
+    dependency_wheels = []
+    if module.params["dependencies"]:
+        dependency_wheels, fetched = fetch_dependencies(module, python, requirements, dest)
+        result["changed"] = result["changed"] or fetched
+    result["wheels"] = [wheel] + dependency_wheels
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
