@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "record": "mpstream.recorder.command",
     "report": "mpstream.report.command",
     "pathwatch": "mpstream.pathwatch.command",
+    "outage": "mpstream.outage",
 }
 
 

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Clean up after an interrupted failover run."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = """
+name: failover_guard
+type: aggregate
+short_description: restore providers and collect results when a failover run is interrupted
+description:
+  - Ansible runs no C(always) section when the user presses Ctrl-C. This callback notices
+    when C(failover.yml) ends while its run is still marked in progress
+    (C(results/.running)) and then runs C(playbooks/failover_cleanup.yml) with the same
+    inventory and variables, which restores every provider, stops the clients and the
+    recorders, fetches what was measured and writes the report.
+  - It does nothing for any other playbook.
+author: mpstream
+"""
+
+import atexit
+import os
+import subprocess
+import sys
+
+from ansible import context
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "failover_guard"
+    CALLBACK_NEEDS_ENABLED = False
+
+    def __init__(self):
+        super(CallbackModule, self).__init__()
+        self._marker = None
+        self._cleanup = None
+        self._registered = False
+
+    def v2_playbook_on_start(self, playbook):
+        basedir = os.path.abspath(playbook._basedir)
+        if os.path.basename(playbook._file_name) != "failover.yml" or self._registered:
+            return
+        self._cleanup = os.path.join(basedir, "playbooks", "failover_cleanup.yml")
+        self._marker = os.path.join(basedir, "results", ".running")
+        if os.path.exists(self._marker):
+            os.unlink(self._marker)  # a stale marker from a machine crash: the run starts afresh
+        self._registered = True
+        atexit.register(self._after_run)
+
+    def _after_run(self):
+        if not self._marker or not os.path.exists(self._marker):
+            return
+        args = context.CLIARGS
+        command = [sys.executable, sys.argv[0], self._cleanup]
+        for inventory in args.get("inventory") or ():
+            command += ["-i", inventory]
+        for extra in args.get("extra_vars") or ():
+            command += ["-e", extra]
+        sys.stderr.write("\nfailover run interrupted: restoring every provider and collecting results "
+                         "(%s)\n" % " ".join(command[1:]))
+        sys.stderr.flush()
+        subprocess.call(command)

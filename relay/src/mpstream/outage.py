@@ -1,0 +1,137 @@
+"""Emulate a provider outage on this node with nftables, with a dead-man switch.
+
+    mpstream outage apply --nic nic2 --for 30      # drop everything in/out of nic2
+    mpstream outage apply --forwarding --for 30    # a provider router: drop all it forwards
+    mpstream outage clear                          # restore (idempotent)
+    mpstream outage status                         # JSON: what is down, until when
+
+The rules live in one table, `inet mpstream_outage`, replaced atomically on each apply and
+deleted on clear. `--for` starts a detached watchdog that deletes the table by itself when
+the time is up, so an outage never outlives an interrupted or cut-off controller: on a
+real site the dropped provider may carry the controller's own SSH connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+TABLE = "mpstream_outage"
+_COMMENT = re.compile(r"token=(?P<token>\w+) pid=(?P<pid>\d+) until=(?P<until>[\d.]+)")
+
+
+def ruleset(nics: list[str], forwarding: bool, comment: str) -> str:
+    """The nft script that (re)defines the outage table in one transaction."""
+    lines = [f"table inet {TABLE}", f"delete table inet {TABLE}", f"table inet {TABLE} {{",
+             f'  comment "{comment}"']
+    if forwarding:
+        lines.append("  chain forward { type filter hook forward priority -10; policy drop; }")
+    if nics:
+        names = ", ".join(f'"{nic}"' for nic in nics)
+        lines += [
+            f"  chain input {{ type filter hook input priority -10; policy accept; iifname {{ {names} }} drop; }}",
+            f"  chain output {{ type filter hook output priority -10; policy accept; oifname {{ {names} }} drop; }}",
+            f"  chain forward_nic {{ type filter hook forward priority -10; policy accept; "
+            f"iifname {{ {names} }} drop; oifname {{ {names} }} drop; }}",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _nft(*args: str, script: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["nft", *args], input=script, capture_output=True, text=True)
+
+
+def current() -> dict | None:
+    """The outage in force: {'token', 'pid', 'until', 'nics', 'forwarding'}, or None."""
+    listed = _nft("list", "table", "inet", TABLE)
+    if listed.returncode != 0:
+        return None
+    state = {"nics": [], "forwarding": False, "token": None, "pid": None, "until": None}
+    match = _COMMENT.search(listed.stdout)  # nft's JSON output leaves table comments out
+    if match:
+        state.update(token=match["token"], pid=int(match["pid"]), until=float(match["until"]))
+    state["forwarding"] = bool(re.search(r"chain forward \{", listed.stdout))
+    names = re.search(r"iifname (\{ (?P<set>[^}]*) \}|(?P<one>\"[^\"]+\"))", listed.stdout)
+    if names:
+        state["nics"] = sorted(re.findall(r'"([^"]+)"', names["set"] or names["one"]))
+    return state
+
+
+def _kill_watchdog(state: dict | None) -> None:
+    if state and state.get("pid"):
+        try:
+            os.kill(state["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def apply(nics: list[str], forwarding: bool, seconds: float) -> dict:
+    if not nics and not forwarding:
+        raise SystemExit("mpstream outage apply: name at least one --nic, or --forwarding")
+    missing = [nic for nic in nics if not os.path.exists(f"/sys/class/net/{nic}")]
+    if missing:
+        raise SystemExit(f"mpstream outage apply: no interface {', '.join(missing)} on this node")
+    previous = current()
+    token = uuid.uuid4().hex[:12]
+    until = time.time() + seconds
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "mpstream.outage", "_expire", token, str(seconds)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    result = _nft("-f", "-", script=ruleset(nics, forwarding, f"token={token} pid={watchdog.pid} until={until:.3f}"))
+    if result.returncode != 0:
+        watchdog.kill()
+        raise SystemExit(f"mpstream outage apply: nft refused the rules: {result.stderr.strip()}")
+    _kill_watchdog(previous)
+    return {"changed": True, "nics": sorted(nics), "forwarding": forwarding, "until": until}
+
+
+def clear() -> dict:
+    state = current()
+    if state is None:
+        return {"changed": False}
+    _nft("delete", "table", "inet", TABLE)
+    _kill_watchdog(state)
+    return {"changed": True, "cleared": {"nics": state["nics"], "forwarding": state["forwarding"]}}
+
+
+def expire(token: str, seconds: float) -> None:
+    """The watchdog: after `seconds`, delete the table unless a newer apply replaced it."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    time.sleep(seconds)
+    state = current()
+    if state is not None and state["token"] == token:
+        _nft("delete", "table", "inet", TABLE)
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    applying = sub.add_parser("apply", help="take providers down on this node")
+    applying.add_argument("--nic", action="append", default=[], help="drop all traffic of this NIC (repeatable)")
+    applying.add_argument("--forwarding", action="store_true", help="drop everything this router forwards")
+    applying.add_argument("--for", dest="seconds", type=float, required=True,
+                          help="restore by itself after this many seconds")
+    sub.add_parser("clear", help="restore every provider on this node")
+    sub.add_parser("status", help="print the outage in force as JSON")
+
+
+def run(args) -> int:
+    if args.action == "apply":
+        result = apply(args.nic, args.forwarding, args.seconds)
+    elif args.action == "clear":
+        result = clear()
+    else:
+        result = {"changed": False, "outage": current()}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "_expire":
+        expire(sys.argv[2], float(sys.argv[3]))
