@@ -79,7 +79,6 @@ import email.parser
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile

@@ -1,0 +1,237 @@
+"""The relay and recorder roles on the emulated testbed: install, run, idempotence, check mode.
+
+Builds the default inventory's testbed under its own prefix, deploys the mpstream package
+everywhere and the relay on the server with playbooks/recorder.yml and playbooks/relay.yml,
+then looks at the result from inside the namespaces: an MPTCP listener on [::]:1935 in the
+server's namespace, run by the supervisor, restarted when it dies; a second run and
+`--check` that change nothing; `--check` that tells the truth about pending changes; the
+recorder started and stopped for a run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.testbed import REPO, emulated_testbed, netns_exec, recap, run_playbook
+
+PREFIX = "t6dp"
+NODES = ("push1", "server1", "client1")
+STATE_ROOT = Path("/var/lib/mpstream-testbed") / PREFIX
+DEPLOY = ("playbooks/recorder.yml", "playbooks/relay.yml")
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def state_dir(node: str) -> Path:
+    return STATE_ROOT / node
+
+
+def supervise(action: str, node: str, name: str) -> dict:
+    """The supervisor's view of `name` on `node` (the repository's own copy of the module)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mpstream.supervise", action, "--name", name, "--state-dir", str(state_dir(node))],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    return json.loads(done.stdout)
+
+
+def changed(output: str) -> dict[str, int]:
+    return {host: counters["changed"] for host, counters in recap(output).items()}
+
+
+def listeners(node: str) -> str:
+    """Listening MPTCP sockets in the node's namespace (`ss -M`)."""
+    return netns_exec(f"{PREFIX}-{node}", "ss", "-Hlnp", "-M", check=True).stdout
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory) -> Path:
+    """A frozen copy of the `relay/` project: other work on the tree must not change the build mid-test."""
+    target = tmp_path_factory.mktemp("source") / "relay"
+    shutil.copytree(REPO / "relay", target,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist"))
+    if not (target / "src/mpstream/relay/command.py").exists():
+        pytest.skip("the relay (mpstream.relay.command) is not part of this tree yet")
+    return target
+
+
+@pytest.fixture(scope="module")
+def variables(snapshot) -> dict:
+    return {"testbed_prefix": PREFIX, "mpstream_package_source": str(snapshot)}
+
+
+@pytest.fixture(scope="module")
+def deployed(variables):
+    """Testbed built and both playbooks run once; everything removed afterwards, also on failure."""
+    try:
+        with emulated_testbed(PREFIX):
+            yield run_playbook(*DEPLOY, extra_vars=variables, timeout=180)
+            for node in NODES:
+                for name in ("relay", "recorder"):
+                    supervise("stop", node, name)
+    finally:
+        for node in NODES:  # also when the testbed never came up
+            for name in ("relay", "recorder"):
+                if state_dir(node).exists():
+                    supervise("stop", node, name)
+        shutil.rmtree(STATE_ROOT, ignore_errors=True)
+
+
+def test_relay_listens_with_mptcp_in_the_server_namespace(deployed):
+    assert wait_for(lambda: "1935" in listeners("server1"))
+    line = next(line for line in listeners("server1").splitlines() if ":1935" in line)
+    assert line.split()[3] in ("*:1935", "[::]:1935")  # the IPv6 wildcard, as configured
+    relay = supervise("status", "server1", "relay")
+    assert relay["running"]
+    assert relay["command"][-3:] == ["relay", "--config", str(state_dir("server1") / "etc/relay.toml")]
+    assert relay["command"][0] == str(state_dir("server1") / "venv/bin/mpstream")
+    ns = subprocess.run(["ip", "netns", "identify", str(relay["child_pid"])],
+                        capture_output=True, text=True, check=True).stdout.split()
+    assert ns == [f"{PREFIX}-server1"]
+    for node in ("push1", "client1"):
+        assert "1935" not in listeners(node)  # the relay runs on the server group only
+
+
+def test_mptcp_client_reaches_the_relay_over_both_providers(deployed):
+    """An MPTCP connection from the server's own namespace reaches the listener on each address."""
+    probe = textwrap.dedent("""
+        import socket, sys
+        for host in sys.argv[1:]:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
+            s.settimeout(5)
+            s.connect((host, 1935))
+            s.close()
+        print("ok")
+    """)
+    hosts = ["::1", "2001:2:0:102::a", "2001:2:0:202::a"]
+    result = netns_exec(f"{PREFIX}-server1", sys.executable, "-c", probe, *hosts)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_every_node_has_the_package_in_its_own_venv(deployed):
+    for node in NODES:
+        mpstream = state_dir(node) / "venv/bin/mpstream"
+        version = subprocess.run([str(mpstream), "--version"], capture_output=True, text=True, check=True)
+        assert version.stdout.startswith("mpstream ")
+        markers = list((state_dir(node) / "venv").glob("mpstream-build-*"))
+        assert len(markers) == 1
+    # One build for all nodes: the same wheel bytes everywhere.
+    wheels = {(state_dir(node) / "wheels/mpstream-0.1.0-py3-none-any.whl").read_bytes() for node in NODES}
+    assert len(wheels) == 1
+
+
+def test_second_run_changes_nothing(deployed, variables):
+    again = run_playbook(*DEPLOY, extra_vars=variables)
+    assert changed(again.stdout) == dict.fromkeys(NODES, 0)
+
+
+def test_check_mode_on_a_converged_testbed_changes_nothing(deployed, variables):
+    before = supervise("status", "server1", "relay")
+    check = run_playbook(*DEPLOY, "--check", extra_vars=variables)
+    assert set(changed(check.stdout).values()) == {0}
+    assert supervise("status", "server1", "relay")["pid"] == before["pid"]
+
+
+def test_check_mode_reports_a_pending_configuration_change_without_making_it(deployed, variables):
+    config = state_dir("server1") / "etc/relay.toml"
+    before_config = config.read_text()
+    before = supervise("status", "server1", "relay")
+    check = run_playbook(*DEPLOY, "--check", "--diff", extra_vars={**variables, "relay_http": "127.0.0.1:8088"})
+    assert changed(check.stdout)["server1"] == 2  # the configuration and the restart it needs
+    assert '+http = "127.0.0.1:8088"' in check.stdout
+    assert config.read_text() == before_config
+    assert supervise("status", "server1", "relay")["pid"] == before["pid"]
+
+
+def test_check_mode_reports_a_stopped_relay_and_a_run_starts_it(deployed, variables):
+    supervise("stop", "server1", "relay")
+    check = run_playbook(*DEPLOY, "--check", extra_vars=variables)
+    assert changed(check.stdout)["server1"] == 1
+    assert not supervise("status", "server1", "relay")["running"]
+    run = run_playbook(*DEPLOY, extra_vars=variables)
+    assert changed(run.stdout)["server1"] == 1
+    assert supervise("status", "server1", "relay")["running"]
+    assert "1935" in listeners("server1")
+
+
+def test_a_changed_configuration_restarts_the_relay(deployed, variables):
+    before = supervise("status", "server1", "relay")
+    try:
+        run = run_playbook(*DEPLOY, extra_vars={**variables, "relay_http": "127.0.0.1:8088"})
+        assert changed(run.stdout)["server1"] == 2  # configuration rendered, relay restarted
+        after = supervise("status", "server1", "relay")
+        assert after["running"] and after["pid"] != before["pid"]
+    finally:
+        run_playbook(*DEPLOY, extra_vars=variables)
+
+
+def test_a_crashed_relay_is_restarted(deployed):
+    before = supervise("status", "server1", "relay")
+    subprocess.run(["kill", "-KILL", str(before["child_pid"])], check=True)
+    after = wait_for(lambda: (s := supervise("status", "server1", "relay"))["child_pid"] not in
+                     (None, before["child_pid"]) and s)
+    assert after and after["pid"] == before["pid"] and after["restarts"] == before["restarts"] + 1
+    assert wait_for(lambda: "1935" in listeners("server1"))
+
+
+def test_recorder_records_every_node_for_a_run(deployed, tmp_path):
+    playbook = tmp_path / "record.yml"
+    playbook.write_text(textwrap.dedent("""\
+        - name: Record for one run
+          hosts: all
+          gather_facts: false
+          tasks:
+            - name: Start or stop the recorder
+              ansible.builtin.include_role:
+                name: recorder
+                tasks_from: "{{ recorder_action }}"
+              vars:
+                recorder_run_id: test-run
+                recorder_interval_ms: 50
+            - name: Show where the data is
+              ansible.builtin.debug:
+                var: recorder_output
+        """))
+    variables = {"testbed_prefix": PREFIX}
+    try:
+        start = run_playbook(str(playbook), extra_vars={**variables, "recorder_action": "start"})
+        assert set(changed(start.stdout).values()) == {2}  # the run's folder and the recorder
+        again = run_playbook(str(playbook), extra_vars={**variables, "recorder_action": "start"})
+        assert set(changed(again.stdout).values()) == {0}
+        for node in NODES:
+            recorder = supervise("status", node, "recorder")
+            assert recorder["running"]
+            ns = subprocess.run(["ip", "netns", "identify", str(recorder["child_pid"])],
+                                capture_output=True, text=True, check=True).stdout.split()
+            assert ns == [f"{PREFIX}-{node}"]
+        csv = state_dir("client1") / "runs/test-run/interfaces.csv"
+        assert wait_for(lambda: csv.exists() and csv.read_text().count(";nic2;") >= 3, timeout=10)
+    finally:
+        stop = run_playbook(str(playbook), extra_vars={**variables, "recorder_action": "stop"})
+    assert set(changed(stop.stdout).values()) == {1}
+    for node in NODES:
+        assert not supervise("status", node, "recorder")["running"]
+        rows = (state_dir(node) / "runs/test-run/interfaces.csv").read_text().splitlines()
+        assert {row.split(";")[1] for row in rows} == {"nic1", "nic2", "total"}
+        assert f"{state_dir(node)}/runs/test-run/interfaces.csv" in stop.stdout
+    stopped_again = run_playbook(str(playbook), extra_vars={**variables, "recorder_action": "stop"})
+    assert set(changed(stopped_again.stdout).values()) == {0}
+
