@@ -13,7 +13,7 @@ short_description: restore providers and collect results when a failover run is 
 description:
   - Ansible runs no C(always) section when the user presses Ctrl-C. This callback notices
     when C(failover.yml) ends while its run is still marked in progress
-    (C(results/.running)) and then runs C(playbooks/failover_cleanup.yml) with the same
+    (the C(failover_marker) file its first play writes) and then runs C(playbooks/failover_cleanup.yml) with the same
     inventory and variables, which restores every provider, stops the clients and the
     recorders, fetches what was measured and writes the report.
   - It does nothing for any other playbook.
@@ -46,11 +46,13 @@ class CallbackModule(CallbackBase):
         if os.path.basename(playbook._file_name) != "failover.yml" or self._registered:
             return
         self._cleanup = os.path.join(basedir, "playbooks", "failover_cleanup.yml")
-        self._marker = os.path.join(basedir, "results", ".running")
-        if os.path.exists(self._marker):
-            os.unlink(self._marker)  # a stale marker from a machine crash: the run starts afresh
         self._registered = True
         atexit.register(self._after_run)
+
+    def v2_runner_on_ok(self, result):
+        marker = result._result.get("ansible_facts", {}).get("failover_marker")
+        if self._registered and marker:
+            self._marker = marker
 
     def _after_run(self):
         if not self._marker or not os.path.exists(self._marker):
@@ -61,6 +63,7 @@ class CallbackModule(CallbackBase):
             command += ["-i", inventory]
         for extra in args.get("extra_vars") or ():
             command += ["-e", extra]
+        command += ["-e", "failover_marker=%s" % self._marker]
         sys.stderr.write("\nfailover run interrupted: restoring every provider and collecting results "
                          "(%s)\n" % " ".join(command[1:]))
         sys.stderr.flush()
