@@ -1,0 +1,169 @@
+"""The relay's settings: defaults, a TOML file, and command-line flags on top.
+
+Example file (every key optional):
+
+    listen = ["[::]:1935"]            # repeatable; names, IPv4 and IPv6 literals
+    http = "localhost:8935"           # stats API (JSON at /, Prometheus at /metrics); "" = off
+    mptcp = "auto"                    # auto | on | off
+    chunk_size = 4096                 # our outgoing chunk size
+    gop_cache = true                  # late joiners start at the latest keyframe
+    on_busy = "refuse"                # a second publisher on a busy stream: refuse | replace
+    flush_interval_ms = 20            # merge writes to each player over this long
+    max_player_lag_ms = 2000          # a player further behind skips to the next keyframe
+    disconnect_after_ms = 10000       # a player behind this long is disconnected
+    max_connections = 1000
+    handshake_timeout_s = 5           # handshake + connect must be done by then
+    idle_timeout_s = 30               # a connection that neither publishes nor plays
+
+    [limits]                          # per connection, see mpstream.rtmp.Limits
+    max_message_size = 8388608
+    min_chunk_size = 64
+    max_chunk_size = 1048576
+    max_chunk_streams = 64
+
+    [apps.live]                       # per application; [apps."*"] applies to all others
+    publish_key = "secret"            # publishers append ?key=secret to the stream name
+    stream_keys = { cam1 = "other" }  # per stream, instead of publish_key
+    publish_allow = ["::1/128", "127.0.0.0/8", "2001:2::/48"]
+    publish_deny = []
+    play_allow = []                   # empty: everyone
+    play_deny = ["198.18.99.0/24"]
+
+When `[apps]` is present, applications it does not name (and no "*") are refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from mpstream.rtmp.limits import Limits
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used."""
+
+
+def _networks(values: Any, where: str) -> tuple[Network, ...]:
+    if not isinstance(values, list):
+        raise ConfigError(f"{where} must be a list of CIDR prefixes")
+    try:
+        return tuple(ipaddress.ip_network(str(v), strict=False) for v in values)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class AppPolicy:
+    """Who may publish and play in one application."""
+
+    publish_key: str | None = None
+    stream_keys: dict[str, str] = field(default_factory=dict)
+    publish_allow: tuple[Network, ...] = ()
+    publish_deny: tuple[Network, ...] = ()
+    play_allow: tuple[Network, ...] = ()
+    play_deny: tuple[Network, ...] = ()
+
+    @classmethod
+    def from_table(cls, name: str, table: dict) -> AppPolicy:
+        known = {f.name for f in fields(cls)}
+        unknown = set(table) - known
+        if unknown:
+            raise ConfigError(f"apps.{name}: unknown keys {sorted(unknown)}")
+        keys = table.get("stream_keys", {})
+        if not isinstance(keys, dict):
+            raise ConfigError(f"apps.{name}.stream_keys must be a table")
+        key = table.get("publish_key")
+        return cls(
+            publish_key=str(key) if key is not None else None,
+            stream_keys={str(k): str(v) for k, v in keys.items()},
+            **{k: _networks(table.get(k, []), f"apps.{name}.{k}")
+               for k in ("publish_allow", "publish_deny", "play_allow", "play_deny")},
+        )
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    listen: tuple[str, ...] = ("[::]:1935",)
+    http: str = "localhost:8935"
+    mptcp: str = "auto"
+    chunk_size: int = 4096
+    gop_cache: bool = True
+    on_busy: str = "refuse"
+    flush_interval_ms: float = 20.0
+    max_player_lag_ms: float = 2000.0
+    disconnect_after_ms: float = 10000.0
+    max_connections: int = 1000
+    handshake_timeout_s: float = 5.0
+    idle_timeout_s: float = 30.0
+    max_gop_bytes: int = 16 << 20
+    limits: Limits = field(default_factory=Limits)
+    apps: dict[str, AppPolicy] | None = None  # None: every app, no restrictions
+
+    def __post_init__(self) -> None:
+        if self.mptcp not in ("auto", "on", "off"):
+            raise ConfigError("mptcp must be auto, on or off")
+        if self.on_busy not in ("refuse", "replace"):
+            raise ConfigError("on_busy must be refuse or replace")
+        if not 128 <= self.chunk_size <= 0xFFFFFF:
+            raise ConfigError("chunk_size must be within 128..16777215")
+        if not self.listen:
+            raise ConfigError("need at least one listen address")
+        for name in ("flush_interval_ms", "max_player_lag_ms", "disconnect_after_ms", "handshake_timeout_s",
+                     "idle_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
+        if self.max_connections < 1:
+            raise ConfigError("max_connections must be at least 1")
+
+    def policy(self, app: str) -> AppPolicy | None:
+        """The policy of `app`, or None when the app is not served."""
+        if self.apps is None:
+            return AppPolicy()
+        return self.apps.get(app) or self.apps.get("*")
+
+
+_SCALARS = {f.name for f in fields(RelayConfig)} - {"limits", "apps", "listen"}
+
+
+def from_mapping(data: dict, base: RelayConfig | None = None) -> RelayConfig:
+    """A config from a parsed TOML document (unknown keys are errors: typos should not pass silently)."""
+    base = base or RelayConfig()
+    unknown = set(data) - _SCALARS - {"limits", "apps", "listen"}
+    if unknown:
+        raise ConfigError(f"unknown settings {sorted(unknown)}")
+    changes: dict[str, Any] = {k: data[k] for k in _SCALARS if k in data}
+    if "listen" in data:
+        listen = data["listen"]
+        changes["listen"] = tuple([listen] if isinstance(listen, str) else listen)
+    if "limits" in data:
+        try:
+            changes["limits"] = replace(base.limits, **data["limits"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"limits: {exc}") from None
+    if "apps" in data:
+        changes["apps"] = {name: AppPolicy.from_table(name, table or {}) for name, table in data["apps"].items()}
+    try:
+        return replace(base, **changes)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RelayConfig:
+    """Defaults, then the TOML file (if any), then `overrides` (flags that were given)."""
+    config = RelayConfig()
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                config = from_mapping(tomllib.load(handle), config)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if given:
+        config = from_mapping(given, config)
+    return config

@@ -1,0 +1,362 @@
+"""The relay: listeners, the stream registry, the decisions on each session event, and housekeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+
+from mpstream import net
+from mpstream.relay import access
+from mpstream.relay.config import RelayConfig
+from mpstream.relay.connection import RelayConnection
+from mpstream.relay.stream import Stream
+from mpstream.rtmp import (
+    ConnectRequest,
+    DataMessage,
+    MediaMessage,
+    PlayRequest,
+    PublishRequest,
+    StreamClosed,
+    UnknownCommand,
+)
+
+log = logging.getLogger("mpstream.relay")
+
+TICK_S = 0.25
+RATE_WINDOW_S = 5.0
+
+
+class Relay:
+    """Publish once, play many. `await start()`, then `await stop()` (or run until cancelled)."""
+
+    def __init__(self, config: RelayConfig):
+        self.config = config
+        self.connections: set[RelayConnection] = set()
+        self.streams: dict[str, Stream] = {}
+        self.servers: list[asyncio.Server] = []
+        self.listening: list[str] = []
+        self.started = time.time()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.http = None
+        self._dirty: list[RelayConnection] = []
+        self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._ticker: asyncio.Task | None = None
+        self._rates: dict[object, collections.deque] = {}  # stream/connection -> (time, bytes) samples
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        for listen in self.config.listen:
+            servers = await net.create_server(lambda: RelayConnection(self), listen, self.config.mptcp)
+            for server in servers:
+                for sock in server.sockets:
+                    address = net.format_sockaddr(sock.getsockname())
+                    self.listening.append(address)
+                    log.info("listening for RTMP on %s (%s)", address,
+                             "MPTCP" if sock.proto == net.IPPROTO_MPTCP else "TCP")
+            self.servers += servers
+        if self.config.http:
+            from mpstream.relay.stats import StatsServer
+
+            self.http = StatsServer(self)
+            await self.http.start(self.config.http)
+        self._ticker = asyncio.create_task(self._tick())
+
+    async def stop(self) -> None:
+        log.info("stopping: %d connections, %d streams", len(self.connections), len(self.streams))
+        for server in self.servers:
+            server.close()
+        if self._ticker:
+            self._ticker.cancel()
+        if self.http:
+            await self.http.stop()
+        for connection in list(self.connections):
+            for sid in list(connection.playing):
+                connection.session.stream_eof(sid)
+            connection.send_control()
+            connection.close()
+        for server in self.servers:
+            await server.wait_closed()
+        await asyncio.sleep(0)
+
+    # ------------------------------------------------------------ connections
+
+    def admit(self, connection: RelayConnection) -> bool:
+        if len(self.connections) >= self.config.max_connections:
+            self.counters["refused_connections"] += 1
+            log.warning("#%d from %s refused: %d connections already (max_connections)", connection.id,
+                        connection.peer, len(self.connections))
+            return False
+        self.connections.add(connection)
+        self.counters["connections"] += 1
+        return True
+
+    def is_registered(self, connection: RelayConnection) -> bool:
+        return connection in self.connections
+
+    def forget(self, connection: RelayConnection) -> None:
+        """The connection is gone: end what it published, leave what it played."""
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        for sid in list(connection.publishing):
+            self._end_publish(connection, sid, "connection closed")
+        for sid in list(connection.playing):
+            self._end_play(connection, sid)
+        self._rates.pop(connection, None)
+
+    def schedule_flush(self, connection: RelayConnection) -> None:
+        self._dirty.append(connection)
+        if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            interval = self.config.flush_interval_ms / 1000
+            self._flush_handle = loop.call_later(interval, self._flush) if interval else loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, []
+        for connection in dirty:
+            connection.flush()
+
+    # ------------------------------------------------------------ session events
+
+    def on_event(self, connection: RelayConnection, event: object) -> None:
+        if isinstance(event, MediaMessage):
+            stream = connection.publishing.get(event.stream_id)
+            if stream is not None:
+                stream.on_media(event.type_id, event.timestamp, event.body)
+            else:
+                self.counters["stray_media_messages"] += 1
+        elif isinstance(event, DataMessage):
+            stream = connection.publishing.get(event.stream_id)
+            if stream is not None:
+                stream.on_data(event.values, event.body, event.timestamp)
+        elif isinstance(event, ConnectRequest):
+            self._on_connect(connection, event)
+        elif isinstance(event, PublishRequest):
+            self._on_publish(connection, event)
+        elif isinstance(event, PlayRequest):
+            self._on_play(connection, event)
+        elif isinstance(event, StreamClosed):
+            self._on_stream_closed(connection, event)
+        elif isinstance(event, UnknownCommand):
+            log.info("#%d from %s: unknown command %r answered with _error", connection.id, connection.peer,
+                     event.command.name[:64])
+
+    def _on_connect(self, connection: RelayConnection, event: ConnectRequest) -> None:
+        flash_ver = event.params.get("flashVer", "")
+        connection.flash_ver = flash_ver[:100] if isinstance(flash_ver, str) else ""
+        reason = access.check_connect(self.config, event.app)
+        if reason:
+            self.counters["refused_connects"] += 1
+            log.warning("#%d from %s: connect to %r refused: %s", connection.id, connection.peer, event.app, reason)
+            connection.session.reject_connect(event, reason)
+            connection.send_control()
+            connection.close()
+            return
+        connection.session.accept_connect(event)
+        connection.app = event.app
+        log.info("#%d from %s: connect app=%r tcUrl=%r flashVer=%r", connection.id, connection.peer, event.app,
+                 event.tc_url[:200], connection.flash_ver)
+
+    def _stream(self, app: str, name: str) -> Stream:
+        key = f"{app}/{name}"
+        stream = self.streams.get(key)
+        if stream is None:
+            config = self.config
+            stream = self.streams[key] = Stream(app, name, config.chunk_size, config.gop_cache,
+                                                config.max_gop_bytes)
+        return stream
+
+    def _on_publish(self, connection: RelayConnection, event: PublishRequest) -> None:
+        app = connection.app
+        reason = access.check_publish(self.config, app, event.name, event.query, connection.peer)
+        if reason:
+            self.counters["refused_publishes"] += 1
+            log.warning("#%d from %s: publish %s/%s refused: %s", connection.id, connection.peer, app, event.name,
+                        reason)
+            connection.session.reject_publish(event, reason, code="NetStream.Publish.Unauthorized")
+            connection.send_control()
+            connection.close()
+            return
+        if event.stream_id in connection.publishing or event.stream_id in connection.playing:
+            connection.session.reject_publish(event, "this stream is already in use on this connection")
+            return
+        stream = self._stream(app, event.name)
+        current = stream.publisher
+        if current is not None and current is not connection:
+            if self.config.on_busy == "refuse":
+                self.counters["refused_publishes"] += 1
+                log.warning("#%d from %s: publish %s refused: #%d from %s is publishing it", connection.id,
+                            connection.peer, stream.key, current.id, current.peer)
+                connection.session.reject_publish(event, f"{stream.key} is already being published")
+                connection.send_control()
+                connection.close()
+                return
+            log.warning("#%d from %s replaces #%d from %s as publisher of %s", connection.id, connection.peer,
+                        current.id, current.peer, stream.key)
+            self._end_publish(current, stream.publisher_stream_id, "replaced by a new publisher")
+            current.drop(f"replaced as publisher of {stream.key} by #{connection.id}")
+        connection.session.accept_publish(event)
+        connection.send_control()
+        connection.publishing[event.stream_id] = stream
+        stream.start_publishing(connection, event.stream_id)
+        self.counters["publishes"] += 1
+        log.info("#%d from %s publishes %s (%s, %d players waiting)", connection.id, connection.peer, stream.key,
+                 event.publish_type, len(stream.players))
+
+    def _on_play(self, connection: RelayConnection, event: PlayRequest) -> None:
+        app = connection.app
+        reason = access.check_play(self.config, app, event.name, connection.peer)
+        if reason:
+            self.counters["refused_plays"] += 1
+            log.warning("#%d from %s: play %s/%s refused: %s", connection.id, connection.peer, app, event.name, reason)
+            connection.session.reject_play(event, reason, code="NetStream.Play.Failed")
+            connection.send_control()
+            connection.close()
+            return
+        if event.stream_id in connection.publishing:
+            connection.session.reject_play(event, "this stream is publishing on this connection",
+                                           code="NetStream.Play.Failed")
+            return
+        if event.stream_id in connection.playing:
+            self._end_play(connection, event.stream_id)
+        stream = self._stream(app, event.name)
+        connection.session.accept_play(event)
+        connection.send_control()  # the status goes out before the first media
+        connection.playing[event.stream_id] = stream
+        stream.add_player(connection, event.stream_id)
+        self.counters["plays"] += 1
+        log.info("#%d from %s plays %s (%s)", connection.id, connection.peer, stream.key,
+                 "live" if stream.publisher else "waiting for a publisher")
+
+    def _on_stream_closed(self, connection: RelayConnection, event: StreamClosed) -> None:
+        if event.command == "FCUnpublish":
+            for sid, stream in list(connection.publishing.items()):
+                if stream.name == event.name:
+                    self._end_publish(connection, sid, "FCUnpublish")
+            return
+        if event.stream_id in connection.publishing:
+            self._end_publish(connection, event.stream_id, event.command)
+        if event.stream_id in connection.playing:
+            self._end_play(connection, event.stream_id)
+            log.info("#%d from %s stopped playing (%s)", connection.id, connection.peer, event.command)
+
+    def _end_publish(self, connection: RelayConnection, sid: int | None, why: str) -> None:
+        stream = connection.publishing.pop(sid, None) if sid is not None else None
+        if stream is None or stream.publisher is not connection:
+            return
+        stream.stop_publishing()
+        log.info("#%d from %s stopped publishing %s (%s; %d messages, %d bytes, %d players)", connection.id,
+                 connection.peer, stream.key, why, stream.messages_in, stream.bytes_in, len(stream.players))
+        self._drop_if_idle(stream)
+
+    def _end_play(self, connection: RelayConnection, sid: int) -> None:
+        stream = connection.playing.pop(sid, None)
+        if stream is not None:
+            stream.remove_player(connection)
+            self._drop_if_idle(stream)
+
+    def _drop_if_idle(self, stream: Stream) -> None:
+        if stream.idle and self.streams.get(stream.key) is stream:
+            del self.streams[stream.key]
+            self._rates.pop(stream, None)
+
+    # ------------------------------------------------------------ housekeeping
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                self._housekeeping(time.monotonic())
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def _housekeeping(self, now: float) -> None:
+        config = self.config
+        for connection in list(self.connections):
+            if not connection.session.connected:
+                if now - connection.opened > config.handshake_timeout_s:
+                    self.counters["handshake_timeouts"] += 1
+                    connection.drop(f"no handshake and connect within {config.handshake_timeout_s:g} s "
+                                    f"({connection.bytes_in} bytes received)")
+                continue
+            quiet = now - connection.last_received
+            if not connection.playing and quiet > config.idle_timeout_s:
+                self.counters["idle_timeouts"] += 1
+                connection.drop(f"nothing received for {quiet:.0f} s")
+                continue
+            behind = connection.outbox.behind_since
+            if behind is not None and now - behind > config.disconnect_after_ms / 1000:
+                self.counters["slow_players_dropped"] += 1
+                connection.drop(f"player stayed behind for {now - behind:.1f} s ({connection.outbox.skips} skips "
+                                f"to keyframes, {connection.outbox.dropped} messages dropped)")
+                continue
+            self._sample(connection, now, connection.bytes_in + connection.bytes_out)
+        for stream in self.streams.values():
+            self._sample(stream, now, stream.bytes_in)
+
+    def _sample(self, key: object, now: float, value: int) -> None:
+        samples = self._rates.get(key)
+        if samples is None:
+            samples = self._rates[key] = collections.deque()
+        samples.append((now, value))
+        while samples and now - samples[0][0] > RATE_WINDOW_S:
+            samples.popleft()
+
+    def rate_bps(self, key: object) -> float:
+        """Bits per second over the last few seconds."""
+        samples = self._rates.get(key)
+        if not samples or len(samples) < 2:
+            return 0.0
+        (t0, v0), (t1, v1) = samples[0], samples[-1]
+        return 8 * (v1 - v0) / (t1 - t0) if t1 > t0 else 0.0
+
+    # ------------------------------------------------------------ stats
+
+    def snapshot(self) -> dict:
+        streams = []
+        for stream in self.streams.values():
+            streams.append({
+                "name": stream.key,
+                "app": stream.app,
+                "stream": stream.name,
+                "publishing": stream.publisher is not None,
+                "publisher": stream.publisher.id if stream.publisher else None,
+                "players": len(stream.players),
+                "published_for_s": round(time.time() - stream.published_at, 3)
+                if stream.published_at and stream.publisher else 0.0,
+                "publish_count": stream.publish_count,
+                "bytes_in": stream.bytes_in,
+                "messages_in": stream.messages_in,
+                "video_frames": stream.video_frames,
+                "keyframes": stream.keyframes,
+                "bitrate_bps": round(self.rate_bps(stream)),
+                "gop_cache_messages": len(stream.gop),
+            })
+        clients = []
+        for connection in self.connections:
+            info = connection.info()
+            info["bitrate_bps"] = round(self.rate_bps(connection))
+            clients.append(info)
+        return {
+            "server": {
+                "version": _version(),
+                "uptime_s": round(time.time() - self.started, 3),
+                "listen": self.listening,
+                "mptcp_mode": self.config.mptcp,
+                "mptcp_available": net.mptcp_available(),
+                "connections": len(self.connections),
+                "counters": dict(self.counters),
+            },
+            "streams": streams,
+            "clients": sorted(clients, key=lambda c: c["id"]),
+        }
+
+
+def _version() -> str:
+    from mpstream import __version__
+
+    return __version__

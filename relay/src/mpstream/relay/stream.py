@@ -1,0 +1,179 @@
+"""One live stream: its publisher, its players, and what a late joiner needs (GOP cache).
+
+Each publisher message is chunked once per distinct player message-stream id (players
+share the relay's chunk size) and the same bytes are queued for every player.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from mpstream import flv
+from mpstream.relay.outbox import ALWAYS, KEYFRAME, ORDINARY
+from mpstream.rtmp import amf0
+from mpstream.rtmp import messages as m
+from mpstream.rtmp.chunk import encode_message
+
+if TYPE_CHECKING:
+    from mpstream.relay.connection import RelayConnection
+
+
+class Stream:
+    def __init__(self, app: str, name: str, chunk_size: int, gop_cache: bool, max_gop_bytes: int):
+        self.app = app
+        self.name = name
+        self.chunk_size = chunk_size
+        self.gop_cache = gop_cache
+        self.max_gop_bytes = max_gop_bytes
+        self.publisher: RelayConnection | None = None
+        self.publisher_stream_id = 0
+        self.players: dict[RelayConnection, int] = {}  # connection -> its message stream id
+        self.metadata: bytes | None = None  # AMF0 body: "onMetaData", {...}
+        self.video_header: bytes | None = None
+        self.audio_header: bytes | None = None
+        self.gop: list[tuple[int, int, bytes]] = []  # (type, timestamp, body) from the latest keyframe
+        self._gop_bytes = 0
+        self.created = time.time()
+        self.published_at: float | None = None
+        self.publish_count = 0
+        self.bytes_in = 0
+        self.messages_in = 0
+        self.video_frames = 0
+        self.keyframes = 0
+        self.last_timestamp: int | None = None  # as sent to players
+        self._offset = 0
+        self._rebase = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.app}/{self.name}"
+
+    @property
+    def idle(self) -> bool:
+        return self.publisher is None and not self.players
+
+    # ------------------------------------------------------------ publisher side
+
+    def start_publishing(self, connection: RelayConnection, stream_id: int) -> None:
+        self.publisher = connection
+        self.publisher_stream_id = stream_id
+        self.published_at = time.time()
+        self.publish_count += 1
+        self._clear_cache()
+        # A returning publisher starts its clock again; players keep a monotonic timeline.
+        self._rebase = self.last_timestamp is not None
+        for player, sid in self.players.items():
+            player.outbox.waiting_keyframe = True
+            player.session.stream_begin(sid)
+            player.session.send_status(sid, "NetStream.Play.PublishNotify", f"{self.name} is now published.",
+                                       details=self.name)
+            player.send_control()
+
+    def stop_publishing(self) -> None:
+        self.publisher = None
+        self._clear_cache()
+        for player, sid in self.players.items():
+            player.session.stream_eof(sid)
+            player.session.send_status(sid, "NetStream.Play.UnpublishNotify", f"{self.name} is now unpublished.",
+                                       details=self.name)
+            player.send_control()
+
+    def _clear_cache(self) -> None:
+        self.metadata = self.video_header = self.audio_header = None
+        self.gop = []
+        self._gop_bytes = 0
+
+    def on_data(self, values: list, body: bytes, timestamp: int) -> None:
+        if values and values[0] == "@setDataFrame":
+            values = values[1:]
+            body = amf0.encode(*values)
+        if values and values[0] == "onMetaData":
+            self.metadata = body
+        self._fan_out(m.DATA_AMF0, self._timeline(timestamp), body, ALWAYS)
+
+    def on_media(self, type_id: int, timestamp: int, body: bytes) -> None:
+        self.bytes_in += len(body)
+        self.messages_in += 1
+        ts = self._timeline(timestamp)
+        if type_id == m.VIDEO:
+            if flv.is_video_sequence_header(body):
+                self.video_header = body
+                kind = ALWAYS
+            else:
+                self.video_frames += 1
+                starts = flv.is_keyframe(body)
+                kind = KEYFRAME if starts else ORDINARY
+                if starts:
+                    self.keyframes += 1
+                    if self.gop_cache:
+                        self.gop = []
+                        self._gop_bytes = 0
+                if self.gop_cache and (starts or self.gop):
+                    self._cache(type_id, ts, body)
+        else:
+            kind = ORDINARY
+            if flv.is_audio_sequence_header(body):
+                self.audio_header = body
+                kind = ALWAYS
+            elif self.gop:
+                self._cache(type_id, ts, body)
+        self._fan_out(type_id, ts, body, kind)
+
+    def _cache(self, type_id: int, ts: int, body: bytes) -> None:
+        self.gop.append((type_id, ts, body))
+        self._gop_bytes += len(body)
+        if self._gop_bytes > self.max_gop_bytes:  # keyframes too rare to cache: late joiners wait
+            self.gop = []
+            self._gop_bytes = 0
+
+    def _timeline(self, timestamp: int) -> int:
+        if self._rebase:
+            self._rebase = False
+            self._offset = (self.last_timestamp + 1 - timestamp) & 0xFFFFFFFF  # type: ignore[operator]
+        ts = (timestamp + self._offset) & 0xFFFFFFFF
+        self.last_timestamp = ts
+        return ts
+
+    def _fan_out(self, type_id: int, ts: int, body: bytes, kind: int) -> None:
+        if not self.players:
+            return
+        csid = m.CSID_VIDEO if type_id == m.VIDEO else m.CSID_AUDIO if type_id == m.AUDIO else m.CSID_DATA
+        chunk_size = self.chunk_size
+        shared: dict[int, tuple[bytes, bool]] = {}
+        now = time.monotonic()
+        for player, sid in self.players.items():
+            entry = shared.get(sid)
+            if entry is None:
+                entry = shared[sid] = (encode_message(csid, type_id, sid, ts, body, chunk_size), True)
+            if player.outbox.push_media(entry, kind, now):
+                player.mark_dirty()
+
+    # ------------------------------------------------------------ player side
+
+    def add_player(self, connection: RelayConnection, stream_id: int) -> None:
+        self.players[connection] = stream_id
+        outbox = connection.outbox
+        outbox.waiting_keyframe = True  # until the cached keyframe below, or the next live one
+        if self.publisher is None:
+            return
+        # What a decoder needs first, stamped with the time of the first cached frame.
+        start = self.gop[0][1] if self.gop else (self.last_timestamp or 0)
+        now = time.monotonic()
+        join: list[tuple[int, int, int, bytes, int]] = []
+        if self.metadata is not None:
+            join.append((m.CSID_DATA, m.DATA_AMF0, start, self.metadata, ALWAYS))
+        if self.video_header is not None:
+            join.append((m.CSID_VIDEO, m.VIDEO, start, self.video_header, ALWAYS))
+        if self.audio_header is not None:
+            join.append((m.CSID_AUDIO, m.AUDIO, start, self.audio_header, ALWAYS))
+        for index, (type_id, ts, body) in enumerate(self.gop):
+            csid = m.CSID_VIDEO if type_id == m.VIDEO else m.CSID_AUDIO
+            join.append((csid, type_id, ts, body, KEYFRAME if index == 0 else ORDINARY))
+        for csid, type_id, ts, body, kind in join:
+            data = encode_message(csid, type_id, stream_id, ts, body, self.chunk_size)
+            outbox.push_media((data, True), kind, now)
+        connection.mark_dirty()
+
+    def remove_player(self, connection: RelayConnection) -> None:
+        self.players.pop(connection, None)
