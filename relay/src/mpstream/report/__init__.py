@@ -1,0 +1,1 @@
+"""The results report: run folder in, plots, `summary.json` and `report.md` out."""

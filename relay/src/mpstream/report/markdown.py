@@ -1,0 +1,184 @@
+"""`report.md`: the plots, a table per phase, handovers, players and what the run was.
+
+Pure: takes the summary (and the run's metadata) and returns text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+PLAYER_COLUMNS = (
+    ("startup_s", "startup [s]"), ("stall_count", "stalls"), ("stall_total_s", "stalled [s]"),
+    ("stall_max_s", "longest stall [s]"), ("bitrate_bps", "bitrate [bit/s]"),
+)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", " ")
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value).replace("|", "\\|")
+
+
+def _pct(share) -> str:
+    return "–" if share is None else f"{100 * share:.1f} %"
+
+
+def _rate(bps) -> str:
+    return "–" if bps is None else f"{bps / 1e6:.3f}"
+
+
+def table(header: Iterable[str], rows: Iterable[Iterable]) -> list[str]:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _phase_lookup(summary: dict | None) -> dict[int, dict]:
+    return {i: p for i, p in enumerate((summary or {}).get("phases", []))}
+
+
+def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
+           baseline: dict | None = None, baseline_name: str | None = None) -> str:
+    run_id = summary.get("run_id") or meta.get("run_id") or "run"
+    out = [f"# mpstream run {run_id}", ""]
+    facts = [
+        ("started", meta.get("started_at")), ("baseline run", meta.get("baseline")),
+        ("phase length [s]", meta.get("phase_seconds")), ("outage method", meta.get("outage_method")),
+    ]
+    out += [f"- **{k}**: {_fmt(v)}" for k, v in facts if v is not None]
+    if baseline is not None:
+        out.append(f"- **compared with**: `{baseline_name}` (columns marked *baseline*)")
+    out.append("")
+    for note in notes:
+        out.append(f"> note: {note}")
+    if notes:
+        out.append("")
+
+    out += ["## Data rate per interface", ""]
+    out += [f"![{p}]({p})" for p in plots if p.endswith(".png")] + [""]
+    out += ["Shaded: phases (red: a provider is down). Red marks at the bottom of a client's panel: "
+            "player stalls.", ""]
+
+    out += _phase_section(summary, baseline)
+    out += _handover_section(summary, baseline)
+    out += _player_section(summary, baseline)
+    out += _setup_section(meta)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _phase_section(summary: dict, baseline: dict | None) -> list[str]:
+    out = ["## Phases", ""]
+    base_phases = _phase_lookup(baseline)
+    for index, phase in enumerate(summary.get("phases", [])):
+        down = ", ".join(phase.get("down") or []) or "none"
+        out += [f"### {index + 1}. {phase['name']} — down: {down}, "
+                f"{phase['start_s']:.1f} s to {phase['end_s']:.1f} s", ""]
+        base = base_phases.get(index, {}).get("nodes", {})
+        header = ["node", "provider", "out [bytes]", "out share", "out [Mbit/s]", "in [bytes]", "in share",
+                  "in [Mbit/s]"]
+        if baseline is not None:
+            header += ["out share *baseline*", "in share *baseline*"]
+        rows = []
+        for node, providers in phase.get("nodes", {}).items():
+            for provider, t in providers.items():
+                row = [node, provider, _fmt(t["tx_bytes"]), _pct(t["tx_share"]), _rate(t["tx_mean_bps"]),
+                       _fmt(t["rx_bytes"]), _pct(t["rx_share"]), _rate(t["rx_mean_bps"])]
+                if baseline is not None:
+                    b = base.get(node, {}).get(provider, {})
+                    row += [_pct(b.get("tx_share")), _pct(b.get("rx_share"))]
+                rows.append(row)
+        out += table(header, rows)
+    return out
+
+
+def _handover_section(summary: dict, baseline: dict | None) -> list[str]:
+    entries = summary.get("handover_s", [])
+    if not entries:
+        return []
+    thresholds = summary.get("thresholds", {})
+    out = ["## Handover after each phase change", "",
+           f"Seconds from the change until the providers still up carry at least "
+           f"{100 * thresholds.get('handover_share', 0.9):.0f} % of the node's traffic in that direction "
+           f"(samples below {100 * thresholds.get('min_traffic_fraction', 0.1):.0f} % of the node's median "
+           f"sample are ignored); – : not within the phase.", ""]
+    base = {(e["to"], e["node"], e["direction"]): e.get("handover_s") for e in (baseline or {}).get("handover_s", [])}
+    header = ["change", "at [s]", "node", "direction", "surviving", "handover [s]"]
+    if baseline is not None:
+        header.append("handover [s] *baseline*")
+    rows = []
+    for e in entries:
+        row = [f"{e['from']} → {e['to']}", _fmt(e["at_s"], 1), e["node"],
+               "out" if e["direction"] == "tx" else "in", ", ".join(e.get("surviving", [])), _fmt(e["handover_s"])]
+        if baseline is not None:
+            row.append(_fmt(base.get((e["to"], e["node"], e["direction"]))))
+        rows.append(row)
+    return out + table(header, rows)
+
+
+def _player_section(summary: dict, baseline: dict | None) -> list[str]:
+    players = summary.get("players", {})
+    if not players:
+        return []
+    out = ["## Players", ""]
+    header = ["client"] + [label for _, label in PLAYER_COLUMNS] + ["latency p50/p95/p99 [ms]"]
+    if baseline is not None:
+        header += ["stalled [s] *baseline*", "stalls *baseline*"]
+    rows = []
+    base_players = (baseline or {}).get("players", {})
+    for node, p in players.items():
+        latency = p.get("latency_ms") or {}
+        row = [node] + [_fmt(p.get(key)) for key, _ in PLAYER_COLUMNS]
+        row.append("/".join(_fmt(latency.get(q), 1) for q in ("p50", "p95", "p99")))
+        if baseline is not None:
+            b = base_players.get(node, {})
+            row += [_fmt(b.get("stall_total_s")), _fmt(b.get("stall_count"))]
+        rows.append(row)
+    out += table(header, rows)
+    for node, p in players.items():
+        stalls = p.get("stalls") or []
+        if stalls:
+            out.append(f"Stalls at {node}: " + ", ".join(
+                f"{_fmt(s.get('duration_s'))} s at {_fmt(s.get('at_s'), 1)} s" for s in stalls))
+            out.append("")
+    return out
+
+
+def _setup_section(meta: dict) -> list[str]:
+    out = ["## What ran", ""]
+    inventory = meta.get("inventory") or {}
+    providers = inventory.get("providers") or []
+    if providers:
+        out += ["Providers:", ""] + table(["name", "index", "NIC"], [
+            [p.get("name"), p.get("index"), p.get("nic")] for p in providers])
+    inv_nodes = inventory.get("nodes") or {}
+    if inv_nodes:
+        out += ["Nodes:", ""] + table(["node", "roles", "site", "interfaces"], [
+            [n, ", ".join(v.get("roles") or []), _fmt(v.get("site_index")),
+             ", ".join(f"{nic} → {prov}" for nic, prov in (v.get("interfaces") or {}).items())]
+            for n, v in inv_nodes.items()])
+    for node, facts in (meta.get("nodes") or {}).items():
+        out += [f"### {node}", ""]
+        if facts.get("kernel"):
+            out += [f"- kernel: `{facts['kernel']}`", ""]
+        sysctls = facts.get("sysctls") or {}
+        if sysctls:
+            out += table(["sysctl", "value"], [[k, f"`{v}`"] for k, v in sorted(sysctls.items())])
+        for key, label in (("mptcp_endpoints", "MPTCP endpoints"), ("mptcp_limits", "MPTCP limits")):
+            if facts.get(key):
+                out += [f"{label}:", "", "```", str(facts[key]).rstrip(), "```", ""]
+    versions = meta.get("versions") or {}
+    if versions:
+        out += ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+    known = {"run_id", "started_at", "baseline", "phase_seconds", "inventory", "nodes", "versions", "outage_method"}
+    extra = {k: v for k, v in meta.items() if k not in known}
+    if extra:
+        out += ["Other metadata:", "", "```json", json.dumps(extra, indent=2, sort_keys=True), "```", ""]
+    return out

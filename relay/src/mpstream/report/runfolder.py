@@ -1,0 +1,78 @@
+"""Reading a run folder (`results/<run-id>/`) as the failover playbook writes it.
+
+    meta.json                 run metadata (inventory, kernel, sysctls, versions ...)
+    timeline.json             {"t0": unix, "phases": [{"name", "down", "start", "end"}, ...]}
+    nodes/<NODE>/rates.csv    `mpstream record` output (bwm-ng CSV)
+    nodes/<NODE>/player.json  `mpstream play --json` summary (client nodes)
+
+Every file is optional; what is missing is reported as a note, not as an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mpstream.recorder.csvformat import CSVFormatError, parse_text
+from mpstream.report.analysis import NodeData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    path: Path
+    meta: dict = field(default_factory=dict)
+    timeline: dict = field(default_factory=dict)
+    nodes: dict[str, NodeData] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id") or self.path.name)
+
+
+def _read_json(path: Path, notes: list[str]) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        notes.append(f"{path.name} could not be read: {exc}")
+        return None
+    if not isinstance(value, dict):
+        notes.append(f"{path.name} is not a JSON object")
+        return None
+    return value
+
+
+def load_run(path: str | Path) -> Run:
+    """Everything the report needs from `path`; raises FileNotFoundError if it is no folder."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no run folder at {root}")
+    run = Run(root)
+    run.meta = _read_json(root / "meta.json", run.notes) or {}
+    if not (root / "meta.json").is_file():
+        run.notes.append("meta.json is missing: no inventory, providers are the interface names")
+    run.timeline = _read_json(root / "timeline.json", run.notes) or {}
+    if not (root / "timeline.json").is_file():
+        run.notes.append("timeline.json is missing: the whole recording is one phase")
+    nodes_dir = root / "nodes"
+    for node_dir in sorted(p for p in nodes_dir.iterdir() if p.is_dir()) if nodes_dir.is_dir() else []:
+        data = NodeData()
+        rates = node_dir / "rates.csv"
+        if rates.is_file():
+            try:
+                data.rows = parse_text(rates.read_text(encoding="ascii", errors="replace"))
+            except CSVFormatError as exc:
+                run.notes.append(f"{node_dir.name}/rates.csv is not recorder CSV: {exc}")
+        else:
+            run.notes.append(f"{node_dir.name} has no rates.csv")
+        data.player = _read_json(node_dir / "player.json", run.notes)
+        run.nodes[node_dir.name] = data
+    if not run.nodes:
+        run.notes.append("no node data under nodes/")
+    return run
