@@ -3,7 +3,6 @@
 import ipaddress
 
 import pytest
-
 from mpstream.relay import access
 from mpstream.relay.config import ConfigError, RelayConfig, load
 

@@ -8,14 +8,22 @@ import socket
 import time
 
 import pytest
-
 from mpstream.relay.config import load
 from mpstream.relay.server import Relay
 from mpstream.rtmp import (
-    AUDIO, VIDEO, DataMessage, MediaMessage, PlayStarted, PublishStarted, Status, StreamBegin, StreamEOF,
+    AUDIO,
+    VIDEO,
+    DataMessage,
+    MediaMessage,
+    PlayStarted,
+    PublishStarted,
+    Status,
+    StreamBegin,
+    StreamEOF,
 )
 from mpstream.rtmp.chunk import encode_message
 from mpstream.rtmp.handshake import SIZE
+
 from tests.support.rtmp_client import RtmpPeer
 
 pytestmark = pytest.mark.timeout(60)
