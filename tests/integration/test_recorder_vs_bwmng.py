@@ -184,3 +184,52 @@ def test_recorder_matches_kernel_counters_and_bwmng(veth_pair, processes, tmp_pa
         rate = mean_rate(bwmng_style_parse(out), "bytes_out/s", *window)
         print(f"{source}: {rate:.1f} B/s, bwm-ng {reference:.1f} B/s, {100 * (rate / reference - 1):+.3f} %")
         assert abs(rate - reference) / reference < 0.01, (source, rate, reference)
+
+
+@pytest.fixture
+def lone_namespace():
+    ns = f"t5-dyn{os.getpid() % 100000}"
+    sh("ip", "netns", "add", ns)
+    try:
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def rows_of(path: Path, name: str) -> list[list[str]]:
+    return [line.split(";") for line in path.read_text().splitlines() if line.split(";")[1] == name]
+
+
+def test_interfaces_that_come_and_go_sigterm_and_sigkill(lone_namespace, processes, tmp_path):
+    ns = lone_namespace
+    out = tmp_path / "rates.csv"
+    recorder = processes.start("ip", "netns", "exec", ns, sys.executable, "-m", "mpstream", "record",
+                               "--interfaces", "%lo", "--interval-ms", "50", "--output", str(out))
+    wait_for_total = time.monotonic() + 10
+    while not (out.exists() and ";total;" in out.read_text()) and time.monotonic() < wait_for_total:
+        time.sleep(0.05)
+    sh("ip", "-n", ns, "link", "add", "t5new", "type", "veth", "peer", "name", "t5peer")
+    time.sleep(0.4)
+    sh("ip", "-n", ns, "link", "del", "t5new")
+    time.sleep(0.3)
+    started = time.monotonic()
+    recorder.send_signal(signal.SIGTERM)
+    assert recorder.wait(timeout=5) == 0
+    assert time.monotonic() - started < 2
+    new_rows = rows_of(out, "t5new")
+    assert len(new_rows) >= 3 and new_rows[0][5] == "0" and new_rows[0][6] == "0"  # no peak at first sight
+    assert rows_of(out, "lo") == []
+    last_new = float(new_rows[-1][0])
+    assert float(rows_of(out, "total")[-1][0]) > last_new  # still sampling after it vanished
+    assert out.read_text().endswith(";0;0\n")  # the last row is complete
+
+    killed_out = tmp_path / "killed.csv"
+    killed = processes.start("ip", "netns", "exec", ns, sys.executable, "-m", "mpstream", "record",
+                             "--interval-ms", "20", "--output", str(killed_out))
+    time.sleep(1.0)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=5)
+    from mpstream.recorder.csvformat import parse_text
+
+    rows = parse_text(killed_out.read_text())  # at most a torn last line, which the reader skips
+    assert len(rows) >= 10

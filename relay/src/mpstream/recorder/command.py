@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 
 
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mpstream.recorder.counters import open_reader
     from mpstream.recorder.rates import InterfaceSelection, RateTracker
-    from mpstream.recorder.recorder import Limits, StopSignal, record
+    from mpstream.recorder.recorder import Limits, RowWriter, StopSignal, record
 
     if args.interval_ms <= 0:
         print("mpstream record: --interval-ms must be positive", file=sys.stderr)
@@ -46,12 +47,20 @@ def run(args: argparse.Namespace) -> int:
         stack.callback(reader.close)
         stop = StopSignal().install()
         stack.callback(stop.close)
-        out = sys.stdout if args.output == "-" else stack.enter_context(
-            open(args.output, "a", encoding="ascii"))
-        record(
-            reader, RateTracker(InterfaceSelection.parse(args.interfaces)), out,
-            interval_s=args.interval_ms / 1000.0,
-            limits=Limits(count=args.count, duration_s=args.duration),
-            wait=stop.wait,
-        )
+        if args.output == "-":
+            sys.stdout.flush()
+            out = RowWriter(sys.stdout.fileno())
+        else:
+            fd = os.open(args.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            stack.callback(os.close, fd)
+            out = RowWriter(fd)
+        try:
+            record(
+                reader, RateTracker(InterfaceSelection.parse(args.interfaces)), out,
+                interval_s=args.interval_ms / 1000.0,
+                limits=Limits(count=args.count, duration_s=args.duration),
+                wait=stop.wait,
+            )
+        except BrokenPipeError:  # the reader of standard output went away (`| head`)
+            return 0
     return 0

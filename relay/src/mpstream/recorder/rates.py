@@ -90,7 +90,6 @@ class RateTracker:
         that vanished gets no row and is forgotten.
         """
         rows: list[RateRow] = []
-        total = Delta()
         for name, reading in snapshot.items():
             if name not in self.selection:
                 continue
@@ -106,11 +105,11 @@ class RateTracker:
                 elapsed = monotonic_s - seen.read_at
             self._seen[name] = _Seen(reading.ifindex, reading.counters, monotonic_s)
             rows.append(RateRow(name, delta, elapsed))
-            total = total.plus(delta)
         for name in [n for n in self._seen if n not in snapshot]:
             log.info("interface %s vanished", name)
             del self._seen[name]
         sample_elapsed = 0.0 if self._last_sample_at is None else monotonic_s - self._last_sample_at
         self._last_sample_at = monotonic_s
+        total = Delta._make(map(sum, zip(*(row.delta for row in rows), strict=True))) if rows else Delta()
         rows.append(RateRow(TOTAL, total, sample_elapsed))
         return rows

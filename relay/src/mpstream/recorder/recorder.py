@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -50,6 +51,25 @@ class StopSignal:
             self._previous_mask = None
 
 
+class RowWriter:
+    """Appends rows to a file descriptor with one write(2) each: every row reaches the kernel at once.
+
+    No userspace buffer sits in between, so there is nothing to flush and nothing to lose
+    but the row being written when the process is killed.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, text: str) -> None:
+        data = text.encode("ascii")
+        while data:
+            data = data[os.write(self._fd, data):]
+
+    def flush(self) -> None:
+        pass
+
+
 @dataclass
 class Limits:
     count: int | None = None  # samples to write (the first one, all zeros, included)
@@ -64,7 +84,7 @@ def _sleep(timeout: float) -> bool:
 def record(
     reader: CounterReader,
     tracker: RateTracker,
-    out: TextIO,
+    out: TextIO | RowWriter,
     interval_s: float,
     limits: Limits | None = None,
     wait: Callable[[float], bool] = _sleep,
