@@ -1,0 +1,67 @@
+"""The publisher outlives its server: nginx-rtmp goes away and comes back, the stream goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.support
+
+from tests.support import nginx_rtmp  # noqa: E402
+
+MPSTREAM = str(Path(sys.executable).with_name("mpstream"))
+
+pytestmark = [
+    pytest.mark.skipif(not nginx_rtmp.available(), reason="nginx with libnginx-mod-rtmp is not installed"),
+    pytest.mark.timeout(90),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_publisher_reconnects_with_backoff_and_says_so(tmp_path):
+    port = free_port()
+    url = f"rtmp://127.0.0.1:{port}/live/again"
+    log = (tmp_path / "publish.log").open("w")
+    server = nginx_rtmp.NginxRtmp(port=port).start()
+    publisher = subprocess.Popen(
+        [MPSTREAM, "publish", url, "--bitrate", "500k", "--size", "320x240", "--backoff", "0.2",
+         "--backoff-max", "1", "--json", str(tmp_path / "publish.json")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(2)
+        server.stop()  # the server goes away with the publisher connected
+        time.sleep(1.5)  # a few failed attempts while nobody listens
+        server = nginx_rtmp.NginxRtmp(port=port).start()
+        time.sleep(1.5)
+        play = subprocess.run([MPSTREAM, "play", url, "--duration", "4", "--buffer-ms", "500",
+                               "--json", str(tmp_path / "play.json")], capture_output=True, text=True, timeout=30)
+    finally:
+        if publisher.poll() is None:
+            os.killpg(publisher.pid, signal.SIGTERM)
+        code = publisher.wait(15)
+        server.stop()
+        log.close()
+    text = (tmp_path / "publish.log").read_text()
+    assert code == 0, text
+    assert "connection lost" in text and "reconnected" in text, text
+    report = json.loads((tmp_path / "publish.json").read_text())
+    assert report["reconnects"] >= 1 and report["outages"], report
+    assert 1.0 <= report["outages"][0]["duration_s"] <= 4.0
+    # After the reconnect a new player gets the stream, with keyframes and the announced clock.
+    assert play.returncode == 0, play.stderr
+    summary = json.loads((tmp_path / "play.json").read_text())
+    assert summary["video_frames"] > 60 and summary["keyframes"] >= 1
+    assert summary["clock"]["start_ms"] == report["start_ms"]
