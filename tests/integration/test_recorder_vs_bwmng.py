@@ -209,6 +209,9 @@ def test_interfaces_that_come_and_go_sigterm_and_sigkill(lone_namespace, process
     while not (out.exists() and ";total;" in out.read_text()) and time.monotonic() < wait_for_total:
         time.sleep(0.05)
     sh("ip", "-n", ns, "link", "add", "t5new", "type", "veth", "peer", "name", "t5peer")
+    time.sleep(0.3)  # down: not recorded, like bwm-ng
+    assert rows_of(out, "t5new") == []
+    sh("ip", "-n", ns, "link", "set", "t5new", "up")
     time.sleep(0.4)
     sh("ip", "-n", ns, "link", "del", "t5new")
     time.sleep(0.3)

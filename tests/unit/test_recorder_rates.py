@@ -94,3 +94,21 @@ def test_tracker_counter_wrap_between_samples():
     tracker.update(snap(a=counters(2**32 - 100)), 0.0)
     rows = tracker.update(snap(a=counters(50)), 0.1)
     assert rows[0].delta.rx_bytes == 150
+
+
+def test_down_interfaces_skipped_unless_listed_or_asked_for():
+    everything = InterfaceSelection.parse("")
+    assert everything.wants("eth0", up=True) and not everything.wants("ifb0", up=False)
+    assert everything.wants("ifb0", up=False, include_down=True)
+    assert InterfaceSelection.parse("ifb0").wants("ifb0", up=False)
+    assert not InterfaceSelection.parse("%lo").wants("ifb0", up=False)
+
+
+def test_interface_going_down_is_forgotten_and_restarts_from_zero():
+    tracker = RateTracker()
+    tracker.update(snap(a=Reading(counters(10), 2, True)), 0.0)
+    rows = tracker.update(snap(a=Reading(counters(20), 2, False)), 1.0)
+    assert [r.name for r in rows] == ["total"]
+    rows = tracker.update(snap(a=Reading(counters(90), 2, True)), 2.0)
+    assert rows[0].name == "a" and rows[0].delta == Delta()
+    assert tracker.update(snap(a=Reading(counters(95), 2, True)), 3.0)[0].delta.rx_bytes == 5

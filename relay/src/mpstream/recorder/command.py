@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated interfaces to record; prefix with %% to record all but these "
              "(bwm-ng's -I); default: all",
     )
+    parser.add_argument("--all", "-a", action="store_true",
+                        help="also record interfaces that are down (listed ones are always recorded)")
     parser.add_argument("--interval-ms", "-t", type=int, default=500,
                         help="sampling interval in milliseconds (default: 500, like bwm-ng)")
     parser.add_argument("--output", "-F", default="-",
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             out = RowWriter(fd)
         try:
             record(
-                reader, RateTracker(InterfaceSelection.parse(args.interfaces)), out,
+                reader, RateTracker(InterfaceSelection.parse(args.interfaces), include_down=args.all), out,
                 interval_s=args.interval_ms / 1000.0,
                 limits=Limits(count=args.count, duration_s=args.duration),
                 wait=stop.wait,

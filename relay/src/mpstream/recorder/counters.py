@@ -12,6 +12,7 @@ from typing import NamedTuple, Protocol
 log = logging.getLogger(__name__)
 
 PROC_NET_DEV = "/proc/net/dev"
+IFF_UP = 0x1
 
 
 class Counters(NamedTuple):
@@ -26,10 +27,14 @@ class Counters(NamedTuple):
 
 
 class Reading(NamedTuple):
-    """One interface in a snapshot; `ifindex` is None when the source does not tell it."""
+    """One interface in a snapshot; `ifindex` is None when the source does not tell it.
+
+    `up` is the administrative state (IFF_UP); sources that cannot tell say True.
+    """
 
     counters: Counters
     ifindex: int | None = None
+    up: bool = True
 
 
 Snapshot = dict[str, Reading]
@@ -79,6 +84,15 @@ class ProcNetDevReader:
         pass
 
 
+def link_names() -> dict[int, tuple[str, bool]]:
+    """ifindex -> (name, up) of every interface, through pyroute2 (RTM_GETLINK)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        return {link["index"]: (link.get_attr("IFLA_IFNAME"), bool(link["flags"] & IFF_UP))
+                for link in ipr.get_links()}
+
+
 def counters_from_stats(stats: dict) -> Counters:
     """Counters from a pyroute2 IFLA_STATS64 (or IFLA_STATS) attribute value."""
     return Counters(
@@ -111,7 +125,7 @@ class PyRoute2Reader:
             stats = link.get_attr("IFLA_STATS64") or link.get_attr("IFLA_STATS")
             if name is None or stats is None:
                 continue
-            snapshot[name] = Reading(counters_from_stats(stats), ifindex=link["index"])
+            snapshot[name] = Reading(counters_from_stats(stats), link["index"], bool(link["flags"] & IFF_UP))
         return snapshot
 
     def close(self) -> None:

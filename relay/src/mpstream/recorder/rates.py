@@ -35,6 +35,12 @@ class InterfaceSelection:
             return True
         return (name in self.names) != self.exclude
 
+    def wants(self, name: str, up: bool, include_down: bool = False) -> bool:
+        """Like bwm-ng: a listed interface always, others only while up (or with `include_down`)."""
+        if self.names and not self.exclude:
+            return name in self.names
+        return (up or include_down) and name in self
+
 
 def counter_delta(new: int, old: int) -> int:
     """Increase of a counter from `old` to `new`, across a 32- or 64-bit wrap.
@@ -77,8 +83,9 @@ class _Seen(NamedTuple):
 class RateTracker:
     """Remembers the last reading of every selected interface and turns the next into rows."""
 
-    def __init__(self, selection: InterfaceSelection = InterfaceSelection()) -> None:
-        self.selection = selection
+    def __init__(self, selection: InterfaceSelection | None = None, include_down: bool = False) -> None:
+        self.selection = selection or InterfaceSelection()
+        self.include_down = include_down
         self._seen: dict[str, _Seen] = {}
         self._last_sample_at: float | None = None
 
@@ -87,11 +94,12 @@ class RateTracker:
 
         An interface seen for the first time (or re-created: new ifindex) gets a row of
         zeros, like bwm-ng does, so that no peak appears when it shows up. An interface
-        that vanished gets no row and is forgotten.
+        that vanished (or, unless listed by name, went down) gets no row and is forgotten.
         """
         rows: list[RateRow] = []
+        wants, include_down = self.selection.wants, self.include_down
         for name, reading in snapshot.items():
-            if name not in self.selection:
+            if not wants(name, reading.up, include_down):
                 continue
             seen = self._seen.get(name)
             if seen is None or (reading.ifindex is not None and seen.ifindex not in (None, reading.ifindex)):
@@ -105,9 +113,11 @@ class RateTracker:
                 elapsed = monotonic_s - seen.read_at
             self._seen[name] = _Seen(reading.ifindex, reading.counters, monotonic_s)
             rows.append(RateRow(name, delta, elapsed))
-        for name in [n for n in self._seen if n not in snapshot]:
-            log.info("interface %s vanished", name)
-            del self._seen[name]
+        if len(self._seen) > len(rows):  # forget what vanished or went down: it restarts from zero
+            present = {row.name for row in rows}
+            for name in [n for n in self._seen if n not in present]:
+                log.info("interface %s vanished or went down", name)
+                del self._seen[name]
         sample_elapsed = 0.0 if self._last_sample_at is None else monotonic_s - self._last_sample_at
         self._last_sample_at = monotonic_s
         total = Delta._make(map(sum, zip(*(row.delta for row in rows), strict=True))) if rows else Delta()

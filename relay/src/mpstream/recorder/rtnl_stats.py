@@ -3,7 +3,7 @@
 An RTM_GETLINK dump (what `IPRoute.get_links` sends) carries every attribute of every
 link, and decoding it all in Python costs milliseconds per sample. RTM_GETSTATS with the
 IFLA_STATS_LINK_64 filter returns just `struct rtnl_link_stats64` per link, which a few
-`struct` calls decode. Names come from `if_nameindex(3)`.
+`struct` calls decode.
 Message building and parsing are pure; `RtnlStatsReader` does the socket I/O.
 """
 
@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 
-from mpstream.recorder.counters import Counters, Reading, Snapshot
+from mpstream.recorder.counters import Counters, Reading, Snapshot, link_names
 
 NETLINK_ROUTE = 0
 RTM_GETSTATS = 94
@@ -71,11 +71,19 @@ def parse_stats_messages(data: bytes, into: dict[int, Counters]) -> bool:
     return False
 
 
+def _links() -> dict[int, tuple[str, bool]]:
+    try:
+        return link_names()
+    except ImportError:  # without pyroute2: names from if_nameindex(3), every interface taken as up
+        return {index: (name, True) for index, name in socket.if_nameindex()}
+
+
 class RtnlStatsReader:
     """Counters of every interface of the current network namespace via RTM_GETSTATS.
 
-    Interface names are looked up again only when the kernel announces a link change
-    (RTNLGRP_LINK) or an unknown ifindex shows up, not on every sample.
+    Interface names and up/down states are looked up (RTM_GETLINK through pyroute2) only
+    when the kernel announces a link change (RTNLGRP_LINK) or an unknown ifindex shows up,
+    not on every sample.
     """
 
     name = "netlink"
@@ -87,7 +95,7 @@ class RtnlStatsReader:
         self._events.bind((0, RTMGRP_LINK))
         self._events.setblocking(False)
         self._sequence = 0
-        self._names: dict[int, str] = {}
+        self._links: dict[int, tuple[str, bool]] = {}
 
     def _links_changed(self) -> bool:
         changed = False
@@ -107,11 +115,11 @@ class RtnlStatsReader:
         by_index: dict[int, Counters] = {}
         while not parse_stats_messages(self._sock.recv(65536), by_index):
             pass
-        if refresh or not by_index.keys() <= self._names.keys():
-            self._names = dict(socket.if_nameindex())
-        names = self._names
+        if refresh or not by_index.keys() <= self._links.keys():
+            self._links = _links()
+        links = self._links
         # an ifindex still unnamed appeared between the two calls: it shows up next sample
-        return {names[i]: Reading(c, i) for i, c in by_index.items() if i in names}
+        return {links[i][0]: Reading(c, i, links[i][1]) for i, c in by_index.items() if i in links}
 
     def close(self) -> None:
         self._sock.close()
