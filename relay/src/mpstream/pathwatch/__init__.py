@@ -1,0 +1,15 @@
+"""Path watcher: learn fast when a provider goes away or comes back, and re-create its subflows.
+
+Upstream MPTCP does not re-create a subflow that died while its provider was down, and
+subflows that sat through an outage in exponential RTO backoff are only used again when
+their timers fire. The watcher probes every provider path actively (ICMP echo from each
+local address to a peer's address over the same provider, a few times a second: an
+outage can be a silent blackhole without any link event), listens to link and address
+events over netlink, and when a provider comes back removes and re-adds that provider's
+MPTCP endpoints, which makes the kernel open (or announce) that provider's subflows of
+every live connection again.
+
+Modules: `tracker` (pure: probe results in, provider transitions out), `icmp` (echo
+packets, pure), `netlink_events` (pure parsing of link/address notifications),
+`endpoints` (the kernel's MPTCP endpoints), `watcher` (the I/O loop), `command` (CLI).
+"""

@@ -1,0 +1,189 @@
+"""The watcher's I/O loop: ICMP echo probes, rtnetlink events, endpoint re-creation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import socket
+import time
+from pathlib import Path
+
+from mpstream.pathwatch import icmp, netlink_events
+from mpstream.pathwatch.config import Config, Probe
+from mpstream.pathwatch.tracker import DOWN, UP, Tracker, Transition
+
+log = logging.getLogger("mpstream.pathwatch")
+
+
+class ProbeSocket:
+    """One raw ICMP socket per probe, bound to its source address (so policy routing
+    sends it out through the probe's provider)."""
+
+    def __init__(self, probe: Probe, ident: int) -> None:
+        self.probe, self.ident, self.seq = probe, ident, 0
+        if probe.version == 4:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        else:
+            self.sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        self.sock.setblocking(False)
+        self.sock.bind((probe.source, 0))
+
+    def send(self) -> None:
+        self.seq = (self.seq + 1) & 0xFFFF
+        try:
+            packet = icmp.echo_request(self.probe.version, self.ident, self.seq)
+            self.sock.sendto(packet, (self.probe.target, 0))
+        except OSError as exc:  # no route, address gone: the provider is as good as down
+            log.debug("probe %s -> %s not sent: %s", self.probe.source, self.probe.target, exc)
+
+    def answered(self) -> bool:
+        """Drain the socket; whether an answer to one of our recent probes arrived."""
+        answered = False
+        while True:
+            try:
+                packet, sender = self.sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return answered
+            except OSError:
+                return answered
+            reply = icmp.parse_echo_reply(self.probe.version, packet)
+            if reply and reply[0] == self.ident and sender[0] == self.probe.target:
+                answered = True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Watcher:
+    def __init__(self, config: Config, events_file: Path | None = None, clock=time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.tracker = Tracker(list(config.providers), config.down_after, clock())
+        base = (os.getpid() << 4) & 0xFFFF
+        self.probes = [ProbeSocket(probe, (base + i) & 0xFFFF) for i, probe in enumerate(config.probes())]
+        self.device_provider = {dev: p.name for p in config.providers.values() for dev in p.devices}
+        self.ifnames: dict[int, str] = {}
+        self.netlink = self._open_netlink()
+        self.events_file = open(events_file, "a", buffering=1) if events_file else None  # noqa: SIM115
+        self._pm = None
+        if config.recreate:
+            self._pm_open()  # now, not when a provider returns: opening takes a quarter second
+
+    def _pm_open(self):
+        from mpstream.pathwatch.endpoints import PathManager
+
+        if self._pm is None:
+            try:
+                self._pm = PathManager()
+            except Exception as exc:  # noqa: BLE001 - retried at the next re-creation
+                log.error("no MPTCP path manager (%s): is MPTCP enabled in this kernel?", exc)
+        return self._pm
+
+    def _open_netlink(self) -> socket.socket | None:
+        try:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+            sock.bind((0, netlink_events.GROUPS))
+            sock.setblocking(False)
+        except OSError as exc:
+            log.warning("no netlink events (%s): relying on probes alone", exc)
+            return None
+        for index, name in socket.if_nameindex():
+            self.ifnames[index] = name
+        return sock
+
+    def close(self) -> None:
+        for probe in self.probes:
+            probe.close()
+        if self.netlink:
+            self.netlink.close()
+        if self._pm:
+            self._pm.close()
+        if self.events_file:
+            self.events_file.close()
+
+    def record(self, event: str, **fields) -> None:
+        if self.events_file:
+            self.events_file.write(json.dumps({"time": time.time(), "event": event, **fields}) + "\n")
+
+    def run(self, duration: float | None = None) -> None:
+        started = self.clock()
+        next_probe = started
+        self.tracker.restart(started)
+        log.info("watching %s every %.2f s (down after %.2f s of silence), re-create endpoints: %s",
+                 ", ".join(f"{p.name} ({len(p.probes)} probes)" for p in self.config.providers.values()),
+                 self.config.interval, self.config.down_after, "yes" if self.config.recreate else "no")
+        while duration is None or self.clock() - started < duration:
+            now = self.clock()
+            if now >= next_probe:
+                for probe in self.probes:
+                    probe.send()
+                next_probe = max(next_probe + self.config.interval, now)
+            readable = [p.sock for p in self.probes] + ([self.netlink] if self.netlink else [])
+            timeout = max(0.0, min(next_probe - self.clock(), 0.05))
+            ready, _, _ = select.select(readable, [], [], timeout)
+            now = self.clock()
+            transitions: list[Transition] = []
+            for probe in self.probes:
+                if probe.sock in ready and probe.answered():
+                    transitions += self.tracker.reply(probe.probe.provider, now)
+            if self.netlink in ready:
+                transitions += self._netlink(now)
+            transitions += self.tracker.tick(now)
+            for transition in transitions:
+                self.handle(transition)
+
+    def _netlink(self, now: float) -> list[Transition]:
+        transitions = []
+        try:
+            while True:
+                datagram = self.netlink.recv(65536)
+                for event in netlink_events.parse(datagram):
+                    if isinstance(event, netlink_events.LinkEvent):
+                        if event.name:
+                            self.ifnames[event.index] = event.name
+                        name = self.ifnames.get(event.index)
+                        provider = self.device_provider.get(name)
+                        if provider:
+                            log.debug("link %s carrier %s", name, event.carrier)
+                            transitions += self.tracker.link(provider, name, event.carrier, now)
+                    else:
+                        provider = self.device_provider.get(self.ifnames.get(event.index))
+                        if provider:
+                            change = "removed" if event.removed else "added"
+                            log.info("%s: address %s on %s", provider, change, self.ifnames.get(event.index))
+        except (BlockingIOError, InterruptedError):
+            pass
+        return transitions
+
+    def handle(self, transition: Transition) -> None:
+        if transition.new == DOWN:
+            log.warning("%s down (%s)", transition.provider, transition.reason)
+        else:
+            after = f" after {transition.outage:.2f} s" if transition.outage is not None else ""
+            log.info("%s up (%s)%s", transition.provider, transition.reason, after)
+        self.record("provider", provider=transition.provider, old=transition.old, new=transition.new,
+                    reason=transition.reason, outage=transition.outage)
+        if transition.new == UP and transition.old == DOWN and self.config.recreate:
+            self.recreate(transition.provider)
+
+    def recreate(self, provider: str) -> None:
+        addresses = self.config.providers[provider].addresses
+        started = self.clock()
+        try:
+            pm = self._pm_open()
+            if pm is None:
+                raise RuntimeError("no path manager")
+            done = pm.recreate(addresses)
+        except Exception as exc:  # noqa: BLE001 - a failed re-creation must not stop the watching
+            log.error("%s: re-creating endpoints failed: %s", provider, exc)
+            self.record("recreate_failed", provider=provider, error=str(exc))
+            if self._pm is not None:
+                self._pm.close()
+            self._pm = None
+            return
+        took = self.clock() - started
+        listed = ", ".join(f"{ep.id} ({ep.address})" for ep in done) or "none found"
+        log.info("%s: re-created MPTCP endpoints %s in %.1f ms", provider, listed, took * 1000)
+        self.record("recreate", provider=provider, endpoints=[ep.id for ep in done], seconds=took)

@@ -1,0 +1,232 @@
+"""The path watcher brings back a subflow that died while its provider was down.
+
+Topology (all namespaces `t8-pw-*`, IPv6 as in the paper): client and server, each with
+nic1 on provider 1 and nic2 on provider 2; each provider is a router namespace joined
+to both nodes and shaped to 2 Mbit/s so that a 3 Mbit/s stream keeps both subflows
+busy. Per-address routing tables as in section 3.2; the client's endpoints are
+`subflow fullmesh`, the server's `signal`. An outage is the provider's router dropping
+everything it forwards (a silent blackhole, no link event). `tcp_retries2=3` in the
+node namespaces lets a subflow stuck on the dead path time out within seconds instead
+of 15 minutes.
+
+First without the watcher, the control: the isp2 subflow dies in the outage and does
+not come back when isp2 returns. Then with `mpstream pathwatch` on both nodes: the
+subflow is back within 2 s of isp2's return.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+PREFIX = "t8-pw"
+CLIENT, SERVER = f"{PREFIX}-c", f"{PREFIX}-s"
+ROUTERS = {1: f"{PREFIX}-r1", 2: f"{PREFIX}-r2"}
+PORT = 18935
+BIN = os.path.dirname(sys.executable)
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+
+
+def addr(provider, site, host):
+    return f"2001:2:0:{provider}0{site}::{host:x}"
+
+
+C = {p: addr(p, 3, 10) for p in (1, 2)}
+S = {p: addr(p, 2, 10) for p in (1, 2)}
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, check=check, capture_output=True, text=True)
+
+
+def ns(name, *args, check=True):
+    return sh("ip", "netns", "exec", name, *args, check=check)
+
+
+def build():
+    for name in (CLIENT, SERVER, *ROUTERS.values()):
+        sh("ip", "netns", "add", name)
+        ns(name, "ip", "link", "set", "lo", "up")
+    for p, router in ROUTERS.items():
+        ns(router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        for node, site in ((CLIENT, 3), (SERVER, 2)):
+            side = "c" if node == CLIENT else "s"
+            sh("ip", "-n", router, "link", "add", side, "type", "veth", "peer", "name", f"nic{p}", "netns", node)
+            ns(router, "ip", "addr", "add", f"{addr(p, site, 1)}/64", "dev", side, "nodad")
+            ns(router, "ip", "link", "set", side, "up")
+            # The bottleneck: 2 Mbit/s towards either node, like a shaped access link.
+            ns(router, "tc", "qdisc", "add", "dev", side, "root", "tbf", "rate", "2mbit", "burst", "6056",
+               "latency", "50ms")
+            ns(node, "ip", "addr", "add", f"{addr(p, site, 10)}/64", "dev", f"nic{p}", "nodad")
+            ns(node, "ip", "link", "set", f"nic{p}", "up")
+    for node, site, flags in ((CLIENT, 3, ["subflow", "fullmesh"]), (SERVER, 2, ["signal"])):
+        for setting in ("net.ipv4.tcp_retries2=3", "net.mptcp.blackhole_timeout=0", "net.mptcp.enabled=1"):
+            ns(node, "sysctl", "-qw", setting)
+        for p in (1, 2):
+            table = str(1000 * p)
+            ns(node, "ip", "-6", "rule", "add", "from", addr(p, site, 10), "table", table, "priority", f"100{p}")
+            ns(node, "ip", "-6", "route", "add", f"2001:2:0:{p}0{site}::/64", "dev", f"nic{p}", "table", table)
+            ns(node, "ip", "-6", "route", "add", "default", "via", addr(p, site, 1), "dev", f"nic{p}",
+               "table", table)
+            ns(node, "ip", "-6", "route", "add", "default", "via", addr(p, site, 1), "dev", f"nic{p}",
+               "metric", str(10 * p))
+            ns(node, "ip", "mptcp", "endpoint", "add", addr(p, site, 10), "dev", f"nic{p}", "id", str(100 + p),
+               *flags)
+        ns(node, "ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
+
+
+def teardown():
+    for name in (CLIENT, SERVER, *ROUTERS.values()):
+        pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
+        for pid in pids:
+            sh("kill", "-9", pid, check=False)
+        sh("ip", "netns", "del", name, check=False)
+
+
+SINK = """
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, 262)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", %d)); s.listen(1)
+c, _ = s.accept()
+while c.recv(65536):
+    pass
+"""
+
+# 3 Mbit/s in 16 KiB writes: more than one provider's 2 Mbit/s, so both subflows carry data.
+SOURCE = """
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, 262)
+s.connect((%r, %d))
+chunk, start, sent = b"x" * 16384, time.monotonic(), 0
+while True:
+    s.sendall(chunk); sent += len(chunk)
+    ahead = sent * 8 / 3e6 - (time.monotonic() - start)
+    if ahead > 0:
+        time.sleep(ahead)
+"""
+
+
+def subflows_from(local):
+    """Established TCP subflows of the client from `local` to the server's port."""
+    out = ns(CLIENT, "ss", "-Htn", "state", "established").stdout
+    count = 0
+    for line in out.splitlines():
+        words = line.split()
+        source = words[2].split("]")[0].lstrip("[").split("%")[0] if len(words) >= 4 else ""
+        if source == local and words[3].endswith(f":{PORT}"):
+            count += 1
+    return count
+
+
+def wait_for(predicate, timeout, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+BLACKHOLE = """table inet t8pw {
+    chain blackhole {
+        type filter hook forward priority 0; policy drop;
+    }
+}
+"""
+
+
+def outage(provider, on):
+    router = ROUTERS[provider]
+    if on:
+        subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], check=True, text=True,
+                       input=BLACKHOLE)
+    else:
+        ns(router, "nft", "delete", "table", "inet", "t8pw")
+
+
+def kill_dead_subflow(provider):
+    """Provider down until its subflow from the client timed out (the 'dead subflow')."""
+    outage(provider, True)
+    assert wait_for(lambda: subflows_from(C[provider]) == 0, 30), "the subflow over the dead provider never died"
+    outage(provider, False)
+    return time.monotonic()
+
+
+@pytest.fixture
+def network():
+    teardown()
+    procs = []
+    try:
+        build()
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        teardown()
+
+
+def spawn(procs, namespace, *argv, **kwargs):
+    proc = subprocess.Popen(["ip", "netns", "exec", namespace, *argv], stdout=subprocess.DEVNULL,
+                            stderr=kwargs.pop("stderr", subprocess.DEVNULL), **kwargs)
+    procs.append(proc)
+    return proc
+
+
+def watcher(procs, namespace, local, remote, events, log):
+    probes = [f"--probe=isp{p},{local[p]},{remote[p]}" for p in (1, 2)]
+    devices = [f"--device=isp{p},nic{p}" for p in (1, 2)]
+    return spawn(procs, namespace, f"{BIN}/mpstream", "--log-level", "DEBUG", "pathwatch", *probes, *devices,
+                 "--interval", "0.1", "--down-after", "0.5", "--events", str(events), stderr=log)
+
+
+def test_dead_subflow_returns_within_2s_of_its_provider_with_the_watcher(network, tmp_path):
+    procs = network
+    spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
+    time.sleep(0.3)
+    spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
+    assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10), \
+        ns(CLIENT, "ss", "-Htn").stdout
+
+    # Control: without the watcher the dead subflow stays dead after isp2 returns.
+    kill_dead_subflow(2)
+    assert not wait_for(lambda: subflows_from(C[2]) >= 1, 3.0), "the kernel re-created the subflow by itself"
+
+    # Bring it back once (by hand, as the watcher would) so the next outage has a subflow to kill.
+    ns(SERVER, "ip", "mptcp", "endpoint", "delete", "id", "102")
+    ns(SERVER, "ip", "mptcp", "endpoint", "add", S[2], "dev", "nic2", "id", "102", "signal")
+    assert wait_for(lambda: subflows_from(C[2]) >= 1, 5)
+
+    events = {node: tmp_path / f"{node}.jsonl" for node in ("client", "server")}
+    logs = {node: open(tmp_path / f"{node}.log", "w") for node in ("client", "server")}  # noqa: SIM115
+    watcher(procs, CLIENT, C, S, events["client"], logs["client"])
+    watcher(procs, SERVER, S, C, events["server"], logs["server"])
+    time.sleep(1.0)  # both watchers have seen every provider up
+
+    returned = kill_dead_subflow(2)
+    came_back = wait_for(lambda: subflows_from(C[2]) >= 1, 5.0, step=0.02)
+    took = time.monotonic() - returned
+    print(f"isp2 subflow back {took:.2f} s after isp2 returned")
+    assert came_back, (tmp_path / "client.log").read_text()[-3000:]
+    assert took < 2.0
+
+    def recreated(node, provider):
+        lines = events[node].read_text().splitlines() if events[node].exists() else []
+        return any(e["event"] == "recreate" and e["provider"] == provider and e["endpoints"] == [102]
+                   for e in map(json.loads, lines))
+
+    # Both watchers saw isp2 go down and re-created its endpoint (the server's announcement
+    # may land a moment after the client's subflow is back).
+    assert wait_for(lambda: recreated("client", "isp2") and recreated("server", "isp2"), 2.0)
+    for handle in logs.values():
+        handle.close()
+    all_events = [json.loads(line) for node in events for line in events[node].read_text().splitlines()]
+    assert sum(e["event"] == "provider" and e["provider"] == "isp2" and e["new"] == "down"
+               for e in all_events) == 2
+    # isp1 stayed up all along: its endpoints were left alone.
+    assert not any(e["event"] == "recreate" and e["provider"] == "isp1" for e in all_events)

@@ -1,0 +1,79 @@
+"""The path watcher's pure parts: provider tracking, echo packets, netlink parsing, config."""
+
+import socket
+import struct
+
+import pytest
+
+from mpstream.pathwatch import config, icmp, netlink_events
+from mpstream.pathwatch.tracker import DOWN, UNKNOWN, UP, Tracker
+
+
+def test_provider_goes_down_after_silence_and_up_at_the_first_answer():
+    tracker = Tracker(["isp1", "isp2"], down_after=0.6, now=0.0)
+    assert tracker.reply("isp1", 0.1)[0].new == UP
+    assert tracker.reply("isp2", 0.1)[0].new == UP
+    assert tracker.tick(0.5) == []
+    tracker.reply("isp1", 0.5)
+    down = tracker.tick(0.75)
+    assert [(t.provider, t.new) for t in down] == [("isp2", DOWN)]
+    assert tracker.tick(1.0) == []  # reported once
+    back = tracker.reply("isp2", 3.75)
+    assert [(t.provider, t.old, t.new) for t in back] == [("isp2", DOWN, UP)]
+    assert back[0].outage == pytest.approx(3.0)
+
+
+def test_silence_counts_from_restart_not_from_construction():
+    tracker = Tracker(["isp1"], down_after=0.5, now=0.0)
+    tracker.restart(10.0)
+    assert tracker.tick(10.4) == []
+    assert tracker.state("isp1") == UNKNOWN
+    assert tracker.tick(10.5)[0].new == DOWN
+
+
+def test_carrier_loss_is_down_at_once_and_answers_do_not_override_it():
+    tracker = Tracker(["isp1"], down_after=0.6, now=0.0)
+    tracker.reply("isp1", 0.1)
+    assert tracker.link("isp1", "nic1", False, 0.2)[0].reason == "nic1 lost carrier"
+    assert tracker.reply("isp1", 0.3) == []
+    assert tracker.link("isp1", "nic1", True, 0.4) == []  # back only when a probe gets through
+    assert tracker.reply("isp1", 0.5)[0].new == UP
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_echo_request_and_reply(version):
+    request = icmp.echo_request(version, 0x1234, 7)
+    if version == 4:
+        assert icmp.checksum(request) == 0
+        reply = bytes([0x45]) + bytes(19) + bytes([0]) + request[1:]
+    else:
+        reply = bytes([129]) + request[1:]
+    assert icmp.parse_echo_reply(version, reply) == (0x1234, 7)
+    assert icmp.parse_echo_reply(version, request if version == 6 else bytes([0x45]) + bytes(19) + request) is None
+
+
+def _rtattr(kind, value):
+    length = 4 + len(value)
+    return struct.pack("=HH", length, kind) + value + bytes((4 - length % 4) % 4)
+
+
+def test_link_and_address_notifications_are_parsed():
+    body = netlink_events.IFINFOMSG.pack(0, 1, 3, netlink_events.IFF_UP, 0) + _rtattr(3, b"nic2\0")
+    link = netlink_events.NLMSG_HDR.pack(16 + len(body), netlink_events.RTM_NEWLINK, 0, 0, 0) + body
+    addr_body = netlink_events.IFADDRMSG.pack(socket.AF_INET6, 64, 0, 0, 3)
+    addr = netlink_events.NLMSG_HDR.pack(16 + len(addr_body), netlink_events.RTM_DELADDR, 0, 0, 0) + addr_body
+    events = netlink_events.parse(link + addr)
+    assert events[0] == netlink_events.LinkEvent(3, "nic2", carrier=False, removed=False)
+    assert events[1] == netlink_events.AddressEvent(3, socket.AF_INET6, removed=True)
+
+
+def test_config_defaults_endpoint_addresses_to_probe_sources_and_refuses_mixed_families():
+    parsed = config.from_dict({"providers": [{"name": "isp1", "probes": [
+        {"source": "2001:2:0:103::a/64", "target": "2001:2:0:102::a"}]}]})
+    assert parsed.providers["isp1"].addresses == {"2001:2:0:103::a"}
+    with pytest.raises(config.ConfigError):
+        config.from_dict({"providers": [{"name": "isp1", "probes": [
+            {"source": "198.18.19.10", "target": "2001:2:0:102::a"}]}]})
+    with pytest.raises(config.ConfigError):
+        config.from_dict({"interval": 1, "down_after": 0.5, "providers": [{"name": "isp1", "probes": [
+            {"source": "198.18.19.10", "target": "198.18.18.10"}]}]})
