@@ -144,3 +144,80 @@ def test_display_latency_is_buffer_plus_network_delay():
 def test_frame_interval_is_the_median_step():
     assert frame_interval_ms([0, 40, 80, 120, 500]) == pytest.approx(40)
     assert frame_interval_ms([]) > 0
+
+
+# The summary a player run produces --------------------------------------------------------
+
+def recording_of(frames: list[Frame], ended_s: float, start_ms: int | None = None):
+    from mpstream.clients.player import Received, Recording
+
+    rec = Recording("rtmp://example.invalid/live/x", started_wall=1_000_000.0, ended_s=ended_s,
+                    end_reason="duration", start_ms=start_ms, start_source="sei" if start_ms else None)
+    rec.frames = [Received(f.arrival_s, round(f.timestamp_ms), f.kind, f.size, f.keyframe) for f in frames]
+    return rec
+
+
+def test_summary_has_the_documented_keys_and_numbers():
+    from mpstream.clients.summary import describe, summarize
+
+    # Sent at start + ts; each frame arrives 40 ms after it was sent.
+    frames = [Frame(f.arrival_s + 0.04, f.timestamp_ms, f.kind, 1250, f.keyframe) for f in steady(20)]
+    rec = recording_of(frames, ended_s=20.0, start_ms=1_000_000_000)
+    summary = summarize(rec, {"buffer_ms": 1000, "duration_s": 20})
+    for key in ("startup_s", "stall_count", "stall_total_s", "stall_max_s", "stalls", "video_frames",
+                "audio_frames", "bitrate_bps", "latency_ms", "version", "options", "url", "started_at",
+                "ended_at"):
+        assert key in summary, key
+    assert summary["video_frames"] == 600 and summary["audio_frames"] == 0
+    assert summary["bitrate_bps"] == pytest.approx(1250 * 8 * 30, rel=0.01)
+    assert summary["latency_ms"]["p50"] == pytest.approx(40, abs=0.5)
+    assert summary["latency_ms"]["p99"] == pytest.approx(40, abs=0.5)
+    assert summary["stall_count"] == 0 and summary["startup_s"] == pytest.approx(1.04)
+    assert summary["started_at"].startswith("1970-01-12T13:46:40")
+    assert any("stalls 0" in line for line in describe(summary))
+
+
+def test_a_publisher_that_left_is_an_end_not_a_stall():
+    from mpstream.clients.summary import summarize
+
+    rec = recording_of(steady(10), ended_s=30.0)
+    assert summarize(rec, {"buffer_ms": 1000})["stall_count"] == 1  # starved until the end of the run
+    rec.unpublished_s = 10.0
+    summary = summarize(rec, {"buffer_ms": 1000})
+    assert summary["stall_count"] == 0 and summary["stream_ended_s"] == 10.0
+
+
+def test_unknown_start_means_unknown_latency():
+    from mpstream.clients.summary import summarize
+
+    summary = summarize(recording_of(steady(5), ended_s=5.0), {"buffer_ms": 500})
+    assert summary["latency_ms"]["p50"] is None and summary["latency_ms"]["count"] == 0
+
+
+def test_percentiles_interpolate_between_ranks():
+    from mpstream.clients.summary import percentile
+
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile([], 50) is None
+
+
+def test_bitrate_series_has_one_bin_per_second():
+    from mpstream.clients.player import Received
+    from mpstream.clients.summary import bitrate_series
+
+    frames = [Received(t / 10, t * 100, VIDEO, 1000, False) for t in range(30)]
+    series = bitrate_series(frames)
+    assert [b["t_s"] for b in series] == [0.0, 1.0, 2.0]
+    assert all(b["bps"] == 80_000 for b in series)
+
+
+def test_csv_has_one_row_per_message(tmp_path):
+    from mpstream.clients.summary import CSV_FIELDS, write_csv
+
+    rec = recording_of(steady(2), ended_s=2.0, start_ms=1_000_000_000)
+    write_csv(rec, str(tmp_path / "f.csv"))
+    rows = (tmp_path / "f.csv").read_text().splitlines()
+    assert rows[0].split(",") == CSV_FIELDS and len(rows) == 61
+    assert rows[1].split(",")[1:5] == ["video", "0", "1000", "1"]

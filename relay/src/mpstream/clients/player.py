@@ -62,10 +62,16 @@ class Recording:
     metadata: dict = field(default_factory=dict)
     start_ms: int | None = None  # the publisher's announced start
     start_source: str | None = None  # "metadata" or "sei"
+    unpublished_s: float | None = None  # the publisher left and no media came after
     end_reason: str = ""
     error: str | None = None
     connection: dict = field(default_factory=dict)
     statuses: list[dict] = field(default_factory=list)
+
+    @property
+    def media_end_s(self) -> float:
+        """Where the viewer's experience ends: the publisher leaving is an end, not a stall."""
+        return self.unpublished_s if self.unpublished_s is not None else self.ended_s
 
     @property
     def complete(self) -> bool:
@@ -216,6 +222,8 @@ class Player:
                 return True
             if event.code in ("NetStream.Play.UnpublishNotify", "NetStream.Play.PublishNotify"):
                 log.info("play: %s", event.code)
+            if event.code in ("NetStream.Play.UnpublishNotify", "NetStream.Play.Stop"):
+                rec.unpublished_s = rec.unpublished_s or arrival
         elif isinstance(event, CommandError):
             rec.end_reason = "refused"
             info = event.info if isinstance(event.info, dict) else {}
@@ -224,6 +232,7 @@ class Player:
             return True
         elif isinstance(event, StreamEOF):
             log.info("play: the server ended stream %d", event.stream_id)
+            rec.unpublished_s = rec.unpublished_s or arrival
         return False
 
     def _record(self, event: MediaMessage, arrival: float) -> None:
@@ -231,6 +240,7 @@ class Player:
         rec = self.recording
         if not body:  # relays send empty messages around stream starts; they carry no media
             return
+        rec.unpublished_s = None  # media again: the publisher is back (a reconnect is an outage)
         if event.is_video:
             header = flv.is_video_sequence_header(body)
             if header and len(body) > 9:

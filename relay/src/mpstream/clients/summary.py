@@ -87,7 +87,7 @@ def average_bitrate(frames: list[Received]) -> float | None:
 def summarize(recording: Recording, options: dict, playback: Playback | None = None) -> dict:
     frames = media_frames(recording)
     model = model_frames(recording)
-    result = playback or simulate(model, options.get("buffer_ms", 0), recording.ended_s)
+    result = playback or simulate(model, options.get("buffer_ms", 0), recording.media_end_s)
     latencies = [m.arrival_s - m.sent_s for m in model if m.sent_s is not None]
     bitrate = average_bitrate(frames)
     ran = result.startup_s is not None
@@ -101,6 +101,7 @@ def summarize(recording: Recording, options: dict, playback: Playback | None = N
         "started_at": _iso(recording.started_wall),
         "ended_at": _iso(recording.started_wall + recording.ended_s),
         "duration_s": round(recording.ended_s, 3),
+        "stream_ended_s": _round(recording.unpublished_s, 1, 3),  # the publisher left (None: it did not)
         "ran": ran,
         "complete": recording.complete,
         "end_reason": recording.end_reason,
@@ -159,7 +160,7 @@ def describe(summary: dict) -> list[str]:
 def progress_line(recording: Recording, now_s: float, buffer_ms: float) -> str:
     """One line about a run in progress."""
     model = model_frames(recording)
-    result = simulate(model, buffer_ms, now_s)
+    result = simulate(model, buffer_ms, min(now_s, recording.unpublished_s or now_s))
     frames = media_frames(recording)
     recent = [f for f in frames if f.arrival_s >= now_s - 10]
     rate = sum(f.size for f in recent) * 8 / min(10.0, max(now_s, 1e-3))
