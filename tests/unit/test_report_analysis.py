@@ -8,6 +8,7 @@ from mpstream.report.analysis import (
     Interval,
     Phase,
     ProviderSeries,
+    binned_rates,
     bytes_between,
     handover_time,
     interface_providers,
@@ -77,3 +78,15 @@ def test_phases_relative_to_t0_and_unfinished_phase_dropped():
         {"name": "all up", "down": [], "start": 50.0, "end": 75.0},
         {"name": "isp2 down", "down": ["isp2"], "start": 75.0, "end": None}]})
     assert phases == [Phase("all up", (), 0.0, 25.0)]
+
+
+def test_binned_rates_average_samples_into_fixed_bins():
+    ivs = [
+        Interval(0.1 * k, 0.1 * (k + 1), 1000 if k % 2 else 0, 0) for k in range(10)]
+    edges, rates = binned_rates(ivs, "tx", 0.5)
+    assert edges == pytest.approx([0.0, 0.5, 1.0])
+    # bins of five 0.1 s samples alternating 0 and 1000 bytes: 2000 or 3000 bytes per 0.5 s
+    assert rates == pytest.approx([8 * 2000 / 0.5, 8 * 3000 / 0.5])
+    raw_edges, raw = binned_rates(ivs, "tx", 0)
+    assert len(raw_edges) == 11 and raw[1] == pytest.approx(80_000)
+    assert binned_rates([], "tx", 0.5) == ([], [])

@@ -28,7 +28,7 @@ def _stalls(player: dict | None, t0: float) -> list[tuple[float, float]]:
     return [(started + float(s.get("at_s", 0.0)), float(s.get("duration_s", 0.0))) for s in player.get("stalls") or []]
 
 
-def draw_plots(run: Run, summary: dict, out_dir: Path) -> list[Path]:
+def draw_plots(run: Run, summary: dict, out_dir: Path, bin_s: float = 0.5) -> list[Path]:
     from mpstream.report.plots import Panel, draw, provider_colours
 
     t0, phases = analysis.run_clock(run.timeline, run.nodes)
@@ -49,15 +49,17 @@ def draw_plots(run: Run, summary: dict, out_dir: Path) -> list[Path]:
     plots_dir = out_dir / "plots"
     overview = [panel for panels in panels_by_node.values() for panel in panels if panel.series]
     if overview:
-        written += draw(overview, phases, colours, plots_dir / "rates", title=f"mpstream run {run.run_id}")
+        written += draw(overview, phases, colours, plots_dir / "rates", title=f"mpstream run {run.run_id}",
+                        bin_s=bin_s)
     for node, panels in panels_by_node.items():
         panels = [p for p in panels if p.series]
         if panels:
-            written += draw(panels, phases, colours, plots_dir / f"rates-{node}")
+            written += draw(panels, phases, colours, plots_dir / f"rates-{node}", bin_s=bin_s)
     return written
 
 
-def build_report(run_dir: str | Path, baseline_dir: str | Path | None = None, plots: bool = True) -> Written:
+def build_report(run_dir: str | Path, baseline_dir: str | Path | None = None, plots: bool = True,
+                 bin_s: float = 0.5) -> Written:
     run = load_run(run_dir)
     summary = analysis.summarize(run.meta, run.timeline, run.nodes)
     baseline_summary = baseline_name = None
@@ -68,7 +70,7 @@ def build_report(run_dir: str | Path, baseline_dir: str | Path | None = None, pl
         summary["baseline"] = {"run_id": baseline_name, "path": str(baseline_dir)}
     summary["notes"] = run.notes
     out_dir = run.path
-    plot_paths = draw_plots(run, summary, out_dir) if plots else []
+    plot_paths = draw_plots(run, summary, out_dir, bin_s) if plots else []
     summary["plots"] = [str(p.relative_to(out_dir)) for p in plot_paths]
     summary_path = out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (results/<run-id>)")
     parser.add_argument("--baseline", metavar="OTHER_RUN_DIR", default=None,
                         help="a run to compare with (e.g. without path watcher and tuning)")
+    parser.add_argument("--bin", type=float, default=0.5, metavar="SECONDS",
+                        help="plot rates over bins of this many seconds (default 0.5, 0: raw samples)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots (no matplotlib needed)")
 
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from mpstream.report.build import build_report
 
     try:
-        written = build_report(args.run_dir, args.baseline, plots=not args.no_plots)
+        written = build_report(args.run_dir, args.baseline, plots=not args.no_plots, bin_s=args.bin)
     except FileNotFoundError as exc:
         print(f"mpstream report: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mpstream.report.analysis import Phase, ProviderSeries
+from mpstream.report.analysis import Phase, ProviderSeries, binned_rates
 
 DIRECTION_LABEL = {"tx": "outgoing", "rx": "incoming"}
 FORMATS = ("png", "svg")
@@ -46,16 +46,15 @@ def _shade_phases(ax, phases: list[Phase], label: bool) -> None:
                     ha="center", va="bottom", fontsize=8)
 
 
-def _draw_panel(ax, panel: Panel, phases: list[Phase], label_phases: bool, colours: dict[str, str]) -> None:
+def _draw_panel(ax, panel: Panel, phases: list[Phase], label_phases: bool, colours: dict[str, str],
+                bin_s: float) -> None:
     _shade_phases(ax, phases, label_phases)
     for provider, series in panel.series.items():
-        ivs = [iv for iv in series.intervals if iv.end_s > iv.start_s]
-        if not ivs:
+        edges, rates = binned_rates(series.intervals, panel.direction, bin_s)
+        if not rates:
             continue
-        xs = [ivs[0].start_s] + [iv.end_s for iv in ivs]
-        rates = [8 * iv.bytes(panel.direction) / (iv.end_s - iv.start_s) / 1e6 for iv in ivs]
-        ax.step(xs, rates[:1] + rates, where="pre", lw=1.0, color=colours.get(provider),
-                label=panel.labels.get(provider, provider), zorder=3)
+        ax.stairs([r / 1e6 for r in rates], edges, lw=1.0, color=colours.get(provider),
+                  label=panel.labels.get(provider, provider), zorder=3, baseline=None)
     for number, (start, duration) in enumerate(panel.stalls):
         ax.axvspan(start, start + duration, ymin=0, ymax=0.04, color="red", lw=0, zorder=4,
                    label="player stall" if number == 0 else None)
@@ -74,13 +73,14 @@ def provider_colours(providers: list[str]) -> dict[str, str]:
 
 
 def draw(panels: list[Panel], phases: list[Phase], colours: dict[str, str], stem: Path,
-         title: str | None = None) -> list[Path]:
+         title: str | None = None, bin_s: float = 0.5) -> list[Path]:
     """One figure with `panels` stacked on a shared time axis; written as `stem`.png and .svg."""
     plt = _pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.8 * len(panels) + 0.6), sharex=True, squeeze=False)
     for index, (ax, panel) in enumerate(zip(axes[:, 0], panels, strict=True)):
-        _draw_panel(ax, panel, phases, label_phases=index == 0, colours=colours)
-    axes[-1, 0].set_xlabel("time since start of the run [s]")
+        _draw_panel(ax, panel, phases, label_phases=index == 0, colours=colours, bin_s=bin_s)
+    axes[-1, 0].set_xlabel("time since start of the run [s]"
+                           + (f" (rates over {bin_s:g} s bins)" if bin_s > 0 else ""))
     if phases:
         axes[-1, 0].set_xlim(min(p.start_s for p in phases), max(p.end_s for p in phases))
     if title:
