@@ -158,6 +158,16 @@ def test_plots_and_report_written(full_run):
     assert "| client1 | 1.200 | 1 | 3.100 |" in report
 
 
+def test_console_summary_names_slow_handovers_and_stalls(tmp_path, capsys):
+    run = make_run(tmp_path)
+    assert main(["report", str(run), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "push1 out: isp1 60.0 %, isp2 40.0 %" in out
+    assert "handover isp2 down -> isp1 down, isp2 up at client1 (in): 5.000 s" in out
+    assert "player client1: startup 1.200 s, 1 stalls, 3.100 s stalled" in out
+    assert out.rstrip().endswith("report.md")
+
+
 def test_interrupted_run_has_a_shorter_last_phase(tmp_path):
     run = make_run(tmp_path, phases=3, last_end=25.0)
     assert main(["report", str(run), "--no-plots"]) == 0

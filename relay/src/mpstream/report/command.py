@@ -20,6 +20,7 @@ and stall seconds next to this run's.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -34,11 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mpstream.report.build import build_report
+    from mpstream.report.markdown import console_summary
 
     try:
         written = build_report(args.run_dir, args.baseline, plots=not args.no_plots, bin_s=args.bin)
     except FileNotFoundError as exc:
         print(f"mpstream report: {exc}", file=sys.stderr)
         return 2
-    print(written.report)
+    print(console_summary(json.loads(written.summary.read_text(encoding="utf-8"))))
+    print(f"report: {written.report}")
     return 0

@@ -182,3 +182,24 @@ def _setup_section(meta: dict) -> list[str]:
     if extra:
         out += ["Other metadata:", "", "```json", json.dumps(extra, indent=2, sort_keys=True), "```", ""]
     return out
+
+
+def console_summary(summary: dict) -> str:
+    """A few lines for the terminal: per phase the share of each provider, handovers, stalls."""
+    lines = [f"run {summary.get('run_id') or '?'}"]
+    for index, phase in enumerate(summary.get("phases", []), start=1):
+        down = ", ".join(phase.get("down") or []) or "none"
+        lines.append(f"  phase {index} {phase['name']} (down: {down}, {phase['start_s']:.1f}-{phase['end_s']:.1f} s)")
+        directions = {n: info.get("directions", ["tx", "rx"]) for n, info in summary.get("nodes", {}).items()}
+        for node, providers in phase.get("nodes", {}).items():
+            for direction in directions.get(node, ["tx", "rx"]):
+                shares = ", ".join(f"{p} {_pct(t[f'{direction}_share'])}" for p, t in providers.items())
+                lines.append(f"    {node} {'out' if direction == 'tx' else 'in'}: {shares}")
+    for e in summary.get("handover_s", []):
+        if e.get("handover_s") is None or e["handover_s"] > 1.0:
+            lines.append(f"  handover {e['from']} -> {e['to']} at {e['node']} "
+                         f"({'out' if e['direction'] == 'tx' else 'in'}): {_fmt(e.get('handover_s'))} s")
+    for node, p in summary.get("players", {}).items():
+        lines.append(f"  player {node}: startup {_fmt(p.get('startup_s'))} s, {_fmt(p.get('stall_count'))} stalls, "
+                     f"{_fmt(p.get('stall_total_s'))} s stalled")
+    return "\n".join(lines)
