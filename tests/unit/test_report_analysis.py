@@ -73,11 +73,13 @@ def test_phase_traffic_shares_and_empty_direction():
     assert traffic["isp1"]["tx_mean_bps"] == 1200.0 and traffic["isp1"]["rx_share"] is None
 
 
-def test_phases_relative_to_t0_and_unfinished_phase_dropped():
-    phases = phases_from_timeline({"t0": 50.0, "phases": [
+def test_phases_relative_to_t0_and_unfinished_phase_ends_with_the_data():
+    timeline = {"t0": 50.0, "phases": [
         {"name": "all up", "down": [], "start": 50.0, "end": 75.0},
-        {"name": "isp2 down", "down": ["isp2"], "start": 75.0, "end": None}]})
-    assert phases == [Phase("all up", (), 0.0, 25.0)]
+        {"name": "isp2 down", "down": ["isp2"], "start": 75.0, "end": None}]}
+    assert phases_from_timeline(timeline) == [Phase("all up", (), 0.0, 25.0)]
+    assert phases_from_timeline(timeline, data_end=83.5) == [Phase("all up", (), 0.0, 25.0),
+                                                             Phase("isp2 down", ("isp2",), 25.0, 33.5)]
 
 
 def test_binned_rates_average_samples_into_fixed_bins():

@@ -61,13 +61,21 @@ class ProviderSeries:
     intervals: list[Interval] = field(default_factory=list)
 
 
-def phases_from_timeline(timeline: dict) -> list[Phase]:
-    """Phases relative to `timeline['t0']`, in order; an unfinished phase without `end` is dropped."""
+def phases_from_timeline(timeline: dict, data_end: float | None = None) -> list[Phase]:
+    """Phases relative to `timeline['t0']`, in order.
+
+    A phase without `end` (the run died before it could close the timeline) ends with the
+    data at `data_end` (unix seconds); without data after its start it is dropped.
+    """
     t0 = float(timeline.get("t0", 0.0))
     phases = []
     for raw in timeline.get("phases", []):
-        if raw.get("start") is None or raw.get("end") is None:
+        if raw.get("start") is None:
             continue
+        if raw.get("end") is None:
+            if data_end is None or data_end <= float(raw["start"]):
+                continue
+            raw = {**raw, "end": data_end}
         phases.append(Phase(
             name=str(raw.get("name", f"phase {len(phases) + 1}")),
             down=tuple(raw.get("down") or ()),
@@ -312,7 +320,7 @@ def run_clock(timeline: dict, nodes: dict[str, NodeData]) -> tuple[float, list[P
         t0 = float(timeline["t0"])
     else:
         t0 = min(timestamps, default=0.0)
-    phases = phases_from_timeline({**timeline, "t0": t0})
+    phases = phases_from_timeline({**timeline, "t0": t0}, max(timestamps, default=None))
     if not phases and timestamps:
         phases = [Phase("whole run", (), min(timestamps) - t0, max(timestamps) - t0)]
     return t0, phases
