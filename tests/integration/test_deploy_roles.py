@@ -26,6 +26,7 @@ PREFIX = "t6dp"
 NODES = ("push1", "server1", "client1")
 STATE_ROOT = Path("/var/lib/mpstream-testbed") / PREFIX
 DEPLOY = ("playbooks/recorder.yml", "playbooks/relay.yml")
+RELAY = "playbooks/relay.yml"
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -44,12 +45,19 @@ def supervise(action: str, node: str, name: str) -> dict:
 
 
 def changed(output: str) -> dict[str, int]:
-    return {host: counters["changed"] for host, counters in recap(output).items()}
+    """`changed` per host from the last PLAY RECAP (which counts every playbook of the command)."""
+    last = "PLAY RECAP" + output.rsplit("PLAY RECAP", 1)[-1]
+    return {host: counters["changed"] for host, counters in recap(last).items()}
 
 
 def listeners(node: str) -> str:
     """Listening MPTCP sockets in the node's namespace (`ss -M`)."""
     return netns_exec(f"{PREFIX}-{node}", "ss", "-Hlnp", "-M", check=True).stdout
+
+
+def stats_listeners() -> str:
+    """Listening TCP sockets in the server's namespace (the relay's HTTP statistics)."""
+    return netns_exec(f"{PREFIX}-server1", "ss", "-Hltn", check=True).stdout
 
 
 def wait_for(predicate, timeout: float = 15.0):
@@ -106,6 +114,7 @@ def test_relay_listens_with_mptcp_in_the_server_namespace(deployed):
     ns = subprocess.run(["ip", "netns", "identify", str(relay["child_pid"])],
                         capture_output=True, text=True, check=True).stdout.split()
     assert ns == [f"{PREFIX}-server1"]
+    assert "127.0.0.1:8935" in stats_listeners()  # statistics on loopback only
     for node in ("push1", "client1"):
         assert "1935" not in listeners(node)  # the relay runs on the server group only
 
@@ -150,37 +159,35 @@ def test_check_mode_on_a_converged_testbed_changes_nothing(deployed, variables):
     assert supervise("status", "server1", "relay")["pid"] == before["pid"]
 
 
-def test_check_mode_reports_a_pending_configuration_change_without_making_it(deployed, variables):
+def test_check_mode_reports_a_pending_configuration_change_and_a_run_makes_it(deployed, variables):
     config = state_dir("server1") / "etc/relay.toml"
     before_config = config.read_text()
     before = supervise("status", "server1", "relay")
-    check = run_playbook(*DEPLOY, "--check", "--diff", extra_vars={**variables, "relay_http": "127.0.0.1:8088"})
+    other = {**variables, "relay_http": "127.0.0.1:8936"}
+    check = run_playbook(RELAY, "--check", "--diff", extra_vars=other)
     assert changed(check.stdout)["server1"] == 2  # the configuration and the restart it needs
-    assert '+http = "127.0.0.1:8088"' in check.stdout
+    assert '+http = "127.0.0.1:8936"' in check.stdout
     assert config.read_text() == before_config
     assert supervise("status", "server1", "relay")["pid"] == before["pid"]
+    try:
+        run = run_playbook(RELAY, extra_vars=other)
+        assert changed(run.stdout)["server1"] == 2  # configuration rendered, relay restarted
+        after = supervise("status", "server1", "relay")
+        assert after["running"] and after["pid"] != before["pid"]
+        assert wait_for(lambda: "127.0.0.1:8936" in stats_listeners())
+    finally:
+        run_playbook(RELAY, extra_vars=variables)
 
 
 def test_check_mode_reports_a_stopped_relay_and_a_run_starts_it(deployed, variables):
     supervise("stop", "server1", "relay")
-    check = run_playbook(*DEPLOY, "--check", extra_vars=variables)
+    check = run_playbook(RELAY, "--check", extra_vars=variables)
     assert changed(check.stdout)["server1"] == 1
     assert not supervise("status", "server1", "relay")["running"]
-    run = run_playbook(*DEPLOY, extra_vars=variables)
+    run = run_playbook(RELAY, extra_vars=variables)
     assert changed(run.stdout)["server1"] == 1
     assert supervise("status", "server1", "relay")["running"]
     assert "1935" in listeners("server1")
-
-
-def test_a_changed_configuration_restarts_the_relay(deployed, variables):
-    before = supervise("status", "server1", "relay")
-    try:
-        run = run_playbook(*DEPLOY, extra_vars={**variables, "relay_http": "127.0.0.1:8088"})
-        assert changed(run.stdout)["server1"] == 2  # configuration rendered, relay restarted
-        after = supervise("status", "server1", "relay")
-        assert after["running"] and after["pid"] != before["pid"]
-    finally:
-        run_playbook(*DEPLOY, extra_vars=variables)
 
 
 def test_a_crashed_relay_is_restarted(deployed):
