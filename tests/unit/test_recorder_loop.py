@@ -123,3 +123,12 @@ def test_stop_signal_wakes_the_sleep_on_sigterm():
     finally:
         stop.close()
     assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_leaving_out_the_first_sample_like_bwmng_count_zero():
+    clock = FakeClock()
+    out = io.StringIO()
+    record(CountingReader(clock), RateTracker(), out, 0.5, Limits(count=3, write_first=False),
+           wait=clock.sleep, monotonic=clock.monotonic, wall=clock.wall)
+    nic1 = [r for r in parse_text(out.getvalue()) if r.name == "nic1"]
+    assert [r.delta.rx_bytes for r in nic1] == [500, 500]

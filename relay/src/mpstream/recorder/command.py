@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-F", default="-",
                         help="CSV file to append to, '-' for standard output (default)")
     parser.add_argument("--count", "-c", type=int, default=None,
-                        help="stop after this many samples (the first, all zeros, included)")
+                        help="stop after this many samples (the first, all zeros, included); "
+                             "0: no limit, but leave out the first sample, like bwm-ng's -c 0")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     parser.add_argument(
         "--source", choices=["auto", "netlink", "pyroute2", "proc"], default="auto",
@@ -41,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from mpstream.recorder.rates import InterfaceSelection, RateTracker
     from mpstream.recorder.recorder import Limits, RowWriter, StopSignal, record
 
-    if args.interval_ms <= 0:
-        print("mpstream record: --interval-ms must be positive", file=sys.stderr)
+    if args.interval_ms <= 0 or (args.count is not None and args.count < 0):
+        print("mpstream record: --interval-ms must be positive and --count not negative", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as stack:
         reader = open_reader(args.source)
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             record(
                 reader, RateTracker(InterfaceSelection.parse(args.interfaces), include_down=args.all), out,
                 interval_s=args.interval_ms / 1000.0,
-                limits=Limits(count=args.count, duration_s=args.duration),
+                limits=Limits(count=args.count or None, duration_s=args.duration, write_first=args.count != 0),
                 wait=stop.wait,
             )
         except BrokenPipeError:  # the reader of standard output went away (`| head`)

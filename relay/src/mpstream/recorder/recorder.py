@@ -72,8 +72,9 @@ class RowWriter:
 
 @dataclass
 class Limits:
-    count: int | None = None  # samples to write (the first one, all zeros, included)
+    count: int | None = None  # samples to take (the first one, all zeros, included)
     duration_s: float | None = None
+    write_first: bool = True  # bwm-ng's `-c 0` leaves out the first sample (all zeros)
 
 
 def _sleep(timeout: float) -> bool:
@@ -96,14 +97,19 @@ def record(
     On a stop request one last sample is taken, so the file covers the traffic up to the stop.
     """
 
+    limits = limits or Limits()
+    write = [limits.write_first]
+
     def sample() -> None:
         snapshot = reader.read()
         read_mono, read_wall = monotonic(), wall()  # the time the counters were read
-        for row in tracker.update(snapshot, read_mono):
-            out.write(format_row(read_wall, row.name, row.delta, row.elapsed_s))
-            out.flush()  # a killed recorder loses at most the sample being written
+        rows = tracker.update(snapshot, read_mono)
+        if write[0]:
+            for row in rows:
+                out.write(format_row(read_wall, row.name, row.delta, row.elapsed_s))
+                out.flush()  # a killed recorder loses at most the sample being written
+        write[0] = True
 
-    limits = limits or Limits()
     ticker = Ticker(start=monotonic(), interval=interval_s)
     samples = 0
     while True:
