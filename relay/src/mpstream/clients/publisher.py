@@ -226,7 +226,18 @@ class Publisher:
                     body = clock.stamp_keyframe(body, self.report.start_ms, self.options.length_size)
                 session.send_media(_type_id(tag), sid, tag.timestamp, body)
                 writer.write(session.data_to_send())
-                await writer.drain()
+                if writer.transport.get_write_buffer_size() > 0:
+                    # The socket is full (a slow or frozen path): wait, but stay stoppable.
+                    draining = asyncio.ensure_future(writer.drain())
+                    done, _ = await asyncio.wait({draining, lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    if draining not in done:
+                        draining.cancel()
+                        with contextlib.suppress(BaseException):
+                            await draining
+                        if lost in done:
+                            raise ConnectionLost(lost.result())
+                        return None
+                    draining.result()
                 self.report.tags_sent += 1
                 self.report.bytes_sent += len(body)
             return None
