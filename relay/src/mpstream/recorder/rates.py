@@ -59,10 +59,9 @@ def counter_delta(new: int, old: int) -> int:
 
 
 def counters_delta(new: Counters, old: Counters) -> Delta:
-    if new.rx_bytes >= old.rx_bytes and new.tx_bytes >= old.tx_bytes and new.rx_packets >= old.rx_packets \
-            and new.tx_packets >= old.tx_packets and new.rx_errors >= old.rx_errors \
-            and new.tx_errors >= old.tx_errors:
-        return Delta._make(map(int.__sub__, new, old))  # the common case, without a call per field
+    plain = tuple(map(int.__sub__, new, old))
+    if min(plain) >= 0:  # the common case, without a Python call per field
+        return Delta._make(plain)
     return Delta._make(map(counter_delta, new, old))
 
 
@@ -88,6 +87,7 @@ class RateTracker:
         self.include_down = include_down
         self._seen: dict[str, _Seen] = {}
         self._last_sample_at: float | None = None
+        self._wanted: dict[tuple[str, bool], bool] = {}  # (name, up) -> selected: decided once
 
     def update(self, snapshot: Snapshot, monotonic_s: float) -> list[RateRow]:
         """Rows for every selected interface in `snapshot` (in its order), then the total.
@@ -97,21 +97,24 @@ class RateTracker:
         that vanished (or, unless listed by name, went down) gets no row and is forgotten.
         """
         rows: list[RateRow] = []
-        wants, include_down = self.selection.wants, self.include_down
-        for name, reading in snapshot.items():
-            if not wants(name, reading.up, include_down):
+        seen_before, wanted = self._seen, self._wanted
+        for name, (counters, ifindex, up) in snapshot.items():
+            selected = wanted.get((name, up))
+            if selected is None:
+                selected = wanted[(name, up)] = self.selection.wants(name, up, self.include_down)
+            if not selected:
                 continue
-            seen = self._seen.get(name)
-            if seen is None or (reading.ifindex is not None and seen.ifindex not in (None, reading.ifindex)):
+            seen = seen_before.get(name)
+            if seen is None or (ifindex is not None and seen.ifindex not in (None, ifindex)):
                 if seen is not None:
-                    log.info("interface %s was re-created (ifindex %s -> %s)", name, seen.ifindex, reading.ifindex)
+                    log.info("interface %s was re-created (ifindex %s -> %s)", name, seen.ifindex, ifindex)
                 elif self._last_sample_at is not None:
                     log.info("interface %s appeared", name)
                 delta, elapsed = Delta(), 0.0
             else:
-                delta = counters_delta(reading.counters, seen.counters)
+                delta = counters_delta(counters, seen.counters)
                 elapsed = monotonic_s - seen.read_at
-            self._seen[name] = _Seen(reading.ifindex, reading.counters, monotonic_s)
+            seen_before[name] = _Seen(ifindex, counters, monotonic_s)
             rows.append(RateRow(name, delta, elapsed))
         if len(self._seen) > len(rows):  # forget what vanished or went down: it restarts from zero
             present = {row.name for row in rows}
