@@ -129,3 +129,63 @@ def test_options_are_checked():
         SyntheticStream(SyntheticOptions(bitrate_bps=100_000, audio_bps=128_000))
     with pytest.raises(ValueError):
         parse_rate("-1M")
+
+
+# The clock announcement and file replay ----------------------------------------------------
+
+def test_keyframes_carry_the_start_and_other_frames_stay_as_they_are():
+    from mpstream.clients import clock
+
+    stream = SyntheticStream(SyntheticOptions(gop_s=1))
+    video = [t for t in take_seconds(stream, 1.1) if t.type == flv.TAG_VIDEO]
+    stamped = clock.stamp_keyframe(video[0].body, 1_700_000_000_123)
+    assert len(stamped) > len(video[0].body)
+    assert clock.start_from_keyframe(stamped) == 1_700_000_000_123
+    assert clock.start_from_keyframe(video[0].body) is None
+    assert clock.stamp_keyframe(video[1].body, 1) == video[1].body  # inter frames untouched
+    header = stream.header_tags()[0].body
+    assert clock.stamp_keyframe(header, 1) == header  # so are sequence headers
+
+
+def test_metadata_announces_the_start():
+    from mpstream.clients import clock
+
+    meta = clock.announce({"width": 640.0}, 1_700_000_000_000)
+    assert meta["width"] == 640.0
+    assert clock.start_from_metadata(["onMetaData", meta]) == 1_700_000_000_000
+    assert clock.start_from_metadata(["onMetaData", {"width": 1.0}]) is None
+
+
+def write_flv(path, stream: SyntheticStream, seconds: float) -> None:
+    data = bytearray(flv.file_header())
+    for tag in stream.header_tags() + take_seconds(stream, seconds):
+        data += flv.encode_tag(tag)
+    path.write_bytes(bytes(data))
+
+
+def test_file_source_separates_headers_and_loops_with_continuing_timestamps(tmp_path):
+    from mpstream.clients.sources import FileSource
+
+    path = tmp_path / "two-seconds.flv"
+    write_flv(path, SyntheticStream(SyntheticOptions(fps=25)), 2)
+    source = FileSource(path, loop=True)
+    assert [flv.is_video_sequence_header(t.body) or flv.is_audio_sequence_header(t.body)
+            for t in source.header_tags()] == [True, True]
+    assert source.loop_ms == 2000  # last video frame at 1960 ms + one 40 ms frame
+    tags = list(itertools.islice(source.tags(), 400))
+    video = [t.timestamp for t in tags if t.type == flv.TAG_VIDEO]
+    assert video[:3] == [0, 40, 80]
+    assert video[50:53] == [2000, 2040, 2080]  # the second loop goes on where the first ended
+    assert all(b > a for a, b in zip(video, video[1:], strict=False))
+
+
+def test_file_source_without_loop_ends(tmp_path):
+    from mpstream.clients.sources import FileSource
+
+    path = tmp_path / "one-second.flv"
+    write_flv(path, SyntheticStream(SyntheticOptions(fps=25)), 1)
+    tags = list(FileSource(path).tags())
+    assert sum(1 for t in tags if t.type == flv.TAG_VIDEO) == 25
+    with pytest.raises(flv.FLVError):
+        (tmp_path / "empty.flv").write_bytes(flv.file_header())
+        FileSource(tmp_path / "empty.flv")

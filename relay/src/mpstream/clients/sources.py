@@ -43,10 +43,11 @@ class FileSource:
         if not self._media:
             raise flv.FLVError(f"{self.path}: no audio or video tags")
         self._first_ts = min(t.timestamp for t in self._media)
-        video_ts = [t.timestamp for t in self._media if t.type == flv.TAG_VIDEO]
-        step = frame_interval_ms(video_ts or [t.timestamp for t in self._media])
-        # One loop lasts from the first tag to one frame after the last.
-        self.loop_ms = max(t.timestamp for t in self._media) - self._first_ts + round(step)
+        # One loop lasts until one frame after the last video frame (the picture stays smooth
+        # across the seam; audio, if it runs a little longer, overlaps by a few milliseconds).
+        timeline = [t.timestamp for t in self._media if t.type == flv.TAG_VIDEO] or \
+            [t.timestamp for t in self._media]
+        self.loop_ms = max(timeline) - self._first_ts + round(frame_interval_ms(timeline))
 
     def metadata(self) -> dict:
         return dict(self._metadata)
