@@ -156,6 +156,7 @@ def test_plots_and_report_written(full_run):
     assert "isp1 down, isp2 up" in report and "6.18.0-test" in report and "net.mptcp.enabled" in report
     assert "198.18.18.2 id 1 signal dev nic1" in report and "nftables drop per provider" in report
     assert "| client1 | 1.200 | 1 | 3.100 |" in report
+    assert "Stalls at client1: 3.100 s at 20.5 s into the run" in report
 
 
 def test_console_summary_names_slow_handovers_and_stalls(tmp_path, capsys):

@@ -142,12 +142,17 @@ def _player_section(summary: dict, baseline: dict | None) -> list[str]:
             row += [_fmt(b.get("stall_total_s")), _fmt(b.get("stall_count"))]
         rows.append(row)
     out += table(header, rows)
+    t0 = summary.get("t0")
     for node, p in players.items():
         stalls = p.get("stalls") or []
-        if stalls:
-            out.append(f"Stalls at {node}: " + ", ".join(
-                f"{_fmt(s.get('duration_s'))} s at {_fmt(s.get('at_s'), 1)} s" for s in stalls))
-            out.append("")
+        if not stalls:
+            continue
+        offset = float(p["started_at"]) - float(t0) if p.get("started_at") is not None and t0 is not None else None
+        where = "s into the run" if offset is not None else "s after the player started"
+        out.append(f"Stalls at {node}: " + ", ".join(
+            f"{_fmt(s.get('duration_s'))} s at {_fmt(s.get('at_s', 0.0) + (offset or 0.0), 1)} {where}"
+            for s in stalls))
+        out.append("")
     return out
 
 
