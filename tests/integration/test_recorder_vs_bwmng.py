@@ -229,7 +229,11 @@ def test_interfaces_that_come_and_go_sigterm_and_sigkill(lone_namespace, process
     killed_out = tmp_path / "killed.csv"
     killed = processes.start("ip", "netns", "exec", ns, sys.executable, "-m", "mpstream", "record",
                              "--interval-ms", "20", "--output", str(killed_out))
-    time.sleep(1.0)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # start-up takes a while on a busy machine
+        if killed_out.exists() and killed_out.read_text().count(";total;") >= 10:
+            break
+        time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=5)
     from mpstream.recorder.csvformat import parse_text
