@@ -165,7 +165,7 @@ def test_recorder_matches_kernel_counters_and_bwmng(veth_pair, processes, tmp_pa
     bwmng.wait(timeout=10)
 
     kernel_delta = {key: after[key] - before[key] for key in before}
-    assert kernel_delta["tx_bytes"] > 40e6 / 8 * TRAFFIC_S * 0.8  # the traffic really ran
+    assert kernel_delta["tx_bytes"] > 40e6 / 8 * TRAFFIC_S * 0.5  # the traffic really ran
     for source, (out, _) in ours.items():
         records = bwmng_style_parse(out)
         mine = [r for r in records if r["iface_name"] == VETH]
@@ -179,7 +179,7 @@ def test_recorder_matches_kernel_counters_and_bwmng(veth_pair, processes, tmp_pa
     bwmng_records = bwmng_style_parse(bwmng_csv)
     window = (traffic_started + 1.0, traffic_started + 11.0)
     reference = mean_rate(bwmng_records, "bytes_out/s", *window)
-    assert reference > 0.8 * 40e6 / 8
+    assert reference > 0.5 * 40e6 / 8
     for source, (out, _) in ours.items():
         rate = mean_rate(bwmng_style_parse(out), "bytes_out/s", *window)
         print(f"{source}: {rate:.1f} B/s, bwm-ng {reference:.1f} B/s, {100 * (rate / reference - 1):+.3f} %")
