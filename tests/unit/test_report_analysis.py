@@ -92,3 +92,10 @@ def test_binned_rates_average_samples_into_fixed_bins():
     raw_edges, raw = binned_rates(ivs, "tx", 0)
     assert len(raw_edges) == 11 and raw[1] == pytest.approx(80_000)
     assert binned_rates([], "tx", 0.5) == ([], [])
+
+
+def test_bins_lie_on_a_grid_from_t0():
+    ivs = [Interval(-0.3 + 0.1 * k, -0.2 + 0.1 * k, 100, 0) for k in range(10)]  # -0.3 .. 0.7
+    edges, rates = binned_rates(ivs, "tx", 0.5)
+    assert edges == pytest.approx([-0.5, 0.0, 0.5, 1.0])
+    assert rates == pytest.approx([8000.0, 8000.0, 8000.0])  # partly covered bins: rate over the covered part

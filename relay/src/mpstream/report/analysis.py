@@ -16,6 +16,7 @@ provider does not end a stall. `None` when that never happens before the phase e
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -175,7 +176,9 @@ def binned_rates(intervals: Sequence[Interval], direction: str, bin_s: float) ->
     """Rate (bit/s) in consecutive bins of `bin_s` seconds from the first to the last sample.
 
     Bins smooth the 100 ms samples of a bursty stream the way bwm-ng's 500 ms default
-    would, and give every node the same time grid. `bin_s <= 0` returns the raw samples.
+    would, and put every node on the same time grid (multiples of `bin_s` from t0); a bin
+    only partly covered by samples averages over the covered part. `bin_s <= 0` returns
+    the raw samples.
     Returns the bin edges (one more than rates) and the rates.
     """
     ivs = [iv for iv in intervals if iv.end_s > iv.start_s]
@@ -185,8 +188,9 @@ def binned_rates(intervals: Sequence[Interval], direction: str, bin_s: float) ->
         return [ivs[0].start_s] + [iv.end_s for iv in ivs], [8 * iv.bytes(direction) / (iv.end_s - iv.start_s)
                                                             for iv in ivs]
     start, end = ivs[0].start_s, ivs[-1].end_s
-    count = max(1, int((end - start) / bin_s + 1 - 1e-9))
-    edges = [start + k * bin_s for k in range(count + 1)]
+    origin = math.floor(start / bin_s) * bin_s  # bins on a grid from t0, so phase starts fall on edges
+    count = max(1, math.ceil((end - origin) / bin_s - 1e-9))
+    edges = [origin + k * bin_s for k in range(count + 1)]
     rates = []
     first = 0  # intervals are in time order: each bin looks only at those that can overlap it
     for a, b in zip(edges, edges[1:], strict=False):
@@ -195,7 +199,7 @@ def binned_rates(intervals: Sequence[Interval], direction: str, bin_s: float) ->
         last = first
         while last < len(ivs) and ivs[last].start_s < b:
             last += 1
-        covered = min(b, end) - a
+        covered = min(b, end) - max(a, start)
         rates.append(8 * bytes_between(ivs[first:last], a, b, direction) / covered if covered > 0 else 0.0)
     return edges, rates
 
