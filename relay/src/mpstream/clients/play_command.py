@@ -5,9 +5,10 @@ and replays it through a player model with a `--buffer-ms` playback buffer: star
 delay, stalls (count, total, longest, when), late and skipped frames, end-to-end latency
 percentiles (from the publisher's announced start; clocks must agree) and received bit
 rate. The summary is printed and written as one JSON document (`--json`). No display and
-no decoder are needed. Exit status: 0 when the stream played for the whole duration,
+no decoder are needed. With `--reconnect` a broken connection is made again (the
+outage shows as a stall). Exit status: 0 when the stream played for the whole duration,
 3 when it played but the connection ended early, 1 when nothing played (refused, no
-server, no stream), 130 on Ctrl-C.
+server, no stream), 130 on Ctrl-C or SIGTERM (the summary is written in every case).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use MPTCP: auto (when the kernel offers it), on (required), off (default: auto)")
     parser.add_argument("--connect-timeout", type=float, default=10.0,
                         help="seconds to wait for the connection (default: 10)")
+    parser.add_argument("--reconnect", action="store_true",
+                        help="when the connection breaks (or the server is not there yet), connect again "
+                             "with backoff until the duration ends; the time without media counts as a stall")
     parser.add_argument("--progress", type=float, default=10.0,
                         help="print a progress line every this many seconds, 0 for none (default: 10)")
 
@@ -43,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print("mpstream play: --duration must be positive and --buffer-ms not negative", file=sys.stderr)
         return 2
     options = PlayOptions(url=args.url, duration_s=args.duration, buffer_ms=args.buffer_ms, mptcp=args.mptcp,
-                          connect_timeout_s=args.connect_timeout, progress_s=args.progress or float("inf"))
+                          connect_timeout_s=args.connect_timeout, progress_s=args.progress or float("inf"),
+                          reconnect=args.reconnect)
 
     def progress(recording, now_s: float) -> None:
         print(progress_line(recording, now_s, args.buffer_ms), file=sys.stderr, flush=True)
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     error = asyncio.run(main())
     recording = player.recording
     summary = summarize(recording, {"buffer_ms": args.buffer_ms, "duration_s": args.duration,
-                                    "mptcp": args.mptcp})
+                                    "mptcp": args.mptcp, "reconnect": args.reconnect})
     if args.json:
         with open(args.json, "w") as out:
             json.dump(summary, out, indent=2)

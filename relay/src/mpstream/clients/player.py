@@ -33,6 +33,9 @@ from mpstream.rtmp import (
 log = logging.getLogger("mpstream.play")
 
 READ_SIZE = 65536
+# After a reconnect, timestamps this far behind the newest already received are repeats
+# (a relay's GOP cache); further back, the publisher has started a new timeline.
+DUPLICATE_WINDOW_MS = 30_000
 
 
 class PlayError(Exception):
@@ -67,6 +70,9 @@ class Recording:
     error: str | None = None
     connection: dict = field(default_factory=dict)
     statuses: list[dict] = field(default_factory=list)
+    reconnects: int = 0
+    disconnects: list[dict] = field(default_factory=list)  # {at_s, reason}
+    duplicates: int = 0  # frames a relay sent again after a reconnect (dropped)
 
     @property
     def media_end_s(self) -> float:
@@ -87,6 +93,9 @@ class PlayOptions:
     mptcp: str = "auto"
     connect_timeout_s: float = 10.0
     progress_s: float = 10.0
+    reconnect: bool = False
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 5.0
 
 
 class Player:
@@ -97,42 +106,81 @@ class Player:
         self.progress = progress
         self._stop = asyncio.Event()
         self._length_size = h264.LENGTH_SIZE
+        self._newest: dict[str, int] = {}  # newest timestamp received, per kind
+        self._seen_before: dict[str, int] = {}  # newest timestamps before the last reconnect
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> Recording:
-        """Play until the duration ends, the server closes, or `stop()`; raises PlayError if nothing played."""
+        """Play until the duration ends, the server closes, or `stop()`; raises PlayError if nothing played.
+
+        With `reconnect`, a lost connection (or a server not there yet) is retried with
+        backoff until the duration ends; the time without a connection is an outage the
+        playback model sees as a stall.
+        """
         rec = self.recording
         rec.started_wall = time.time()
         self._t0 = time.monotonic()
+        self._next_progress = self.options.progress_s
+        stopping = asyncio.create_task(self._stop.wait())
+        backoff = self.options.backoff_initial_s
+        try:
+            while True:
+                attempt_at = self._now()
+                connected = await self._play_once(stopping)
+                if rec.end_reason in ("duration", "interrupted", "refused") or not self.options.reconnect:
+                    break
+                remaining = self.options.duration_s - self._now()
+                if remaining <= 0:
+                    rec.end_reason = "duration"
+                    break
+                if connected and self._now() - attempt_at > 10:
+                    backoff = self.options.backoff_initial_s  # it had been working: start over
+                rec.disconnects.append({"at_s": round(self._now(), 3), "reason": rec.error or rec.end_reason})
+                log.warning("play: %s; reconnecting in %.1f s", rec.error or rec.end_reason, backoff)
+                done, _ = await asyncio.wait({stopping}, timeout=min(backoff, remaining))
+                if done:
+                    rec.end_reason = "interrupted"
+                    break
+                backoff = min(backoff * 2, self.options.backoff_max_s)
+        finally:
+            stopping.cancel()
+            rec.ended_s = self._now()
+        if rec.error and not rec.frames and rec.end_reason != "duration":
+            raise PlayError(rec.error)
+        return rec
+
+    async def _play_once(self, stopping: asyncio.Task) -> bool:
+        """One connection, played until it ends; False if it could not be made."""
+        rec = self.recording
         opts = self.options
         try:
             reader, writer = await net.open_connection(opts.url, opts.mptcp, opts.connect_timeout_s)
         except OSError as exc:
             rec.error = str(exc)
             rec.end_reason = "connect failed"
-            rec.ended_s = self._now()
-            raise PlayError(str(exc)) from exc
-        rec.connected_s = self._now()
-        rec.connection = net.transport_info(writer)
+            return False
+        if rec.connected_s is None:
+            rec.connected_s = self._now()
+            rec.connection = net.transport_info(writer)
+        else:
+            rec.reconnects += 1
+            rec.error = None
+            self._seen_before = dict(self._newest)  # what the relay may send again (its GOP cache)
+            log.warning("play: reconnected to %s", self.url.hostport)
         session = ClientSession(self.url.app, self.url.tc_url, auto="play", stream=self.url.stream,
                                 buffer_ms=opts.buffer_ms)
         writer.write(session.data_to_send())
-        stopping = asyncio.create_task(self._stop.wait())
         try:
             await self._receive(reader, writer, session, stopping)
         finally:
-            stopping.cancel()
-            rec.ended_s = self._now()
             with contextlib.suppress(Exception):
                 rec.connection = {**rec.connection, **_live_fields(net.transport_info(writer))}
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)
-        if rec.error and not rec.frames:
-            raise PlayError(rec.error)
-        return rec
+        return True
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -149,17 +197,16 @@ class Player:
                     in_flight: list[asyncio.Future]) -> None:
         rec = self.recording
         opts = self.options
-        next_progress = opts.progress_s
         reading: asyncio.Future | None = None
         while True:
             remaining = opts.duration_s - self._now()
             if remaining <= 0:
                 rec.end_reason = "duration"
                 return
-            if self.progress and self._now() >= next_progress:
+            if self.progress and self._now() >= self._next_progress:
                 self.progress(rec, self._now())
-                next_progress += opts.progress_s
-            wait = min(remaining, max(0.01, next_progress - self._now()))
+                self._next_progress += opts.progress_s
+            wait = min(remaining, max(0.01, self._next_progress - self._now()))
             if reading is None:
                 reading = asyncio.ensure_future(reader.read(READ_SIZE))
                 in_flight[:] = [reading]
@@ -241,6 +288,13 @@ class Player:
         if not body:  # relays send empty messages around stream starts; they carry no media
             return
         rec.unpublished_s = None  # media again: the publisher is back (a reconnect is an outage)
+        kind = VIDEO if event.is_video else AUDIO
+        before = self._seen_before.get(kind)
+        if before is not None and before - DUPLICATE_WINDOW_MS < event.timestamp <= before:
+            rec.duplicates += 1  # already received on the previous connection
+            return
+        if event.timestamp > self._newest.get(kind, -1):
+            self._newest[kind] = event.timestamp
         if event.is_video:
             header = flv.is_video_sequence_header(body)
             if header and len(body) > 9:

@@ -195,11 +195,7 @@ class Publisher:
         reading = asyncio.create_task(self._read_server(reader, writer, session, lost))
         stopping = asyncio.create_task(self._stop.wait())
         try:
-            now_ts = self._now_ms()
-            session.send_metadata(sid, clock.announce(self.source.metadata(), self.report.start_ms))
-            for header in self.source.header_tags():
-                session.send_media(_type_id(header), sid, max(0, now_ts), header.body)
-            writer.write(session.data_to_send())
+            headers_sent = False
             resync = self.report.connections > 1  # skip to the first keyframe not yet due
             while not self._stop.is_set():
                 tag = pending or next(tags, None)
@@ -221,6 +217,13 @@ class Publisher:
                         raise ConnectionLost(lost.result())
                     if self._stop.is_set():
                         return tag
+                if not headers_sent:
+                    # Metadata and decoder configuration first, stamped like the first tag so
+                    # that timestamps never run backwards.
+                    session.send_metadata(sid, clock.announce(self.source.metadata(), self.report.start_ms))
+                    for header in self.source.header_tags():
+                        session.send_media(_type_id(header), sid, tag.timestamp, header.body)
+                    headers_sent = True
                 body = tag.body
                 if tag.type == flv.TAG_VIDEO:
                     body = clock.stamp_keyframe(body, self.report.start_ms, self.options.length_size)
