@@ -16,7 +16,9 @@ import socket
 __metaclass__ = type
 
 GENL_NAME = "mptcp_pm"
-CMD_ADD_ADDR, CMD_DEL_ADDR, CMD_GET_ADDR, CMD_FLUSH_ADDRS, CMD_SET_LIMITS, CMD_GET_LIMITS, CMD_SET_FLAGS = range(1, 8)
+CMD_ADD_ADDR, CMD_DEL_ADDR, CMD_GET_ADDR, CMD_FLUSH_ADDRS, CMD_SET_LIMITS, CMD_GET_LIMITS, CMD_SET_FLAGS = (
+    range(1, 8)
+)
 NLA_F_NESTED = 0x8000
 
 # include/uapi/linux/mptcp.h
@@ -46,8 +48,13 @@ def normalize(endpoint):
     """A comparable endpoint: canonical address, sorted flags, dev or None, port 0."""
     flags = sorted(set(endpoint.get("flags") or []))
     flags_to_bits(flags)
-    return {"id": int(endpoint["id"]), "address": str(ipaddress.ip_address(endpoint["address"])),
-            "flags": flags, "dev": endpoint.get("dev") or None, "port": int(endpoint.get("port") or 0)}
+    return {
+        "id": int(endpoint["id"]),
+        "address": str(ipaddress.ip_address(endpoint["address"])),
+        "flags": flags,
+        "dev": endpoint.get("dev") or None,
+        "port": int(endpoint.get("port") or 0),
+    }
 
 
 def render(endpoint):
@@ -160,21 +167,25 @@ class PathManager(object):
                 continue
             address = addr.get_attr("MPTCP_PM_ADDR_ATTR_ADDR4") or addr.get_attr("MPTCP_PM_ADDR_ATTR_ADDR6")
             ifindex = addr.get_attr("MPTCP_PM_ADDR_ATTR_IF_IDX")
-            result.append({
-                "id": addr.get_attr("MPTCP_PM_ADDR_ATTR_ID"),
-                "address": str(ipaddress.ip_address(address)),
-                "flags": bits_to_flags(addr.get_attr("MPTCP_PM_ADDR_ATTR_FLAGS") or 0),
-                "dev": names.get(ifindex, str(ifindex)) if ifindex else None,
-                "port": addr.get_attr("MPTCP_PM_ADDR_ATTR_PORT") or 0,
-            })
+            result.append(
+                {
+                    "id": addr.get_attr("MPTCP_PM_ADDR_ATTR_ID"),
+                    "address": str(ipaddress.ip_address(address)),
+                    "flags": bits_to_flags(addr.get_attr("MPTCP_PM_ADDR_ATTR_FLAGS") or 0),
+                    "dev": names.get(ifindex, str(ifindex)) if ifindex else None,
+                    "port": addr.get_attr("MPTCP_PM_ADDR_ATTR_PORT") or 0,
+                }
+            )
         return sorted(result, key=lambda ep: ep["id"])
 
     def add(self, endpoint):
         address = ipaddress.ip_address(endpoint["address"])
-        attrs = [("MPTCP_PM_ADDR_ATTR_FAMILY", socket.AF_INET if address.version == 4 else socket.AF_INET6),
-                 ("MPTCP_PM_ADDR_ATTR_ID", int(endpoint["id"])),
-                 ("MPTCP_PM_ADDR_ATTR_ADDR%d" % address.version, str(address)),
-                 ("MPTCP_PM_ADDR_ATTR_FLAGS", flags_to_bits(endpoint.get("flags") or []))]
+        attrs = [
+            ("MPTCP_PM_ADDR_ATTR_FAMILY", socket.AF_INET if address.version == 4 else socket.AF_INET6),
+            ("MPTCP_PM_ADDR_ATTR_ID", int(endpoint["id"])),
+            ("MPTCP_PM_ADDR_ATTR_ADDR%d" % address.version, str(address)),
+            ("MPTCP_PM_ADDR_ATTR_FLAGS", flags_to_bits(endpoint.get("flags") or [])),
+        ]
         if endpoint.get("dev"):
             index = dict((name, number) for number, name in self._names().items()).get(endpoint["dev"])
             if index is None:
@@ -185,14 +196,23 @@ class PathManager(object):
         self._request(CMD_ADD_ADDR, [("MPTCP_PM_ATTR_ADDR", {"attrs": attrs}, NLA_F_NESTED)])
 
     def delete(self, endpoint_id):
-        self._request(CMD_DEL_ADDR, [("MPTCP_PM_ATTR_ADDR", {"attrs": [("MPTCP_PM_ADDR_ATTR_ID", int(endpoint_id))]},
-                                      NLA_F_NESTED)])
+        self._request(
+            CMD_DEL_ADDR,
+            [("MPTCP_PM_ATTR_ADDR", {"attrs": [("MPTCP_PM_ADDR_ATTR_ID", int(endpoint_id))]}, NLA_F_NESTED)],
+        )
 
     def limits(self):
         msg = self._request(CMD_GET_LIMITS)[0]
-        return {"subflows": msg.get_attr("MPTCP_PM_ATTR_SUBFLOWS") or 0,
-                "add_addr_accepted": msg.get_attr("MPTCP_PM_ATTR_RCV_ADD_ADDRS") or 0}
+        return {
+            "subflows": msg.get_attr("MPTCP_PM_ATTR_SUBFLOWS") or 0,
+            "add_addr_accepted": msg.get_attr("MPTCP_PM_ATTR_RCV_ADD_ADDRS") or 0,
+        }
 
     def set_limits(self, subflows, add_addr_accepted):
-        self._request(CMD_SET_LIMITS, [("MPTCP_PM_ATTR_SUBFLOWS", int(subflows)),
-                                       ("MPTCP_PM_ATTR_RCV_ADD_ADDRS", int(add_addr_accepted))])
+        self._request(
+            CMD_SET_LIMITS,
+            [
+                ("MPTCP_PM_ATTR_SUBFLOWS", int(subflows)),
+                ("MPTCP_PM_ATTR_RCV_ADD_ADDRS", int(add_addr_accepted)),
+            ],
+        )

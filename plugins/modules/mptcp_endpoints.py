@@ -123,6 +123,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     import pyroute2  # noqa: F401  pylint: disable=unused-import
+
     PYROUTE2_ERROR = None
 except ImportError:
     PYROUTE2_ERROR = traceback.format_exc()
@@ -140,18 +141,30 @@ def _render_all(endpoints, limits):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            endpoints=dict(type="list", elements="dict", default=[], options=dict(
-                id=dict(type="int", required=True),
-                address=dict(type="str", required=True),
-                flags=dict(type="list", elements="str", default=[],
-                           choices=["signal", "subflow", "backup", "fullmesh"]),
-                dev=dict(type="str"),
-                port=dict(type="int", default=0),
-            )),
-            limits=dict(type="dict", options=dict(
-                subflows=dict(type="int", required=True),
-                add_addr_accepted=dict(type="int", required=True),
-            )),
+            endpoints=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(
+                    id=dict(type="int", required=True),
+                    address=dict(type="str", required=True),
+                    flags=dict(
+                        type="list",
+                        elements="str",
+                        default=[],
+                        choices=["signal", "subflow", "backup", "fullmesh"],
+                    ),
+                    dev=dict(type="str"),
+                    port=dict(type="int", default=0),
+                ),
+            ),
+            limits=dict(
+                type="dict",
+                options=dict(
+                    subflows=dict(type="int", required=True),
+                    add_addr_accepted=dict(type="int", required=True),
+                ),
+            ),
             owned_ids=dict(type="list", elements="int", default=[100, 199]),
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),
@@ -164,10 +177,17 @@ def main():
         module.fail_json(msg="owned_ids must be [first, last] within 1..255")
     owned = set(range(first, last + 1))
     try:
-        desired = [normalize(ep) for ep in module.params["endpoints"]] if module.params["state"] == "present" else []
+        desired = (
+            [normalize(ep) for ep in module.params["endpoints"]]
+            if module.params["state"] == "present"
+            else []
+        )
     except (MptcpPmError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    for label, values in (("ids", [ep["id"] for ep in desired]), ("addresses", [ep["address"] for ep in desired])):
+    for label, values in (
+        ("ids", [ep["id"] for ep in desired]),
+        ("addresses", [ep["address"] for ep in desired]),
+    ):
         if len(set(values)) != len(values):
             module.fail_json(msg="endpoint %s must be unique: %s" % (label, values))
     outside = [ep["id"] for ep in desired if ep["id"] not in owned]
@@ -182,8 +202,10 @@ def main():
             foreign = dict((ep["address"], ep["id"]) for ep in current if ep["id"] not in owned)
             clash = [ep["address"] for ep in desired if ep["address"] in foreign]
             if clash:
-                module.fail_json(msg="addresses %s already are endpoints with ids this module does not own (%s); "
-                                     "remove them or widen owned_ids" % (clash, [foreign[a] for a in clash]))
+                module.fail_json(
+                    msg="addresses %s already are endpoints with ids this module does not own (%s); "
+                    "remove them or widen owned_ids" % (clash, [foreign[a] for a in clash])
+                )
             to_remove, to_add = diff(owned_now, desired, owned)
             limits = module.params["limits"]
             limits_change = bool(limits) and limits != before_limits
@@ -196,8 +218,9 @@ def main():
                     pm.set_limits(limits["subflows"], limits["add_addr_accepted"])
                 after = [ep for ep in pm.endpoints() if ep["id"] in owned]
                 if after != desired:
-                    module.fail_json(msg="the kernel did not take the endpoints as asked",
-                                     endpoints=after, wanted=desired)
+                    module.fail_json(
+                        msg="the kernel did not take the endpoints as asked", endpoints=after, wanted=desired
+                    )
     except MptcpPmError as exc:
         module.fail_json(msg=str(exc))
     after_limits = limits if limits_change else before_limits
@@ -209,8 +232,10 @@ def main():
         limits=after_limits,
     )
     if module._diff:
-        result["diff"] = dict(before=_render_all(owned_now, before_limits if limits else None),
-                              after=_render_all(desired, after_limits if limits else None))
+        result["diff"] = dict(
+            before=_render_all(owned_now, before_limits if limits else None),
+            after=_render_all(desired, after_limits if limits else None),
+        )
     module.exit_json(**result)
 
 

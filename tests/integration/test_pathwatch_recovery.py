@@ -55,12 +55,40 @@ def build():
         ns(router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
         for node, site in ((CLIENT, 3), (SERVER, 2)):
             side = "c" if node == CLIENT else "s"
-            sh("ip", "-n", router, "link", "add", side, "type", "veth", "peer", "name", f"nic{p}", "netns", node)
+            sh(
+                "ip",
+                "-n",
+                router,
+                "link",
+                "add",
+                side,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                f"nic{p}",
+                "netns",
+                node,
+            )
             ns(router, "ip", "addr", "add", f"{addr(p, site, 1)}/64", "dev", side, "nodad")
             ns(router, "ip", "link", "set", side, "up")
             # The bottleneck: 2 Mbit/s towards either node, like a shaped access link.
-            ns(router, "tc", "qdisc", "add", "dev", side, "root", "tbf", "rate", "2mbit", "burst", "6056",
-               "latency", "50ms")
+            ns(
+                router,
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                side,
+                "root",
+                "tbf",
+                "rate",
+                "2mbit",
+                "burst",
+                "6056",
+                "latency",
+                "50ms",
+            )
             ns(node, "ip", "addr", "add", f"{addr(p, site, 10)}/64", "dev", f"nic{p}", "nodad")
             ns(node, "ip", "link", "set", f"nic{p}", "up")
     for node, site, flags in ((CLIENT, 3, ["subflow", "fullmesh"]), (SERVER, 2, ["signal"])):
@@ -68,14 +96,72 @@ def build():
             ns(node, "sysctl", "-qw", setting)
         for p in (1, 2):
             table = str(1000 * p)
-            ns(node, "ip", "-6", "rule", "add", "from", addr(p, site, 10), "table", table, "priority", f"100{p}")
-            ns(node, "ip", "-6", "route", "add", f"2001:2:0:{p}0{site}::/64", "dev", f"nic{p}", "table", table)
-            ns(node, "ip", "-6", "route", "add", "default", "via", addr(p, site, 1), "dev", f"nic{p}",
-               "table", table)
-            ns(node, "ip", "-6", "route", "add", "default", "via", addr(p, site, 1), "dev", f"nic{p}",
-               "metric", str(10 * p))
-            ns(node, "ip", "mptcp", "endpoint", "add", addr(p, site, 10), "dev", f"nic{p}", "id", str(100 + p),
-               *flags)
+            ns(
+                node,
+                "ip",
+                "-6",
+                "rule",
+                "add",
+                "from",
+                addr(p, site, 10),
+                "table",
+                table,
+                "priority",
+                f"100{p}",
+            )
+            ns(
+                node,
+                "ip",
+                "-6",
+                "route",
+                "add",
+                f"2001:2:0:{p}0{site}::/64",
+                "dev",
+                f"nic{p}",
+                "table",
+                table,
+            )
+            ns(
+                node,
+                "ip",
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                addr(p, site, 1),
+                "dev",
+                f"nic{p}",
+                "table",
+                table,
+            )
+            ns(
+                node,
+                "ip",
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                addr(p, site, 1),
+                "dev",
+                f"nic{p}",
+                "metric",
+                str(10 * p),
+            )
+            ns(
+                node,
+                "ip",
+                "mptcp",
+                "endpoint",
+                "add",
+                addr(p, site, 10),
+                "dev",
+                f"nic{p}",
+                "id",
+                str(100 + p),
+                *flags,
+            )
         ns(node, "ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
 
 
@@ -143,8 +229,9 @@ BLACKHOLE = """table inet t8pw {
 def outage(provider, on):
     router = ROUTERS[provider]
     if on:
-        subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], check=True, text=True,
-                       input=BLACKHOLE)
+        subprocess.run(
+            ["ip", "netns", "exec", router, "nft", "-f", "-"], check=True, text=True, input=BLACKHOLE
+        )
     else:
         ns(router, "nft", "delete", "table", "inet", "t8pw")
 
@@ -152,7 +239,9 @@ def outage(provider, on):
 def kill_dead_subflow(provider):
     """Provider down until its subflow from the client timed out (the 'dead subflow')."""
     outage(provider, True)
-    assert wait_for(lambda: subflows_from(C[provider]) == 0, 30), "the subflow over the dead provider never died"
+    assert wait_for(lambda: subflows_from(C[provider]) == 0, 30), (
+        "the subflow over the dead provider never died"
+    )
     outage(provider, False)
     return time.monotonic()
 
@@ -172,8 +261,12 @@ def network():
 
 
 def spawn(procs, namespace, *argv, **kwargs):
-    proc = subprocess.Popen(["ip", "netns", "exec", namespace, *argv], stdout=subprocess.DEVNULL,
-                            stderr=kwargs.pop("stderr", subprocess.DEVNULL), **kwargs)
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", namespace, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=kwargs.pop("stderr", subprocess.DEVNULL),
+        **kwargs,
+    )
     procs.append(proc)
     return proc
 
@@ -181,8 +274,23 @@ def spawn(procs, namespace, *argv, **kwargs):
 def watcher(procs, namespace, local, remote, events, log):
     probes = [f"--probe=isp{p},{local[p]},{remote[p]}" for p in (1, 2)]
     devices = [f"--device=isp{p},nic{p}" for p in (1, 2)]
-    return spawn(procs, namespace, f"{BIN}/mpstream", "--log-level", "DEBUG", "pathwatch", *probes, *devices,
-                 "--interval", "0.1", "--down-after", "0.5", "--events", str(events), stderr=log)
+    return spawn(
+        procs,
+        namespace,
+        f"{BIN}/mpstream",
+        "--log-level",
+        "DEBUG",
+        "pathwatch",
+        *probes,
+        *devices,
+        "--interval",
+        "0.1",
+        "--down-after",
+        "0.5",
+        "--events",
+        str(events),
+        stderr=log,
+    )
 
 
 def test_dead_subflow_returns_within_2s_of_its_provider_with_the_watcher(network, tmp_path):
@@ -190,8 +298,9 @@ def test_dead_subflow_returns_within_2s_of_its_provider_with_the_watcher(network
     spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
     time.sleep(0.3)
     spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
-    assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10), \
-        ns(CLIENT, "ss", "-Htn").stdout
+    assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10), ns(
+        CLIENT, "ss", "-Htn"
+    ).stdout
 
     # Control: without the watcher the dead subflow stays dead after isp2 returns.
     kill_dead_subflow(2)
@@ -217,8 +326,10 @@ def test_dead_subflow_returns_within_2s_of_its_provider_with_the_watcher(network
 
     def recreated(node, provider):
         lines = events[node].read_text().splitlines() if events[node].exists() else []
-        return any(e["event"] == "recreate" and e["provider"] == provider and e["endpoints"] == [102]
-                   for e in map(json.loads, lines))
+        return any(
+            e["event"] == "recreate" and e["provider"] == provider and e["endpoints"] == [102]
+            for e in map(json.loads, lines)
+        )
 
     # Both watchers saw isp2 go down and re-created its endpoint (the server's announcement
     # may land a moment after the client's subflow is back).
@@ -226,7 +337,9 @@ def test_dead_subflow_returns_within_2s_of_its_provider_with_the_watcher(network
     for handle in logs.values():
         handle.close()
     all_events = [json.loads(line) for node in events for line in events[node].read_text().splitlines()]
-    assert sum(e["event"] == "provider" and e["provider"] == "isp2" and e["new"] == "down"
-               for e in all_events) == 2
+    assert (
+        sum(e["event"] == "provider" and e["provider"] == "isp2" and e["new"] == "down" for e in all_events)
+        == 2
+    )
     # isp1 stayed up all along: its endpoints were left alone.
     assert not any(e["event"] == "recreate" and e["provider"] == "isp1" for e in all_events)

@@ -49,7 +49,10 @@ def test_echo_request_and_reply(version):
     else:
         reply = bytes([129]) + request[1:]
     assert icmp.parse_echo_reply(version, reply) == (0x1234, 7)
-    assert icmp.parse_echo_reply(version, request if version == 6 else bytes([0x45]) + bytes(19) + request) is None
+    assert (
+        icmp.parse_echo_reply(version, request if version == 6 else bytes([0x45]) + bytes(19) + request)
+        is None
+    )
 
 
 def _rtattr(kind, value):
@@ -68,12 +71,29 @@ def test_link_and_address_notifications_are_parsed():
 
 
 def test_config_defaults_endpoint_addresses_to_probe_sources_and_refuses_mixed_families():
-    parsed = config.from_dict({"providers": [{"name": "isp1", "probes": [
-        {"source": "2001:2:0:103::a/64", "target": "2001:2:0:102::a"}]}]})
+    parsed = config.from_dict(
+        {
+            "providers": [
+                {"name": "isp1", "probes": [{"source": "2001:2:0:103::a/64", "target": "2001:2:0:102::a"}]}
+            ]
+        }
+    )
     assert parsed.providers["isp1"].addresses == {"2001:2:0:103::a"}
     with pytest.raises(config.ConfigError):
-        config.from_dict({"providers": [{"name": "isp1", "probes": [
-            {"source": "198.18.19.10", "target": "2001:2:0:102::a"}]}]})
+        config.from_dict(
+            {
+                "providers": [
+                    {"name": "isp1", "probes": [{"source": "198.18.19.10", "target": "2001:2:0:102::a"}]}
+                ]
+            }
+        )
     with pytest.raises(config.ConfigError):
-        config.from_dict({"interval": 1, "down_after": 0.5, "providers": [{"name": "isp1", "probes": [
-            {"source": "198.18.19.10", "target": "198.18.18.10"}]}]})
+        config.from_dict(
+            {
+                "interval": 1,
+                "down_after": 0.5,
+                "providers": [
+                    {"name": "isp1", "probes": [{"source": "198.18.19.10", "target": "198.18.18.10"}]}
+                ],
+            }
+        )
