@@ -36,6 +36,13 @@ def on_cpu_ns(pid: int) -> int:
     return total
 
 
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def run(*cmd: str) -> None:
     subprocess.run(cmd, check=True)
 
@@ -69,8 +76,8 @@ def commands() -> dict[str, list[str]]:
     }
 
 
-def one_round(warmup_s: float, seconds: float) -> dict[str, float]:
-    """Percent of one core each tool used over the window, all running at the same time."""
+def one_round(warmup_s: float, seconds: float) -> tuple[dict[str, float], dict[str, int]]:
+    """Percent of one core each tool used over the window (all running at the same time), and RSS."""
     procs: dict[str, subprocess.Popen] = {}
     try:
         for name, cmd in commands().items():
@@ -84,7 +91,8 @@ def one_round(warmup_s: float, seconds: float) -> dict[str, float]:
         time.sleep(seconds)
         elapsed = time.monotonic() - t0
         end = {name: on_cpu_ns(p.pid) for name, p in procs.items()}
-        return {name: 100.0 * (end[name] - start[name]) / 1e9 / elapsed for name in procs}
+        rss = {name: rss_kib(p.pid) for name, p in procs.items()}
+        return {name: 100.0 * (end[name] - start[name]) / 1e9 / elapsed for name in procs}, rss
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -103,15 +111,18 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     args = parser.parse_args()
     results: dict[str, list[float]] = {}
+    memory: dict[str, list[int]] = {}
     with namespace_with_interfaces():
         for number in range(1, args.rounds + 1):
-            cpu = one_round(args.warmup, args.seconds)
+            cpu, rss = one_round(args.warmup, args.seconds)
             print(f"round {number}: " + ", ".join(f"{k} {v:.3f} %" for k, v in cpu.items()), flush=True)
             for name, value in cpu.items():
                 results.setdefault(name, []).append(value)
-    print(f"\nCPU of one core, median of {args.rounds} rounds, {INTERFACES} interfaces, 100 ms interval:")
+                memory.setdefault(name, []).append(rss[name])
+    print(f"\nmedian of {args.rounds} rounds, {INTERFACES} interfaces, 100 ms interval:")
+    print(f"  {'':28s} {'CPU (% of one core)':>20s} {'RSS (MiB)':>10s}")
     for name, values in results.items():
-        print(f"  {name:28s} {statistics.median(values):7.3f} %")
+        print(f"  {name:28s} {statistics.median(values):20.3f} {statistics.median(memory[name]) / 1024:10.1f}")
     return 0
 
 

@@ -9,16 +9,22 @@ import pytest
 from mpstream.recorder.counters import Counters
 from mpstream.recorder.rtnl_stats import (
     IF_STATS_MSG,
+    IFINFOMSG,
+    IFLA_IFNAME,
     IFLA_STATS_LINK_64,
     NLATTR,
     NLM_F_DUMP,
     NLMSG_DONE,
     NLMSG_ERROR,
     NLMSGHDR,
+    RTM_GETLINK,
     RTM_GETSTATS,
+    RTM_NEWLINK,
     RTM_NEWSTATS,
     NetlinkError,
+    getlink_request,
     getstats_request,
+    parse_link_messages,
     parse_stats_messages,
 )
 
@@ -58,3 +64,21 @@ def test_kernel_error_is_raised():
     with pytest.raises(NetlinkError) as info:
         parse_stats_messages(control(NLMSG_ERROR, -errno.EOPNOTSUPP), {})
     assert info.value.errno == errno.EOPNOTSUPP
+
+
+def link_message(ifindex: int, name: str, flags: int) -> bytes:
+    mtu = NLATTR.pack(NLATTR.size + 4, 4) + struct.pack("=I", 1500)
+    raw_name = name.encode() + b"\0"
+    name_attr = NLATTR.pack(NLATTR.size + len(raw_name), IFLA_IFNAME) + raw_name
+    name_attr += b"\0" * (-len(name_attr) % 4)
+    body = IFINFOMSG.pack(0, 0, 1, ifindex, flags, 0) + mtu + name_attr
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), RTM_NEWLINK, 2, 8, 0) + body
+
+
+def test_link_dump_gives_names_and_up_flags():
+    request = getlink_request(3)
+    assert NLMSGHDR.unpack_from(request)[1] == RTM_GETLINK
+    links: dict[int, tuple[str, bool]] = {}
+    assert parse_link_messages(link_message(1, "lo", 0x49) + link_message(5, "nic2", 0x1002), links) is False
+    assert links == {1: ("lo", True), 5: ("nic2", False)}
+    assert parse_link_messages(control(NLMSG_DONE), links) is True

@@ -84,15 +84,6 @@ class ProcNetDevReader:
         pass
 
 
-def link_names() -> dict[int, tuple[str, bool]]:
-    """ifindex -> (name, up) of every interface, through pyroute2 (RTM_GETLINK)."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        return {link["index"]: (link.get_attr("IFLA_IFNAME"), bool(link["flags"] & IFF_UP))
-                for link in ipr.get_links()}
-
-
 def counters_from_stats(stats: dict) -> Counters:
     """Counters from a pyroute2 IFLA_STATS64 (or IFLA_STATS) attribute value."""
     return Counters(
