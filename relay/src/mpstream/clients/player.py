@@ -155,8 +155,9 @@ class Player:
         """One connection, played until it ends; False if it could not be made."""
         rec = self.recording
         opts = self.options
+        timeout = max(0.1, min(opts.connect_timeout_s, opts.duration_s - self._now()))
         try:
-            reader, writer = await net.open_connection(opts.url, opts.mptcp, opts.connect_timeout_s)
+            reader, writer = await net.open_connection(opts.url, opts.mptcp, timeout)
         except OSError as exc:
             rec.error = str(exc)
             rec.end_reason = "connect failed"

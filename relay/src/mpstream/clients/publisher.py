@@ -101,7 +101,6 @@ class Publisher:
         self.report.start_ms = int(start_wall * 1000)
         deadline = None if opts.duration_s is None else self._start_mono + opts.duration_s
         tags = iter(self.source.tags())
-        pending: flv.Tag | None = None
         backoff = opts.backoff_initial_s
         failures = 0
         down_since: float | None = None
@@ -131,12 +130,11 @@ class Publisher:
             self.report.reconnects = self.report.connections - 1
             connected_at = time.monotonic()
             try:
-                pending = await self._stream(reader, writer, session, sid, tags, pending, deadline)
+                await self._stream(reader, writer, session, sid, tags, deadline)
                 await self._finish(writer, session, sid)
                 return self.report
             except (ConnectionLost, OSError, ProtocolError) as exc:
                 writer.close()
-                pending = None  # after the reconnect the stream resumes at a keyframe that is due
                 reason = str(exc) or type(exc).__name__
                 if not opts.reconnect:
                     self.report.error = f"connection lost: {reason}"
@@ -147,6 +145,8 @@ class Publisher:
                 log.warning("publish: connection lost (%s); reconnecting in %.1f s", reason, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, opts.backoff_max_s)
+        if down_since is not None:
+            self._note_outage(down_since, down_reason)  # stopped while the server was away
         return self.report
 
     def _note_outage(self, since: float, reason: str) -> None:
@@ -189,34 +189,34 @@ class Publisher:
                 if isinstance(event, Status) and event.level == "error":
                     raise PublishError(f"{self.url.hostport} refused to publish: {event.code} {event.description}")
 
-    async def _stream(self, reader, writer, session: ClientSession, sid: int, tags, pending, deadline):
-        """Send tags on time until the source or the run ends; returns the tag not sent (or None)."""
+    async def _stream(self, reader, writer, session: ClientSession, sid: int, tags, deadline) -> None:
+        """Send tags on time until the source, the duration or the run ends; raises ConnectionLost."""
         lost = asyncio.get_running_loop().create_future()
         reading = asyncio.create_task(self._read_server(reader, writer, session, lost))
         stopping = asyncio.create_task(self._stop.wait())
         try:
             headers_sent = False
             resync = self.report.connections > 1  # skip to the first keyframe not yet due
+            has_video = any(h.type == flv.TAG_VIDEO for h in self.source.header_tags())
             while not self._stop.is_set():
-                tag = pending or next(tags, None)
-                pending = None
+                tag = next(tags, None)
                 if tag is None:
-                    return None
+                    return
                 if resync:
-                    if tag.timestamp < self._now_ms() or not _starts_gop(tag):
+                    if tag.timestamp < self._now_ms() or (has_video and not _starts_gop(tag)):
                         self.report.tags_skipped += 1
                         continue
                     resync = False
                 delay = self._start_mono + tag.timestamp / 1000 - time.monotonic()
                 if deadline is not None and self._start_mono + tag.timestamp / 1000 >= deadline:
-                    return tag
+                    return
                 if delay > 0:
                     done, _ = await asyncio.wait({lost, stopping}, timeout=delay,
                                                  return_when=asyncio.FIRST_COMPLETED)
                     if lost in done:
                         raise ConnectionLost(lost.result())
                     if self._stop.is_set():
-                        return tag
+                        return
                 if not headers_sent:
                     # Metadata and decoder configuration first, stamped like the first tag so
                     # that timestamps never run backwards.
@@ -239,11 +239,10 @@ class Publisher:
                             await draining
                         if lost in done:
                             raise ConnectionLost(lost.result())
-                        return None
+                        return
                     draining.result()
                 self.report.tags_sent += 1
                 self.report.bytes_sent += len(body)
-            return None
         finally:
             for task in (reading, stopping):
                 task.cancel()
