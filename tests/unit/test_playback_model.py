@@ -173,7 +173,8 @@ def test_summary_has_the_documented_keys_and_numbers():
     assert summary["latency_ms"]["p50"] == pytest.approx(40, abs=0.5)
     assert summary["latency_ms"]["p99"] == pytest.approx(40, abs=0.5)
     assert summary["stall_count"] == 0 and summary["startup_s"] == pytest.approx(1.04)
-    assert summary["started_at"].startswith("1970-01-12T13:46:40")
+    assert summary["started_at"] == 1_000_000.0 and summary["ended_at"] == 1_000_020.0
+    assert summary["started_at_utc"].startswith("1970-01-12T13:46:40")
     assert any("stalls 0" in line for line in describe(summary))
 
 

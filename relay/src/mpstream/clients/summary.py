@@ -98,8 +98,11 @@ def summarize(recording: Recording, options: dict, playback: Playback | None = N
         "url": recording.url,
         "options": options,
         "host": {"name": socket.gethostname(), "kernel": platform.release(), "pid": os.getpid()},
-        "started_at": _iso(recording.started_wall),
-        "ended_at": _iso(recording.started_wall + recording.ended_s),
+        # Unix seconds (what other run data is aligned on), and the same for people to read.
+        "started_at": round(recording.started_wall, 3),
+        "ended_at": round(recording.started_wall + recording.ended_s, 3),
+        "started_at_utc": _iso(recording.started_wall),
+        "ended_at_utc": _iso(recording.started_wall + recording.ended_s),
         "duration_s": round(recording.ended_s, 3),
         "stream_ended_s": _round(recording.unpublished_s, 1, 3),  # the publisher left (None: it did not)
         "ran": ran,
