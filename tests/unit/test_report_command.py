@@ -201,6 +201,18 @@ def test_folder_without_metadata_still_reports(tmp_path):
     assert "timeline.json is missing" in (run / "report.md").read_text()
 
 
+def test_node_without_recording_keeps_its_player(tmp_path):
+    run = make_run(tmp_path)
+    (run / "nodes/client1/rates.csv").unlink()
+    assert main(["report", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert "client1" not in summary["phases"][0]["nodes"] and "push1" in summary["phases"][0]["nodes"]
+    assert summary["players"]["client1"]["stall_total_s"] == 3.1
+    assert not any(e["node"] == "client1" for e in summary["handover_s"])
+    assert "client1 has no rates.csv" in summary["notes"]
+    assert not (run / "plots/rates-client1.png").exists() and (run / "plots/rates-push1.png").exists()
+
+
 def test_missing_folder_is_an_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "no run folder" in capsys.readouterr().err

@@ -275,7 +275,7 @@ def summarize(meta: dict, timeline: dict, nodes: dict[str, NodeData]) -> dict:
         data = nodes[node]
         names = sorted({r.name for r in data.rows})
         providers = interface_providers(meta, node, names)
-        series = provider_series(data.rows, t0, providers)
+        series = provider_series(data.rows, t0, providers) if data.rows else {}  # no recording: no rows
         per_node_series[node] = series
         node_info[node] = {
             "roles": list((((meta.get("inventory") or {}).get("nodes") or {}).get(node) or {}).get("roles") or []),

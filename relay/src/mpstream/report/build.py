@@ -37,6 +37,8 @@ def draw_plots(run: Run, summary: dict, out_dir: Path, bin_s: float = 0.5) -> li
     colours = provider_colours(all_providers)
     panels_by_node: dict[str, list[Panel]] = {}
     for node, info in summary["nodes"].items():
+        if not run.nodes[node].rows:
+            continue
         providers = info["interfaces"]
         series = analysis.provider_series(run.nodes[node].rows, t0, providers)
         ordered = {p: series[p] for p in analysis.provider_order(run.meta, series)}
