@@ -24,9 +24,14 @@ SECONDS = 6
 
 @pytest.fixture
 def relay(tmp_path):
-    with RelayProcess(tmp_path / "relay.log") as process:
+    process = RelayProcess(tmp_path / "relay.log").start()
+    try:
         yield process
-    assert "Traceback" not in process.log_text()
+    finally:
+        code = process.stop()  # SIGTERM
+    log = process.log_text()
+    assert code == 0 and "SIGTERM received" in log and log.rstrip().endswith("stopped"), log[-1000:]
+    assert "Traceback" not in log
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--on-busy", choices=["refuse", "replace"],
                         help="a second publisher on a busy stream (default: refuse)")
     parser.add_argument("--max-connections", type=int, help="connection limit (default: 1000)")
-    parser.add_argument("--flush-interval-ms", type=float, help="merge writes per player over this long (default: 20)")
+    parser.add_argument("--flush-interval-ms", type=float, help="merge writes per player over this long (default: 50)")
     parser.add_argument("--max-player-lag-ms", type=float,
                         help="a player further behind skips to the next keyframe (default: 2000)")
     parser.add_argument("--disconnect-after-ms", type=float,

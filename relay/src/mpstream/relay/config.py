@@ -8,7 +8,7 @@ Example file (every key optional):
     chunk_size = 4096                 # our outgoing chunk size
     gop_cache = true                  # late joiners start at the latest keyframe
     on_busy = "refuse"                # a second publisher on a busy stream: refuse | replace
-    flush_interval_ms = 20            # merge writes to each player over this long
+    flush_interval_ms = 50            # merge writes to each player over this long (syscalls vs latency)
     max_player_lag_ms = 2000          # a player further behind skips to the next keyframe
     disconnect_after_ms = 10000       # a player behind this long is disconnected
     max_connections = 1000
@@ -95,7 +95,7 @@ class RelayConfig:
     chunk_size: int = 4096
     gop_cache: bool = True
     on_busy: str = "refuse"
-    flush_interval_ms: float = 20.0
+    flush_interval_ms: float = 50.0
     max_player_lag_ms: float = 2000.0
     disconnect_after_ms: float = 10000.0
     max_connections: int = 1000

@@ -49,6 +49,7 @@ class RelayConnection(asyncio.Protocol):
         self.app = ""
         self.flash_ver = ""
         self._dirty = False
+        self._ended: str | None = None
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -93,15 +94,18 @@ class RelayConnection(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is None:
-            return
-        was_closed = self.closed
+        if self.transport is None or self._ended is None and not self.relay.is_registered(self):
+            return  # refused at admission: already logged
         self.closed = True
-        if not was_closed or self.relay.is_registered(self):
+        self._forget()
+        log.info("#%d from %s closed after %.1f s (%s; in %d B, out %d B%s)", self.id, self.peer,
+                 time.monotonic() - self.opened, self._ended, self.bytes_in, self.bytes_out,
+                 f"; {exc}" if exc else "")
+
+    def _forget(self) -> None:
+        if self._ended is None:
+            self._ended = self.role  # what it was, before the relay unhooks it
             self.relay.forget(self)
-            log.info("#%d from %s closed after %.1f s (%s; in %d B, out %d B%s)", self.id, self.peer,
-                     time.monotonic() - self.opened, self.role, self.bytes_in, self.bytes_out,
-                     f"; {exc}" if exc else "")
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -141,7 +145,7 @@ class RelayConnection(asyncio.Protocol):
             return
         log.warning("#%d from %s dropped: %s", self.id, self.peer, reason)
         self.closed = True
-        self.relay.forget(self)
+        self._forget()
         if self.transport is not None:
             self.transport.abort()
 
@@ -151,7 +155,7 @@ class RelayConnection(asyncio.Protocol):
             return
         self.flush()
         self.closed = True
-        self.relay.forget(self)
+        self._forget()
         if self.transport is not None:
             self.transport.close()
 

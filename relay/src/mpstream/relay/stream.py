@@ -173,7 +173,7 @@ class Stream:
         for csid, type_id, ts, body, kind in join:
             data = encode_message(csid, type_id, stream_id, ts, body, self.chunk_size)
             outbox.push_media((data, True), kind, now)
-        connection.mark_dirty()
+        connection.flush()  # a joiner should not wait for the next merged write
 
     def remove_player(self, connection: RelayConnection) -> None:
         self.players.pop(connection, None)
