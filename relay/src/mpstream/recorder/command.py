@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interfaces", "-I", default="",
         help="comma-separated interfaces to record; prefix with %% to record all but these "
-             "(bwm-ng's -I); default: all",
+             "(bwm-ng's -I); default: all that are up",
     )
     parser.add_argument("--all", "-a", action="store_true",
                         help="also record interfaces that are down (listed ones are always recorded)")
