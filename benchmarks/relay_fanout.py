@@ -10,6 +10,7 @@ A viewer "kept up" when it received at least 90 % of the stream's byte rate.
 Prints a table and the viewers-per-core ratio (ours / nginx-rtmp).
 
     .venv/bin/python benchmarks/relay_fanout.py [--viewers 50,200] [--seconds 10] [--rounds 1]
+        [--load python|rtmpdump] [--relay-args "--flush-interval-ms 50"]
 
 Uses ports on 127.0.0.1 only; stops every process it started.
 """
@@ -80,6 +81,39 @@ class Viewer(asyncio.Protocol):
             self.playing.set_result(False)
 
 
+def written_bytes(pid: int) -> int:
+    """Bytes a process has written with write(2) so far (rtmpdump: the FLV it writes to /dev/null)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def measure_rtmpdump(url: str, pid: int, viewers: int, warmup: float, seconds: float, byte_rate: float) -> dict:
+    """The same measurement with rtmpdump processes as viewers (librtmp: IPv4 URLs only)."""
+    procs = [subprocess.Popen(["rtmpdump", "-q", "-v", "-r", url, "-o", "/dev/null"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(viewers)]
+    try:
+        time.sleep(2 + warmup)
+        alive = [p for p in procs if p.poll() is None]
+        before = {p.pid: written_bytes(p.pid) for p in alive}
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        time.sleep(seconds)
+        cpu1, t1 = cpu_seconds(pid), time.monotonic()
+        received = [written_bytes(p.pid) - before[p.pid] if p.poll() is None else 0 for p in alive]
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+    window = t1 - t0
+    received += [0] * (viewers - len(received))
+    return {"viewers": viewers, "playing": len(alive), "cpu": (cpu1 - cpu0) / window,
+            "kept_up": sum(1 for r in received if r >= 0.9 * byte_rate * window),
+            "median_mbps": statistics.median(received) * 8 / window / 1e6,
+            "min_mbps": min(received) * 8 / window / 1e6}
+
+
 async def measure(url: str, pid: int, viewers: int, warmup: float, seconds: float, byte_rate: float) -> dict:
     loop = asyncio.get_running_loop()
     target = parse_rtmp_url(url)
@@ -121,7 +155,10 @@ def run_one(server: str, sample: Path, viewers: int, args, byte_rate: float, wor
         publisher = publish(sample, url)
         try:
             time.sleep(1.5)
-            result = asyncio.run(measure(url, srv.pid, viewers, args.warmup, args.seconds, byte_rate))
+            if args.load == "rtmpdump":
+                result = measure_rtmpdump(url, srv.pid, viewers, args.warmup, args.seconds, byte_rate)
+            else:
+                result = asyncio.run(measure(url, srv.pid, viewers, args.warmup, args.seconds, byte_rate))
         finally:
             publisher.terminate()
             publisher.wait(timeout=10)
@@ -135,6 +172,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring window (default: 10)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds after all viewers play (default: 3)")
     parser.add_argument("--relay-args", default="", help="extra `mpstream relay` flags, e.g. '--flush-interval-ms 40'")
+    parser.add_argument("--load", choices=["python", "rtmpdump"], default="python",
+                        help="viewers: in-process RTMP players (default) or one rtmpdump process each")
     parser.add_argument("--rounds", type=int, default=1, help="repetitions; medians are reported (default: 1)")
     args = parser.parse_args()
     if not nginx_rtmp.available():
@@ -145,7 +184,8 @@ def main() -> int:
     duration = (tags[-1].timestamp - tags[0].timestamp) / 1000 + 0.04
     byte_rate = sum(len(t.body) for t in tags) / duration
     print(f"stream: {sample.name}, {byte_rate * 8 / 1e6:.2f} Mbit/s of media; "
-          f"{args.seconds:g} s window after {args.warmup:g} s warm-up; {os.cpu_count()} cores")
+          f"{args.seconds:g} s window after {args.warmup:g} s warm-up; {os.cpu_count()} cores; "
+          f"viewers: {args.load}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="mpstream-fanout-") as tmp:
         for viewers in [int(v) for v in args.viewers.split(",")]:
