@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 
@@ -67,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
             await player.run()
         except PlayError as exc:
             return str(exc)
+        except Exception as exc:  # keep what was recorded: the summary is still written below
+            logging.getLogger("mpstream.play").exception("play: failed")
+            player.recording.error = player.recording.error or f"internal error: {exc}"
+            player.recording.end_reason = player.recording.end_reason or "internal error"
+            return player.recording.error
         return None
 
     error = asyncio.run(main())
