@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mpstream.clients.playback import AUDIO, VIDEO, Frame, frame_interval_ms, simulate
 
 FPS = 30
@@ -222,3 +224,15 @@ def test_csv_has_one_row_per_message(tmp_path):
     rows = (tmp_path / "f.csv").read_text().splitlines()
     assert rows[0].split(",") == CSV_FIELDS and len(rows) == 61
     assert rows[1].split(",")[1:5] == ["video", "0", "1000", "1"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(pause_ms=st.integers(0, 5000), buffer_ms=st.integers(0, 3000), pause_at_frame=st.integers(100, 300))
+def test_any_pause_stalls_for_what_the_buffer_does_not_cover(pause_ms, buffer_ms, pause_at_frame):
+    pause_at = pause_at_frame / FPS
+    result = simulate(with_pause(20, pause_at_s=pause_at, pause_s=pause_ms / 1000), buffer_ms=buffer_ms,
+                      end_s=20 + pause_ms / 1000)
+    expected = max(0.0, pause_ms - buffer_ms) / 1000
+    assert result.stall_total_s == pytest.approx(expected, abs=STEP_MS / 1000 + 1e-6)
+    assert result.stall_count == (1 if result.stall_total_s > 0 else 0)
+    assert result.frames_skipped == 0
