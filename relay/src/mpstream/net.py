@@ -167,6 +167,16 @@ def create_listeners(listen: str, mptcp: str = "auto", backlog: int = 512,
                      default_port: int = DEFAULT_PORT) -> list[socket.socket]:
     """Bound, listening, non-blocking sockets for "HOST:PORT" ("[::]" is dual-stack)."""
     host, port = parse_hostport(listen, default_port)
+    try:
+        return _listeners(host, port, mptcp, backlog)
+    except OSError as exc:
+        if host != "::" or exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, socket.EAI_ADDRFAMILY):
+            raise
+        log.warning("no IPv6 on this host (%s): listening on 0.0.0.0:%d instead of [::]:%d", exc, port, port)
+        return _listeners("0.0.0.0", port, mptcp, backlog)
+
+
+def _listeners(host: str, port: int, mptcp: str, backlog: int) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     dual_stack_wildcard = False
     try:
@@ -192,7 +202,7 @@ def create_listeners(listen: str, mptcp: str = "auto", backlog: int = 512,
             sock.close()
         raise
     if not sockets:
-        raise OSError(f"{listen}: no address to listen on")
+        raise OSError(f"{format_hostport(host, port)}: no address to listen on")
     return sockets
 
 
