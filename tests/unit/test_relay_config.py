@@ -71,3 +71,25 @@ def test_config_validation():
         RelayConfig(listen=())
     with pytest.raises(ConfigError):
         RelayConfig(chunk_size=1)
+
+
+def test_command_refuses_a_bad_config_with_exit_code_2(tmp_path, caplog):
+    from mpstream import cli
+
+    path = tmp_path / "bad.toml"
+    path.write_text('on_busy = "fight"\n')
+    assert cli.main(["relay", "--config", str(path)]) == 2
+    assert "on_busy" in caplog.text
+
+
+def test_command_reports_a_port_in_use(tmp_path, caplog):
+    import socket
+
+    from mpstream import cli
+
+    with socket.socket(socket.AF_INET6) as busy:
+        busy.bind(("::1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["relay", "--listen", f"[::1]:{port}", "--http", "", "--mptcp", "off"]) == 1
+    assert "cannot start" in caplog.text
