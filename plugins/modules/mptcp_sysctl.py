@@ -47,7 +47,7 @@ changed_settings:
   description: The parameters whose runtime value changed, with the new value.
   returned: always
   type: dict
-skipped:
+missing:
   description: Parameters this kernel does not have (with I(skip_missing)).
   returned: always
   type: list
@@ -87,12 +87,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    settings, skipped, before, after, changed_settings = {}, [], [], [], {}
+    settings, missing, before, after, changed_settings = {}, [], [], [], {}
     for name, value in sorted(module.params["settings"].items()):
         path = _path(name)
         if not os.path.exists(path):
             if module.params["skip_missing"]:
-                skipped.append(name)
+                missing.append(name)
                 continue
             module.fail_json(msg="this kernel has no %s (%s)" % (name, path))
         settings[name] = value
@@ -132,7 +132,7 @@ def main():
         after.append("# %s\n%s" % (persist_file, content))
 
     result = dict(changed=bool(changed_settings or file_changed), changed_settings=changed_settings,
-                  skipped=skipped)
+                  missing=missing)
     if module._diff:
         result["diff"] = dict(before="".join(before), after="".join(after))
     module.exit_json(**result)
