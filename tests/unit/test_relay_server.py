@@ -343,3 +343,24 @@ def test_stats_api_json_and_metrics():
         await pub.close()
         await player.close()
     run(scenario, http="[::1]:0")
+
+
+def test_audio_only_stream_reaches_late_joiners():
+    async def scenario(relay, base):
+        pub = await RtmpPeer.open(f"{base}/radio", "publish")
+        sid = (await pub.wait_for(PublishStarted)).stream_id
+        pub.session.send_media(AUDIO, sid, 0, AUDIO_HEADER)
+        for i in range(5):
+            pub.session.send_media(AUDIO, sid, 23 * i, b"\xaf\x01" + bytes(50))
+        await pub.drain()
+        await asyncio.sleep(0.1)
+        player = await RtmpPeer.open(f"{base}/radio", "play")
+        await player.wait_for(PlayStarted)
+        for i in range(5, 10):
+            pub.session.send_media(AUDIO, sid, 23 * i, b"\xaf\x01" + bytes(50))
+        await pub.drain()
+        await player.wait_for(MediaMessage, count=6)  # the header, then the live frames
+        assert player.of(MediaMessage)[0].body == AUDIO_HEADER
+        await pub.close()
+        await player.close()
+    run(scenario)

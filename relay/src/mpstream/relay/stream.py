@@ -50,6 +50,10 @@ class Stream:
         return f"{self.app}/{self.name}"
 
     @property
+    def has_video(self) -> bool:
+        return self.video_header is not None or self.video_frames > 0
+
+    @property
     def idle(self) -> bool:
         return self.publisher is None and not self.players
 
@@ -112,7 +116,7 @@ class Stream:
                 if self.gop_cache and (starts or self.gop):
                     self._cache(type_id, ts, body)
         else:
-            kind = ORDINARY
+            kind = ORDINARY if self.has_video else KEYFRAME  # audio-only: every frame is a start
             if flv.is_audio_sequence_header(body):
                 self.audio_header = body
                 kind = ALWAYS
@@ -157,6 +161,8 @@ class Stream:
         outbox.waiting_keyframe = True  # until the cached keyframe below, or the next live one
         if self.publisher is None:
             return
+        if not self.has_video:
+            outbox.waiting_keyframe = False
         # What a decoder needs first, stamped with the time of the first cached frame.
         start = self.gop[0][1] if self.gop else (self.last_timestamp or 0)
         now = time.monotonic()
