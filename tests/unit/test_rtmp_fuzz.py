@@ -9,7 +9,7 @@ from mpstream.rtmp.handshake import SIZE
 from mpstream.rtmp.limits import Limits
 from mpstream.rtmp.messages import COMMAND_AMF0, VIDEO
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LIMITS = Limits(max_message_size=64 * 1024, max_chunk_streams=16)
 HANDSHAKE = bytes([3]) + bytes(SIZE) + bytes(SIZE)
 CONNECT = encode_message(3, COMMAND_AMF0, 0, 0, amf0.encode("connect", 1.0, {"app": "live"}), 128)
