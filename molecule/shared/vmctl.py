@@ -109,14 +109,14 @@ def accelerator() -> str:
 
 
 def qemu_command(*, name: str, disk: Path, vm_dir: Path, ssh_port: int, vm_index: int,
-                 provider_groups: dict[int, str], accel: str,
+                 provider_groups: dict[int, str], accel: str, cpus: int = VM_CPUS, memory_mb: int = VM_MEMORY_MB,
                  kernel: tuple[Path, Path, str] | None = None, disk_format: str = "qcow2") -> list[str]:
     """The QEMU command line of one VM (daemonized, pid file and console log in vm_dir)."""
     cpu = "host" if accel == "kvm" else "max"
     accel_opt = "kvm" if accel == "kvm" else "tcg,thread=multi"
     cmd = [
         "qemu-system-x86_64", "-name", name, "-accel", accel_opt, "-cpu", cpu,
-        "-smp", str(VM_CPUS), "-m", str(VM_MEMORY_MB), "-nodefaults", "-display", "none",
+        "-smp", str(cpus), "-m", str(memory_mb), "-nodefaults", "-display", "none",
         "-serial", f"file:{vm_dir / 'console.log'}",
         "-pidfile", str(vm_dir / "qemu.pid"), "-daemonize",
         "-drive", f"file={disk},format={disk_format},if=virtio,cache=unsafe,discard=unmap",
@@ -208,7 +208,14 @@ def start_repo_server(state_dir: Path) -> int:
     return port
 
 
-def up(state_dir: Path, names: list[str], providers: list[int]) -> list[dict]:
+def parse_vm(spec: str) -> tuple[str, int, int]:
+    """`NAME[,CPUS[,MEMORY_MB]]` as given by the create playbook from a platform's keys."""
+    name, _, rest = spec.partition(",")
+    cpus, _, memory = rest.partition(",")
+    return name, int(cpus or VM_CPUS), int(memory or VM_MEMORY_MB)
+
+
+def up(state_dir: Path, specs: list[str], providers: list[int]) -> list[dict]:
     if not BASE_IMAGE.exists():
         raise SystemExit(f"no VM image at {BASE_IMAGE}: run scripts/vm-image first")
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +224,8 @@ def up(state_dir: Path, names: list[str], providers: list[int]) -> list[dict]:
     provider_groups = {p: f"239.255.{group_octet}.{p}:{free_udp_port()}" for p in providers}
     repo_port = start_repo_server(state_dir) if (APT_REPO / "Packages").exists() else None
     instances = []
-    for index, name in enumerate(names, start=1):
+    for index, spec in enumerate(specs, start=1):
+        name, cpus, memory_mb = parse_vm(spec)
         vm_dir = state_dir / name
         vm_dir.mkdir(exist_ok=True)
         disk = vm_dir / "disk.qcow2"
@@ -227,7 +235,8 @@ def up(state_dir: Path, names: list[str], providers: list[int]) -> list[dict]:
         port = free_port()
         (vm_dir / "console.log").unlink(missing_ok=True)
         subprocess.run(qemu_command(name=name, disk=disk, vm_dir=vm_dir, ssh_port=port, vm_index=index,
-                                    provider_groups=provider_groups, accel=accel), check=True)
+                                    provider_groups=provider_groups, accel=accel, cpus=cpus,
+                                    memory_mb=memory_mb), check=True)
         instances.append({"instance": name, "address": "127.0.0.1", "user": "root", "port": port,
                           "identity_file": str(SSH_KEY), "vm_dir": str(vm_dir)})
     scenario = {"accel": accel, "provider_groups": provider_groups, "repo_port": repo_port,
@@ -271,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     p_up = sub.add_parser("up", help="boot the VMs, wait for SSH, print the instance config")
     p_up.add_argument("scenario")
-    p_up.add_argument("--vm", action="append", required=True, help="VM name (repeat)")
+    p_up.add_argument("--vm", action="append", required=True, help="NAME[,CPUS[,MEMORY_MB]] (repeat)")
     p_up.add_argument("--provider", action="append", type=int, default=None,
                       help="provider index with a NIC in every VM (default: 1 and 2)")
     p_down = sub.add_parser("down", help="stop the VMs and remove the scenario's state")
