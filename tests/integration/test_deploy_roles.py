@@ -27,6 +27,7 @@ NODES = ("push1", "server1", "client1")
 STATE_ROOT = Path("/var/lib/mpstream-testbed") / PREFIX
 DEPLOY = ("playbooks/recorder.yml", "playbooks/relay.yml")
 RELAY = "playbooks/relay.yml"
+OTHER_HTTP = {"relay_http": "127.0.0.1:8936"}
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -89,18 +90,31 @@ def variables(snapshot) -> dict:
 @pytest.fixture(scope="module")
 def deployed(variables):
     """Testbed built and both playbooks run once; everything removed afterwards, also on failure."""
+    remove_state()  # what an interrupted earlier run of this module left behind
     try:
         with emulated_testbed(PREFIX):
-            yield run_playbook(*DEPLOY, extra_vars=variables, timeout=180)
-            for node in NODES:
-                for name in ("relay", "recorder"):
-                    supervise("stop", node, name)
+            fresh_check = run_playbook(*DEPLOY, "--check", extra_vars=variables, timeout=180)
+            fresh = {"check": fresh_check, "venvs": [n for n in NODES if (state_dir(n) / "venv").exists()]}
+            yield {"fresh": fresh, "deploy": run_playbook(*DEPLOY, extra_vars=variables, timeout=180)}
+            remove_state()  # before the namespaces go
     finally:
-        for node in NODES:  # also when the testbed never came up
-            for name in ("relay", "recorder"):
-                if state_dir(node).exists():
-                    supervise("stop", node, name)
-        shutil.rmtree(STATE_ROOT, ignore_errors=True)
+        remove_state()  # also when the testbed never came up
+
+
+def remove_state() -> None:
+    """Stop what the roles started under this module's prefix, and remove the nodes' state."""
+    for node in NODES:
+        for name in ("relay", "recorder"):
+            if state_dir(node).exists():
+                supervise("stop", node, name)
+    shutil.rmtree(STATE_ROOT, ignore_errors=True)
+
+
+def test_check_mode_before_the_first_deploy_reports_changes_and_makes_none(deployed):
+    fresh = deployed["fresh"]
+    counts = changed(fresh["check"].stdout)
+    assert set(counts) == set(NODES) and all(counts.values()), fresh["check"].stdout[-4000:]
+    assert fresh["venvs"] == []  # nothing was installed by the check
 
 
 def test_relay_listens_with_mptcp_in_the_server_namespace(deployed):
@@ -163,28 +177,26 @@ def test_check_mode_reports_a_pending_configuration_change_and_a_run_makes_it(de
     config = state_dir("server1") / "etc/relay.toml"
     before_config = config.read_text()
     before = supervise("status", "server1", "relay")
-    other = {**variables, "relay_http": "127.0.0.1:8936"}
-    check = run_playbook(RELAY, "--check", "--diff", extra_vars=other)
+    check = run_playbook(RELAY, "--check", "--diff", extra_vars={**variables, **OTHER_HTTP})
     assert changed(check.stdout)["server1"] == 2  # the configuration and the restart it needs
     assert '+http = "127.0.0.1:8936"' in check.stdout
     assert config.read_text() == before_config
     assert supervise("status", "server1", "relay")["pid"] == before["pid"]
-    try:
-        run = run_playbook(RELAY, extra_vars=other)
-        assert changed(run.stdout)["server1"] == 2  # configuration rendered, relay restarted
-        after = supervise("status", "server1", "relay")
-        assert after["running"] and after["pid"] != before["pid"]
-        assert wait_for(lambda: "127.0.0.1:8936" in stats_listeners())
-    finally:
-        run_playbook(RELAY, extra_vars=variables)
+
+    run = run_playbook(RELAY, extra_vars={**variables, **OTHER_HTTP})
+    assert changed(run.stdout)["server1"] == 2  # configuration rendered, relay restarted
+    after = supervise("status", "server1", "relay")
+    assert after["running"] and after["pid"] != before["pid"]
+    assert wait_for(lambda: "127.0.0.1:8936" in stats_listeners())
 
 
 def test_check_mode_reports_a_stopped_relay_and_a_run_starts_it(deployed, variables):
+    configured = {**variables, **OTHER_HTTP}  # as the previous test left it
     supervise("stop", "server1", "relay")
-    check = run_playbook(RELAY, "--check", extra_vars=variables)
+    check = run_playbook(RELAY, "--check", extra_vars=configured)
     assert changed(check.stdout)["server1"] == 1
     assert not supervise("status", "server1", "relay")["running"]
-    run = run_playbook(RELAY, extra_vars=variables)
+    run = run_playbook(RELAY, extra_vars=configured)
     assert changed(run.stdout)["server1"] == 1
     assert supervise("status", "server1", "relay")["running"]
     assert "1935" in listeners("server1")
@@ -239,6 +251,3 @@ def test_recorder_records_every_node_for_a_run(deployed, tmp_path):
         rows = (state_dir(node) / "runs/test-run/interfaces.csv").read_text().splitlines()
         assert {row.split(";")[1] for row in rows} == {"nic1", "nic2", "total"}
         assert f"{state_dir(node)}/runs/test-run/interfaces.csv" in stop.stdout
-    stopped_again = run_playbook(str(playbook), extra_vars={**variables, "recorder_action": "stop"})
-    assert set(changed(stopped_again.stdout).values()) == {0}
-
