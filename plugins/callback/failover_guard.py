@@ -21,6 +21,7 @@ author: mpstream
 """
 
 import atexit
+import json
 import os
 import subprocess
 import sys
@@ -57,6 +58,8 @@ class CallbackModule(CallbackBase):
     def _after_run(self):
         if not self._marker or not os.path.exists(self._marker):
             return
+        with open(self._marker) as handle:
+            run_dir = json.load(handle).get("run_dir") or os.path.dirname(self._marker)
         args = context.CLIARGS
         command = [sys.executable, sys.argv[0], self._cleanup]
         for inventory in args.get("inventory") or ():
@@ -64,7 +67,14 @@ class CallbackModule(CallbackBase):
         for extra in args.get("extra_vars") or ():
             command += ["-e", extra]
         command += ["-e", "failover_marker=%s" % self._marker]
+        log_path = os.path.join(run_dir, "cleanup.log")
         sys.stderr.write("\nfailover run interrupted: restoring every provider and collecting results "
-                         "(%s)\n" % " ".join(command[1:]))
+                         "(log: %s)\n" % log_path)
         sys.stderr.flush()
-        subprocess.call(command)
+        # The cleanup writes to its own log: at this point of the interpreter's exit the
+        # terminal streams Ansible set up can no longer be relied upon.
+        with open(log_path, "w") as log:
+            status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(log_path) as log:
+            recap = log.read().rpartition("PLAY RECAP")[2].partition("\n")[2]
+        sys.stderr.write("cleanup %s\n%s\n" % ("done" if status == 0 else "FAILED (exit %d)" % status, recap.rstrip()))
