@@ -239,3 +239,14 @@ def test_aggregate_messages_are_split():
     media = pair.of("server", MediaMessage)
     assert [(e.type_id, e.timestamp, e.body) for e in media] == [(VIDEO, 5000, b"\x17\x01v"),
                                                                  (AUDIO, 5020, b"\xaf\x01a")]
+
+
+def test_amf3_data_that_amf0_cannot_carry_is_skipped_not_fatal():
+    client = ClientSession("live", "rtmp://h/live")
+    pair = Pair(client)
+    pair.pump()
+    client.send_message(m.CSID_DATA, m.DATA_AMF3, 1, 0, b"\x00" + amf0.encode("onBlob") + b"\x11" +
+                        amf3.encode(b"\x01\x02"))
+    client.send_message(m.CSID_DATA, m.DATA_AMF0, 1, 0, amf0.encode("onText", "ok"))
+    pair.pump()
+    assert [d.values for d in pair.of("server", DataMessage)] == [["onText", "ok"]]

@@ -160,7 +160,13 @@ class _Session:
             events.append(MediaMessage(t, msg.stream_id, msg.timestamp, msg.body))
         elif t == m.DATA_AMF0 or t == m.DATA_AMF3:
             values = m.decode_data(t, msg.body, self.limits.max_amf_depth)
-            body = msg.body if t == m.DATA_AMF0 else amf0.encode(*values)
+            if t == m.DATA_AMF0:
+                body = msg.body
+            else:
+                try:
+                    body = amf0.encode(*values)  # players expect AMF0
+                except AMFError:
+                    return  # an AMF3-only value (byte array, ...): nothing a player could use
             events.append(DataMessage(msg.stream_id, msg.timestamp, values, body))
         elif t == m.COMMAND_AMF0 or t == m.COMMAND_AMF3:
             self._on_command(m.decode_command(t, msg.body, self.limits.max_amf_depth), msg.stream_id, events)
