@@ -120,6 +120,9 @@ def test_relay_connections_use_several_subflows(two_links, tmp_path):
         assert set(roles) == {"publisher", "player"}
         for client in clients:
             assert client["mptcp"] is True and client["subflows"] >= 2, client
+            paths = " ".join(client["subflow_paths"])
+            assert len(client["subflow_paths"]) == client["subflows"], client
+            assert all(f"[{address}]:1935" in paths for address in RELAY_ADDRESSES), client
         metrics = sh("curl", "-sf", "http://127.0.0.1:8935/metrics", ns=b)
         assert "mpstream_relay_mptcp_connections 2" in metrics
 

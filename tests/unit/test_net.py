@@ -45,11 +45,16 @@ def test_bad_mode_is_refused():
         net.create_socket(socket.AF_INET6, "maybe")
 
 
+PATHS: list = []
+
+
 async def _echo_roundtrip(listen, targets, mptcp_server, mptcp_client):
     seen = []
+    PATHS.clear()
 
     async def handle(reader, writer):
         seen.append(net.transport_info(writer))
+        PATHS.append(net.mptcp_subflow_addresses(writer))
         writer.write(await reader.readexactly(5))
         await writer.drain()
         writer.close()
@@ -79,6 +84,8 @@ def test_dual_stack_listener_serves_ipv6_and_ipv4_over_mptcp():
     assert all(info["mptcp"] and info["subflows"] >= 1 for _, info in results)
     assert seen[0]["peer"].startswith("[::1]:") and seen[1]["peer"].startswith("127.0.0.1:")
     assert all(info["mptcp"] for info in seen)
+    assert [paths for paths in PATHS] == [[(seen[0]["local"], seen[0]["peer"])],
+                                          [(seen[1]["local"], seen[1]["peer"])]]
 
 
 @pytest.mark.timeout(30)
@@ -88,6 +95,7 @@ def test_tcp_client_on_mptcp_listener_is_reported_as_tcp(caplog):
     assert results[0][0] == b"hello"
     assert results[0][1]["mptcp"] is False and results[0][1]["subflows"] == 1
     assert seen[0]["mptcp"] is False  # the MPTCP listener fell back to TCP for this peer
+    assert PATHS == [[]]
 
 
 @pytest.mark.timeout(30)

@@ -21,6 +21,7 @@ Inspection:
     transport_info(sock) -> {"mptcp": bool, "subflows": int, "local": str, "peer": str}
     (accepts a socket, an asyncio transport, or a StreamWriter). "mptcp" is False for an
     MPTCP socket that fell back to TCP; "subflows" counts all subflows, 1 for TCP.
+    mptcp_subflow_addresses(sock) -> [("[2001:db8::2]:40000", "[2001:db8::1]:1935"), ...]
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 IPPROTO_MPTCP = getattr(socket, "IPPROTO_MPTCP", 262)
 SOL_MPTCP = 284
 MPTCP_INFO = 1
+MPTCP_SUBFLOW_ADDRS = 3
+_SUBFLOW_DATA = struct.Struct("=IIII")  # size_subflow_data, num_subflows, size_kernel, size_user
+_SOCKADDR_STORAGE = 128
 _MPTCP_INFO_FLAG_FALLBACK = 1
 MPTCP_MODES = ("auto", "on", "off")
 
@@ -296,6 +300,47 @@ def mptcp_subflows(sock: Any) -> int | None:
     if len(raw) > 80 and raw[80]:
         return raw[80]  # mptcpi_subflows_total (kernel 6.10+), the initial subflow included
     return raw[0] + 1  # mptcpi_subflows counts the additional ones
+
+
+def _parse_sockaddr(raw: bytes) -> str:
+    family = struct.unpack_from("=H", raw)[0]
+    port = struct.unpack_from(">H", raw, 2)[0]
+    if family == socket.AF_INET:
+        return format_hostport(socket.inet_ntop(socket.AF_INET, raw[4:8]), port)
+    if family == socket.AF_INET6:
+        if raw[8:20] == b"\0" * 10 + b"\xff\xff":  # IPv4-mapped: say it as IPv4, like format_sockaddr
+            return format_hostport(socket.inet_ntop(socket.AF_INET, raw[20:24]), port)
+        return format_hostport(socket.inet_ntop(socket.AF_INET6, raw[8:24]), port)
+    return "?"
+
+
+def mptcp_subflow_addresses(sock: Any, max_subflows: int = 16) -> list[tuple[str, str]]:
+    """(local, remote) of every subflow of an MPTCP socket; [] for TCP or when the kernel cannot say.
+
+    MPTCP_SUBFLOW_ADDRS wants a filled-in header in the buffer it writes to, which
+    socket.getsockopt cannot pass, hence the direct libc call.
+    """
+    sock = _raw_socket(sock)
+    if sock is None or mptcp_subflows(sock) is None:
+        return []
+    import ctypes
+
+    entry = 2 * _SOCKADDR_STORAGE
+    size = _SUBFLOW_DATA.size + max_subflows * entry
+    buf = ctypes.create_string_buffer(size)
+    _SUBFLOW_DATA.pack_into(buf, 0, _SUBFLOW_DATA.size, 0, 0, entry)
+    length = ctypes.c_uint32(size)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.getsockopt(sock.fileno(), SOL_MPTCP, MPTCP_SUBFLOW_ADDRS, buf, ctypes.byref(length)) != 0:
+        return []
+    _, count, size_kernel, _ = _SUBFLOW_DATA.unpack_from(buf, 0)
+    step = min(size_kernel, entry) or entry
+    paths = []
+    for index in range(min(count, max_subflows)):
+        offset = _SUBFLOW_DATA.size + index * step
+        raw = buf.raw[offset:offset + entry]
+        paths.append((_parse_sockaddr(raw[:_SOCKADDR_STORAGE]), _parse_sockaddr(raw[_SOCKADDR_STORAGE:])))
+    return paths
 
 
 def transport_info(obj: Any) -> dict:

@@ -186,6 +186,8 @@ class RelayConnection(asyncio.Protocol):
             "bytes_out": self.bytes_out,
             "mptcp": bool(transport.get("mptcp", self.mptcp)),
             "subflows": transport.get("subflows", 1),
+            "subflow_paths": [f"{local} -> {remote}" for local, remote in net.mptcp_subflow_addresses(
+                self.transport)] if transport.get("mptcp") else [],
             "queued_messages": len(self.outbox),
             "skips": self.outbox.skips,
             "dropped_messages": self.outbox.dropped,
