@@ -160,10 +160,12 @@ def test_publisher_leaves_and_returns_under_the_same_name():
     run(scenario)
 
 
-@pytest.mark.parametrize("on_busy", ["refuse", "replace"])
+@pytest.mark.parametrize("on_busy", ["refuse", "replace", "stale"])
 def test_second_publisher(on_busy):
     async def scenario(relay, base):
         first, sid = await publisher(base)
+        if on_busy == "stale":
+            await asyncio.sleep(0.4)  # the first publisher goes silent (a half-open connection)
         second = await RtmpPeer.open(f"{base}/cam", "publish")
         if on_busy == "refuse":
             status = await second.wait_for(Status, predicate=lambda s: s.level == "error")
@@ -176,7 +178,10 @@ def test_second_publisher(on_busy):
             await asyncio.wait_for(first.closed.wait(), 5)
         await first.close()
         await second.close()
-    run(scenario, on_busy=on_busy)
+    if on_busy == "stale":
+        run(scenario, stale_publisher_s=0.3)
+    else:
+        run(scenario, on_busy=on_busy)
 
 
 def test_publish_key_and_play_deny_list(tmp_path):

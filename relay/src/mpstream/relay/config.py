@@ -8,6 +8,7 @@ Example file (every key optional):
     chunk_size = 4096                 # our outgoing chunk size
     gop_cache = true                  # late joiners start at the latest keyframe
     on_busy = "refuse"                # a second publisher on a busy stream: refuse | replace
+    stale_publisher_s = 5             # ...but a publisher silent this long is replaced anyway
     flush_interval_ms = 50            # merge writes to each player over this long (syscalls vs latency)
     max_player_lag_ms = 2000          # a player further behind skips to the next keyframe
     disconnect_after_ms = 10000       # a player behind this long is disconnected
@@ -95,6 +96,7 @@ class RelayConfig:
     chunk_size: int = 4096
     gop_cache: bool = True
     on_busy: str = "refuse"
+    stale_publisher_s: float = 5.0  # a silent publisher (half-open after an outage) does not block its name
     flush_interval_ms: float = 50.0
     max_player_lag_ms: float = 2000.0
     disconnect_after_ms: float = 10000.0
@@ -115,7 +117,7 @@ class RelayConfig:
         if not self.listen:
             raise ConfigError("need at least one listen address")
         for name in ("flush_interval_ms", "max_player_lag_ms", "disconnect_after_ms", "handshake_timeout_s",
-                     "idle_timeout_s"):
+                     "idle_timeout_s", "stale_publisher_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
         if self.max_connections < 1:

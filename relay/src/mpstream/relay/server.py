@@ -187,7 +187,8 @@ class Relay:
         stream = self._stream(app, event.name)
         current = stream.publisher
         if current is not None and current is not connection:
-            if self.config.on_busy == "refuse":
+            silent = time.monotonic() - current.last_received
+            if self.config.on_busy == "refuse" and silent <= self.config.stale_publisher_s:
                 self.counters["refused_publishes"] += 1
                 log.warning("#%d from %s: publish %s refused: #%d from %s is publishing it", connection.id,
                             connection.peer, stream.key, current.id, current.peer)
@@ -195,8 +196,8 @@ class Relay:
                 connection.send_control()
                 connection.close()
                 return
-            log.warning("#%d from %s replaces #%d from %s as publisher of %s", connection.id, connection.peer,
-                        current.id, current.peer, stream.key)
+            log.warning("#%d from %s replaces #%d from %s as publisher of %s (silent for %.1f s)", connection.id,
+                        connection.peer, current.id, current.peer, stream.key, silent)
             self._end_publish(current, stream.publisher_stream_id, "replaced by a new publisher")
             current.drop(f"replaced as publisher of {stream.key} by #{connection.id}")
         connection.session.accept_publish(event)
