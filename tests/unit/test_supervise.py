@@ -105,6 +105,18 @@ def test_a_crashing_command_is_restarted_with_growing_backoff(paths, tmp_path):
     assert "exited with code 3" in paths.log.read_text()
 
 
+def test_a_crash_after_a_stable_run_is_restarted_at_once(paths, tmp_path):
+    marks = tmp_path / "marks"
+    script = (f"import time; open({str(marks)!r}, 'a').write(f'{{time.monotonic()}}\\n'); "
+              "time.sleep(0.8); raise SystemExit(1)")
+    # Runs count as stable after 0.6 s; the backoff (3 s) is for crash loops only.
+    policy = supervise.Policy(backoff_initial=3.0, backoff_max=3.0, stable_after=0.6, stop_timeout=2.0)
+    supervise.start(paths, [sys.executable, "-c", script], policy)
+    assert wait_for(lambda: marks.exists() and len(marks.read_text().split()) >= 2, timeout=10)
+    first, second = (float(line) for line in marks.read_text().split()[:2])
+    assert 0.8 <= second - first < 0.8 + 1.0  # restarted without waiting out the 3 s backoff
+
+
 def test_a_command_that_fails_at_once_fails_start_and_leaves_nothing(paths):
     failing = [sys.executable, "-c", "import sys; print('no config'); sys.exit(2)"]
     with pytest.raises(supervise.CommandFailed, match="no config"):

@@ -11,7 +11,7 @@ path watcher through this module:
 `start` detaches a supervisor process (new session, so neither the caller's terminal nor
 its exit touches it) in the caller's network namespace. The supervisor runs the command
 in its own process group with output appended to `DIR/NAME.log`, restarts it when it
-dies (exponential backoff, reset after a stable run), and on SIGTERM stops the whole
+dies (at once after a stable run, with exponential backoff while it keeps dying), and on SIGTERM stops the whole
 group and removes `DIR/NAME.pid`. The pid file is JSON and remembers the command line,
 so `start` is idempotent: the same command already running is left alone, a different
 one is replaced. Every action prints one JSON object (`changed`, `running`, ...) and
@@ -35,6 +35,7 @@ from pathlib import Path
 
 RESTART_POLICIES = ("on-failure", "always", "never")
 EXIT_NOT_RUNNING = 3  # the LSB init-script status code for "program is not running"
+QUICK_RESTART_S = 0.1  # after a stable run; only a crash loop waits for the backoff
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Policy:
     restart: str = "on-failure"
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
-    stable_after: float = 10.0  # a run this long resets the backoff
+    stable_after: float = 10.0  # a crash after a run this long restarts at once
     stop_timeout: float = 10.0  # SIGTERM, then SIGKILL after this long
 
 
@@ -353,14 +354,17 @@ def supervise(paths: Paths, command: list[str], policy: Policy, cwd: str | None 
             state["exited"] = code
             break
         if time.monotonic() - began >= policy.stable_after:
-            backoff = policy.backoff_initial
+            # It ran well and then died: come back at once (viewers are waiting), and
+            # start the backoff afresh in case it keeps dying now.
+            delay, backoff = QUICK_RESTART_S, policy.backoff_initial
+        else:
+            delay, backoff = backoff, min(backoff * 2, policy.backoff_max)
         state["restarts"] += 1
         write_state(paths, state)
-        _log(f"restarting in {backoff:g} s")
-        wake = time.monotonic() + backoff
+        _log(f"restarting in {delay:g} s")
+        wake = time.monotonic() + delay
         while not stopping and time.monotonic() < wake:
-            time.sleep(min(0.05, backoff))
-        backoff = min(backoff * 2, policy.backoff_max)
+            time.sleep(min(0.05, delay))
     _log("stopped" if stopping else "not restarting")
     if read_state(paths) and read_state(paths).get("pid") == me:
         if stopping:
@@ -416,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--backoff-max", type=float, default=30.0,
                              help="longest restart delay in seconds (default: 30)")
             sub.add_argument("--stable-after", type=float, default=10.0,
-                             help="a run this long resets the backoff (default: 10)")
+                             help="a crash after a run this long restarts at once, resetting the backoff (default: 10)")
             sub.add_argument("--cwd", help="working directory of the command")
             sub.add_argument("--grace", type=float, default=0.5,
                              help="fail if the command dies within this many seconds (default: 0.5)")
