@@ -23,9 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-connections", type=int, help="connection limit (default: 1000)")
     parser.add_argument("--flush-interval-ms", type=float, help="merge writes per player over this long (default: 50)")
     parser.add_argument("--max-player-lag-ms", type=float,
-                        help="a player further behind skips to the next keyframe (default: 2000)")
+                        help="a player further behind skips to the next keyframe (default: 10000)")
     parser.add_argument("--disconnect-after-ms", type=float,
-                        help="a player behind for this long is disconnected (default: 10000)")
+                        help="a player behind for this long is disconnected (default: 30000)")
 
 
 def run(args: argparse.Namespace) -> int:
