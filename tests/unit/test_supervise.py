@@ -206,3 +206,13 @@ def test_command_line_status_exit_codes(paths):
     code, out = cli("stop", *args)
     assert code == 0 and out["changed"] is True and out["running"] is False
     assert Path(out["log_file"]).read_text().count("starting:") == 2
+
+
+def test_a_large_log_is_rotated_at_start(tmp_path):
+    log = tmp_path / "relay.log"
+    assert supervise.rotate_log(log, limit=10) is False  # nothing to rotate
+    log.write_text("x" * 11)
+    assert supervise.rotate_log(log, limit=10) is True
+    assert not log.exists() and (tmp_path / "relay.log.1").read_text() == "x" * 11
+    log.write_text("short")
+    assert supervise.rotate_log(log, limit=10) is False and log.read_text() == "short"

@@ -35,6 +35,7 @@ from pathlib import Path
 
 RESTART_POLICIES = ("on-failure", "always", "never")
 EXIT_NOT_RUNNING = 3  # the LSB init-script status code for "program is not running"
+LOG_LIMIT_BYTES = 16 << 20  # a long-running relay's log is rotated once it is this big, at (re)start
 QUICK_RESTART_S = 0.1  # after a stable run; only a crash loop waits for the backoff
 
 
@@ -243,6 +244,7 @@ def _spawn(paths: Paths, command: list[str], policy: Policy, cwd: str | None, gr
     with contextlib.suppress(FileNotFoundError):
         paths.pid_file.unlink()
     paths.log.parent.mkdir(parents=True, exist_ok=True)
+    rotate_log(paths.log)
     argv = [
         sys.executable, "-m", "mpstream.supervise", "run",
         "--name", paths.name, "--state-dir", str(paths.state_dir), "--log-file", str(paths.log),
@@ -280,6 +282,17 @@ def _spawn(paths: Paths, command: list[str], policy: Policy, cwd: str | None, gr
         supervisor.wait()
         raise CommandFailed(f"{command[0]} exited at once; last lines of {paths.log}:\n{_tail(paths.log)}")
     return status(paths)
+
+
+def rotate_log(log: Path, limit: int = LOG_LIMIT_BYTES) -> bool:
+    """Keep one previous log (`NAME.log.1`) when the log has grown past `limit`; at start only."""
+    try:
+        if log.stat().st_size <= limit:
+            return False
+    except FileNotFoundError:
+        return False
+    os.replace(log, log.with_name(log.name + ".1"))
+    return True
 
 
 def _failed_early(state: dict) -> bool:
