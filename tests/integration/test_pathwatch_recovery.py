@@ -47,7 +47,11 @@ def ns(name, *args, check=True):
     return sh("ip", "netns", "exec", name, *args, check=check)
 
 
-def build():
+# Node sysctls: subflows on a dead path time out within seconds (see the docstring).
+NODE_SYSCTLS = ("net.ipv4.tcp_retries2=3", "net.mptcp.blackhole_timeout=0", "net.mptcp.enabled=1")
+
+
+def build(node_sysctls=NODE_SYSCTLS):
     for name in (CLIENT, SERVER, *ROUTERS.values()):
         sh("ip", "netns", "add", name)
         ns(name, "ip", "link", "set", "lo", "up")
@@ -92,7 +96,7 @@ def build():
             ns(node, "ip", "addr", "add", f"{addr(p, site, 10)}/64", "dev", f"nic{p}", "nodad")
             ns(node, "ip", "link", "set", f"nic{p}", "up")
     for node, site, flags in ((CLIENT, 3, ["subflow", "fullmesh"]), (SERVER, 2, ["signal"])):
-        for setting in ("net.ipv4.tcp_retries2=3", "net.mptcp.blackhole_timeout=0", "net.mptcp.enabled=1"):
+        for setting in node_sysctls:
             ns(node, "sysctl", "-qw", setting)
         for p in (1, 2):
             table = str(1000 * p)

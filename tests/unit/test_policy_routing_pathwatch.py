@@ -40,6 +40,31 @@ def test_carrier_loss_is_down_at_once_and_answers_do_not_override_it():
     assert tracker.reply("isp1", 0.5)[0].new == UP
 
 
+def test_a_returned_provider_is_re_created_only_while_another_one_answers():
+    tracker = Tracker(["isp1", "isp2"], down_after=0.5, now=0.0)
+    tracker.reply("isp1", 0.1)
+    tracker.reply("isp2", 0.1)
+    tracker.tick(0.7)  # both silent: both down
+    tracker.reply("isp1", 1.0)  # isp1 back alone: its own subflows are the only path, left alone
+    assert tracker.due(1.2, settle=0.3, fresh=0.15, give_up=0.3) == ([], [])  # settling
+    assert tracker.due(1.35, settle=0.3, fresh=0.15, give_up=0.3) == ([], ["isp1"])
+    tracker.reply("isp2", 2.0)  # isp2 back while isp1 keeps answering
+    tracker.reply("isp1", 2.2)
+    assert tracker.due(2.2, settle=0.3, fresh=0.15, give_up=0.3) == ([], [])  # isp2 still settling
+    tracker.reply("isp1", 2.3)
+    assert tracker.due(2.35, settle=0.3, fresh=0.15, give_up=0.3) == (["isp2"], [])
+    assert tracker.due(2.5, settle=0.3, fresh=0.15, give_up=0.3) == ([], [])  # once
+
+
+def test_a_provider_back_while_the_other_fails_is_not_re_created():
+    tracker = Tracker(["isp1", "isp2"], down_after=0.5, now=0.0)
+    tracker.reply("isp1", 0.1)
+    tracker.tick(0.55)  # isp2 never answered: down
+    tracker.reply("isp1", 1.0)  # isp1's last answer: it fails now ...
+    tracker.reply("isp2", 1.05)  # ... just as isp2 comes back
+    assert tracker.due(1.35, settle=0.3, fresh=0.15, give_up=0.3) == ([], ["isp2"])
+
+
 @pytest.mark.parametrize("version", [4, 6])
 def test_echo_request_and_reply(version):
     request = icmp.echo_request(version, 0x1234, 7)
@@ -97,3 +122,23 @@ def test_config_defaults_endpoint_addresses_to_probe_sources_and_refuses_mixed_f
                 ],
             }
         )
+
+
+def test_mptcp_subflow_events_are_parsed():
+    from mpstream.pathwatch import mptcp_events
+
+    attrs = (
+        _rtattr(mptcp_events.ATTR_TOKEN, struct.pack("=I", 0xBEEF))
+        + _rtattr(mptcp_events.ATTR_SADDR6, socket.inet_pton(socket.AF_INET6, "2001:2:0:203::a"))
+        + _rtattr(mptcp_events.ATTR_DADDR6, socket.inet_pton(socket.AF_INET6, "2001:2:0:202::a"))
+        + _rtattr(mptcp_events.ATTR_SPORT, struct.pack("!H", 40000))
+        + _rtattr(mptcp_events.ATTR_DPORT, struct.pack("!H", 1935))
+        + _rtattr(mptcp_events.ATTR_ERROR, bytes([110]))
+    )
+    body = mptcp_events.GENL_HDR.pack(11, 1, 0) + attrs
+    datagram = mptcp_events.NLMSG_HDR.pack(16 + len(body), 0x1F, 0, 0, 0) + body
+    (event,) = mptcp_events.parse(datagram, family_id=0x1F)
+    assert event == mptcp_events.MptcpEvent("sub_closed", 0xBEEF, "2001:2:0:203::a", "2001:2:0:202::a",
+                                            40000, 1935, 110)
+    assert "sub_closed" in event.describe() and "(error 110)" in event.describe()
+    assert mptcp_events.parse(datagram, family_id=0x20) == []  # another family's message

@@ -9,6 +9,12 @@ events over netlink, and when a provider comes back removes and re-adds that pro
 MPTCP endpoints, which makes the kernel open (or announce) that provider's subflows of
 every live connection again.
 
+It does so only while another provider answers: removing an endpoint also removes the
+subflows on it, and the announcements that bring them back travel over the remaining
+paths. A provider that returns just as the other one fails (phase 3 of the paper) is
+left to its subflows' retransmission timers, which `net.ipv4.tcp_rto_max_ms` bounds
+(the mptcp_kernel role sets it to 1 s).
+
 Modules: `tracker` (pure: probe results in, provider transitions out), `icmp` (echo
 packets, pure), `netlink_events` (pure parsing of link/address notifications),
 `endpoints` (the kernel's MPTCP endpoints), `watcher` (the I/O loop), `command` (CLI).

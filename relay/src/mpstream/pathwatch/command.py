@@ -3,7 +3,8 @@
 Probes every provider with ICMP echo from each local address to a peer's address over
 the same provider (`--probe PROVIDER,SOURCE,TARGET`, or a JSON `--config`), listens to
 link events of the providers' devices, and when a provider that was down answers again
-removes and re-adds the MPTCP endpoints on its addresses, so that the kernel opens (or
+removes and re-adds the MPTCP endpoints on its addresses (once it has stayed up for three
+probe rounds, and only while another provider answers), so that the kernel opens (or
 announces) that provider's subflows for every live connection. Needs CAP_NET_RAW and
 CAP_NET_ADMIN in the node's network namespace.
 """

@@ -37,6 +37,9 @@ class Config:
     interval: float = 0.2
     down_after: float = 0.6
     recreate: bool = True
+    # Seconds a provider back alone waits for another one to answer before it is left to
+    # the retransmission timers; 0: decide as soon as it has settled.
+    give_up: float = 0.0
 
     def probes(self) -> list[Probe]:
         return [probe for provider in self.providers.values() for probe in provider.probes]
@@ -70,7 +73,7 @@ def from_dict(data: dict) -> Config:
     if not providers:
         raise ConfigError("no providers to watch")
     config = Config(providers, float(data.get("interval", 0.2)), float(data.get("down_after", 0.6)),
-                    bool(data.get("recreate", True)))
+                    bool(data.get("recreate", True)), float(data.get("give_up", 0.0)))
     if config.interval <= 0 or config.down_after <= config.interval:
         raise ConfigError("interval must be positive and down_after longer than one interval")
     return config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 
 CMD_ADD_ADDR, CMD_DEL_ADDR, CMD_GET_ADDR = 1, 2, 3
@@ -96,12 +97,18 @@ class PathManager:
             attrs.append(("MPTCP_PM_ADDR_ATTR_PORT", endpoint.port))
         self._request(CMD_ADD_ADDR, attrs)
 
-    def recreate(self, addresses: set[str]) -> list[Endpoint]:
-        """Remove and add again every endpoint on one of `addresses`; the ones re-created."""
-        done = []
-        for endpoint in self.endpoints():
-            if endpoint.address in addresses:
-                self.delete(endpoint)
-                self.add(endpoint)
-                done.append(endpoint)
+    def recreate(self, addresses: set[str], pause: float = 0.1) -> list[Endpoint]:
+        """Remove and add again every endpoint on one of `addresses`; the ones re-created.
+
+        The pause between the two lets the peer act on the address's removal (RM_ADDR)
+        before it hears of the address again (ADD_ADDR): taken the other way round, it
+        would drop the address it has just been told about.
+        """
+        done = [endpoint for endpoint in self.endpoints() if endpoint.address in addresses]
+        for endpoint in done:
+            self.delete(endpoint)
+        if done:
+            time.sleep(pause)
+        for endpoint in done:
+            self.add(endpoint)
         return done

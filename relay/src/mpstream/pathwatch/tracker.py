@@ -39,6 +39,7 @@ class Tracker:
             raise ValueError("down_after must be positive")
         self.down_after = down_after
         self.providers = {name: ProviderState(name, since=now, started=now) for name in providers}
+        self.returned: dict[str, float] = {}  # providers back up, waiting to have their subflows re-created
 
     def restart(self, now: float) -> None:
         """Count silence from `now` (when probing really starts), not from construction."""
@@ -77,7 +78,38 @@ class Tracker:
                 transitions.append(self._move(entry, DOWN, now, f"no probe answered for {silence:.2f} s"))
         return transitions
 
+    def due(self, now: float, settle: float, fresh: float, give_up: float) -> tuple[list[str], list[str]]:
+        """(providers whose subflows to re-create now, providers given up on).
+
+        Re-creating a provider's endpoints tears down its subflows and relies on another
+        path to carry the announcements that bring them back. So a returned provider is
+        due once it has stayed up for `settle` seconds while some other provider answered
+        within the last `fresh` seconds. When it comes back alone (the other provider
+        failing at the same time, phase 3 of the paper), its own backed-off subflows are
+        the only path left: after `give_up` seconds without another provider it is left
+        to the retransmission timers (which `net.ipv4.tcp_rto_max_ms` bounds).
+        """
+        due, dropped = [], []
+        for name, since in list(self.returned.items()):
+            entry = self.providers[name]
+            if entry.state != UP:
+                del self.returned[name]
+                continue
+            if now - since < settle:
+                continue
+            others_alive = any(other.name != name and other.state == UP and other.last_reply is not None
+                               and now - other.last_reply <= fresh for other in self.providers.values())
+            if others_alive:
+                due.append(name)
+                del self.returned[name]
+            elif now - since >= give_up:
+                dropped.append(name)
+                del self.returned[name]
+        return due, dropped
+
     def _move(self, entry: ProviderState, new: str, now: float, reason: str) -> Transition:
+        if entry.state == DOWN and new == UP:
+            self.returned[entry.name] = now
         outage = now - entry.since if entry.state == DOWN and new == UP else None
         transition = Transition(entry.name, entry.state, new, now, outage, reason)
         entry.state, entry.since = new, now

@@ -10,9 +10,9 @@ import socket
 import time
 from pathlib import Path
 
-from mpstream.pathwatch import icmp, netlink_events
+from mpstream.pathwatch import icmp, mptcp_events, netlink_events
 from mpstream.pathwatch.config import Config, Probe
-from mpstream.pathwatch.tracker import DOWN, UP, Tracker, Transition
+from mpstream.pathwatch.tracker import DOWN, Tracker, Transition
 
 log = logging.getLogger("mpstream.pathwatch")
 
@@ -66,6 +66,11 @@ class Watcher:
         self.device_provider = {dev: p.name for p in config.providers.values() for dev in p.devices}
         self.ifnames: dict[int, str] = {}
         self.netlink = self._open_netlink()
+        try:
+            self.mptcp, self.mptcp_family = mptcp_events.open_socket()
+        except OSError as exc:
+            log.warning("no MPTCP events (%s)", exc)
+            self.mptcp, self.mptcp_family = None, None
         self.events_file = open(events_file, "a", buffering=1) if events_file else None  # noqa: SIM115
         self._pm = None
         if config.recreate:
@@ -96,8 +101,9 @@ class Watcher:
     def close(self) -> None:
         for probe in self.probes:
             probe.close()
-        if self.netlink:
-            self.netlink.close()
+        for sock in (self.netlink, self.mptcp):
+            if sock:
+                sock.close()
         if self._pm:
             self._pm.close()
         if self.events_file:
@@ -111,16 +117,20 @@ class Watcher:
         started = self.clock()
         next_probe = started
         self.tracker.restart(started)
-        log.info("watching %s every %.2f s (down after %.2f s of silence), re-create endpoints: %s",
-                 ", ".join(f"{p.name} ({len(p.probes)} probes)" for p in self.config.providers.values()),
-                 self.config.interval, self.config.down_after, "yes" if self.config.recreate else "no")
+        log.info(
+            "watching %s every %.2f s (down after %.2f s of silence), re-create endpoints: %s",
+            ", ".join(f"{p.name} ({len(p.probes)} probes)" for p in self.config.providers.values()),
+            self.config.interval,
+            self.config.down_after,
+            "yes" if self.config.recreate else "no",
+        )
         while duration is None or self.clock() - started < duration:
             now = self.clock()
             if now >= next_probe:
                 for probe in self.probes:
                     probe.send()
                 next_probe = max(next_probe + self.config.interval, now)
-            readable = [p.sock for p in self.probes] + ([self.netlink] if self.netlink else [])
+            readable = [p.sock for p in self.probes] + [s for s in (self.netlink, self.mptcp) if s]
             timeout = max(0.0, min(next_probe - self.clock(), 0.05))
             ready, _, _ = select.select(readable, [], [], timeout)
             now = self.clock()
@@ -130,9 +140,26 @@ class Watcher:
                     transitions += self.tracker.reply(probe.probe.provider, now)
             if self.netlink in ready:
                 transitions += self._netlink(now)
+            if self.mptcp in ready:
+                self._mptcp_events()
             transitions += self.tracker.tick(now)
             for transition in transitions:
                 self.handle(transition)
+            if self.config.recreate:
+                interval = self.config.interval
+                settle = 3 * interval  # long enough for a provider failing right now to look silent
+                due, dropped = self.tracker.due(
+                    now, settle=settle, fresh=1.5 * interval, give_up=max(settle, self.config.give_up)
+                )
+                for provider in due:
+                    self.recreate(provider)
+                for provider in dropped:
+                    log.warning(
+                        "%s: back while no other provider answers; its subflows are the only path, "
+                        "left to their retransmission timers",
+                        provider,
+                    )
+                    self.record("recreate_skipped", provider=provider)
 
     def _netlink(self, now: float) -> list[Transition]:
         transitions = []
@@ -157,16 +184,43 @@ class Watcher:
             pass
         return transitions
 
+    def _mptcp_events(self) -> None:
+        try:
+            while True:
+                for event in mptcp_events.parse(self.mptcp.recv(65536), self.mptcp_family):
+                    level = (
+                        logging.INFO
+                        if event.kind.startswith("sub_") or event.kind in ("announced", "removed")
+                        else logging.DEBUG
+                    )
+                    log.log(level, "%s", event.describe())
+                    self.record(
+                        "mptcp",
+                        kind=event.kind,
+                        token=event.token,
+                        saddr=event.saddr,
+                        daddr=event.daddr,
+                        sport=event.sport,
+                        dport=event.dport,
+                        error=event.error,
+                    )
+        except (BlockingIOError, InterruptedError):
+            pass
+
     def handle(self, transition: Transition) -> None:
         if transition.new == DOWN:
             log.warning("%s down (%s)", transition.provider, transition.reason)
         else:
             after = f" after {transition.outage:.2f} s" if transition.outage is not None else ""
             log.info("%s up (%s)%s", transition.provider, transition.reason, after)
-        self.record("provider", provider=transition.provider, old=transition.old, new=transition.new,
-                    reason=transition.reason, outage=transition.outage)
-        if transition.new == UP and transition.old == DOWN and self.config.recreate:
-            self.recreate(transition.provider)
+        self.record(
+            "provider",
+            provider=transition.provider,
+            old=transition.old,
+            new=transition.new,
+            reason=transition.reason,
+            outage=transition.outage,
+        )
 
     def recreate(self, provider: str) -> None:
         addresses = self.config.providers[provider].addresses
