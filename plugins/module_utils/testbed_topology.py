@@ -115,7 +115,7 @@ def _validated_nodes(nodes, providers):
     return result
 
 
-def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_ms=50):
+def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_ms=200):
     """The whole testbed as data (see the module's documentation for the layout)."""
     addressing = addressing or {}
     if not re.match(r"^[a-z][a-z0-9-]{0,19}$", str(prefix)):

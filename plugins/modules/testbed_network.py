@@ -49,7 +49,7 @@ options:
   queue_ms:
     description: Longest a packet may wait in a shaper's queue, in milliseconds.
     type: int
-    default: 50
+    default: 200
   state:
     description: C(present) builds (and removes nodes no longer listed); C(absent) removes everything.
     type: str
@@ -331,9 +331,10 @@ class Builder:
             if current is not None and current.get_attr("TCA_KIND") == "tbf":
                 params = current.get_nested("TCA_OPTIONS", "TCA_TBF_PARMS")
             if rate:
-                if params and params["rate"] * 8 == rate:
+                limit = rate // 8 * queue_ms // 1000 + burst  # bytes, as tc computes it from latency
+                if params and params["rate"] * 8 == rate and abs(params["limit"] - limit) <= limit // 100:
                     continue
-                if self.change("shape %s/%s to %d bit/s" % (ns, ifname, rate)):
+                if self.change("shape %s/%s to %d bit/s, queue %d ms" % (ns, ifname, rate, queue_ms)):
                     self.ns(ns).tc("replace", "tbf", index=idx, handle="1:", rate="%dbit" % rate,
                                    burst=burst, latency="%dms" % queue_ms)
             elif params and self.change("remove shaper of %s/%s" % (ns, ifname)):
@@ -348,7 +349,7 @@ def main():
             nodes=dict(type="list", elements="dict", default=[]),
             addressing=dict(type="dict", default={}),
             burst=dict(type="int", default=6056),
-            queue_ms=dict(type="int", default=50),
+            queue_ms=dict(type="int", default=200),
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),
         supports_check_mode=True,

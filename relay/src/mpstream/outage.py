@@ -9,6 +9,12 @@ The rules live in one table, `inet mpstream_outage`, replaced atomically on each
 deleted on clear. `--for` starts a detached watchdog that deletes the table by itself when
 the time is up, so an outage never outlives an interrupted or cut-off controller: on a
 real site the dropped provider may carry the controller's own SSH connection.
+
+`--at UNIX_TIME` waits until that wall-clock time before acting, so that every node (and
+every router of the emulated testbed) switches at the same instant however long the
+controller takes to reach them; a command interrupted while it waits does nothing.
+`--netns NAME` acts inside another network namespace of this machine (the testbed's
+provider routers) and may be repeated.
 """
 
 from __future__ import annotations
@@ -44,13 +50,20 @@ def ruleset(nics: list[str], forwarding: bool, comment: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _nft(*args: str, script: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["nft", *args], input=script, capture_output=True, text=True)
+def _nft(*args: str, script: str | None = None, netns: str | None = None) -> subprocess.CompletedProcess:
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    return subprocess.run([*prefix, "nft", *args], input=script, capture_output=True, text=True)
 
 
-def current() -> dict | None:
+def wait_until(at: float | None) -> None:
+    """Sleep until the wall-clock time `at` (no-op when None or past)."""
+    while at is not None and (left := at - time.time()) > 0:
+        time.sleep(min(left, 1.0))
+
+
+def current(netns: str | None = None) -> dict | None:
     """The outage in force: {'token', 'pid', 'until', 'nics', 'forwarding'}, or None."""
-    listed = _nft("list", "table", "inet", TABLE)
+    listed = _nft("list", "table", "inet", TABLE, netns=netns)
     if listed.returncode != 0:
         return None
     state = {"nics": [], "forwarding": False, "token": None, "pid": None, "until": None}
@@ -72,19 +85,22 @@ def _kill_watchdog(state: dict | None) -> None:
             pass
 
 
-def apply(nics: list[str], forwarding: bool, seconds: float) -> dict:
-    if not nics and not forwarding:
-        raise SystemExit("mpstream outage apply: name at least one --nic, or --forwarding")
-    missing = [nic for nic in nics if not os.path.exists(f"/sys/class/net/{nic}")]
-    if missing:
-        raise SystemExit(f"mpstream outage apply: no interface {', '.join(missing)} on this node")
-    previous = current()
+def _interface_exists(nic: str, netns: str | None) -> bool:
+    if netns is None:
+        return os.path.exists(f"/sys/class/net/{nic}")
+    return subprocess.run(["ip", "-n", netns, "link", "show", nic], capture_output=True).returncode == 0
+
+
+def apply(nics: list[str], forwarding: bool, seconds: float, netns: str | None = None) -> dict:
+    """Take the providers down now; the watchdog restores them after `seconds`."""
+    previous = current(netns)
     token = uuid.uuid4().hex[:12]
     until = time.time() + seconds
     watchdog = subprocess.Popen(
-        [sys.executable, "-m", "mpstream.outage", "_expire", token, str(seconds)],
+        [sys.executable, "-m", "mpstream.outage", "_expire", token, str(seconds), netns or ""],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    result = _nft("-f", "-", script=ruleset(nics, forwarding, f"token={token} pid={watchdog.pid} until={until:.3f}"))
+    result = _nft("-f", "-", netns=netns,
+                  script=ruleset(nics, forwarding, f"token={token} pid={watchdog.pid} until={until:.3f}"))
     if result.returncode != 0:
         watchdog.kill()
         raise SystemExit(f"mpstream outage apply: nft refused the rules: {result.stderr.strip()}")
@@ -92,22 +108,22 @@ def apply(nics: list[str], forwarding: bool, seconds: float) -> dict:
     return {"changed": True, "nics": sorted(nics), "forwarding": forwarding, "until": until}
 
 
-def clear() -> dict:
-    state = current()
+def clear(netns: str | None = None) -> dict:
+    state = current(netns)
     if state is None:
         return {"changed": False}
-    _nft("delete", "table", "inet", TABLE)
+    _nft("delete", "table", "inet", TABLE, netns=netns)
     _kill_watchdog(state)
     return {"changed": True, "cleared": {"nics": state["nics"], "forwarding": state["forwarding"]}}
 
 
-def expire(token: str, seconds: float) -> None:
+def expire(token: str, seconds: float, netns: str | None) -> None:
     """The watchdog: after `seconds`, delete the table unless a newer apply replaced it."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     time.sleep(seconds)
-    state = current()
+    state = current(netns)
     if state is not None and state["token"] == token:
-        _nft("delete", "table", "inet", TABLE)
+        _nft("delete", "table", "inet", TABLE, netns=netns)
 
 
 def add_arguments(parser) -> None:
@@ -116,22 +132,42 @@ def add_arguments(parser) -> None:
     applying.add_argument("--nic", action="append", default=[], help="drop all traffic of this NIC (repeatable)")
     applying.add_argument("--forwarding", action="store_true", help="drop everything this router forwards")
     applying.add_argument("--for", dest="seconds", type=float, required=True,
-                          help="restore by itself after this many seconds")
-    sub.add_parser("clear", help="restore every provider on this node")
-    sub.add_parser("status", help="print the outage in force as JSON")
+                          help="restore by itself this many seconds after taking effect")
+    clearing = sub.add_parser("clear", help="restore every provider on this node")
+    status = sub.add_parser("status", help="print the outage in force as JSON")
+    for command in (applying, clearing, status):
+        command.add_argument("--netns", action="append", default=[],
+                             help="act inside this network namespace instead (repeatable)")
+    for command in (applying, clearing):
+        command.add_argument("--at", type=float, help="wait until this Unix time before acting")
 
 
 def run(args) -> int:
+    targets = args.netns or [None]
     if args.action == "apply":
-        result = apply(args.nic, args.forwarding, args.seconds)
-    elif args.action == "clear":
-        result = clear()
+        if not args.nic and not args.forwarding:
+            raise SystemExit("mpstream outage apply: name at least one --nic, or --forwarding")
+        missing = [f"{nic}{' in ' + ns if ns else ''}" for ns in targets for nic in args.nic
+                   if not _interface_exists(nic, ns)]
+        if missing:
+            raise SystemExit(f"mpstream outage apply: no interface {', '.join(missing)}")
+    if args.action in ("apply", "clear"):
+        wait_until(args.at)
+    results = {}
+    for ns in targets:
+        if args.action == "apply":
+            results[ns] = apply(args.nic, args.forwarding, args.seconds, ns)
+        elif args.action == "clear":
+            results[ns] = clear(ns)
+        else:
+            results[ns] = {"changed": False, "outage": current(ns)}
+    if args.netns:
+        print(json.dumps({"changed": any(r["changed"] for r in results.values()), "netns": results}))
     else:
-        result = {"changed": False, "outage": current()}
-    print(json.dumps(result))
+        print(json.dumps(results[None]))
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "_expire":
-        expire(sys.argv[2], float(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "_expire":
+        expire(sys.argv[2], float(sys.argv[3]), sys.argv[4] or None)
