@@ -70,7 +70,6 @@ class RelayConnection(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         log.info("#%d connected from %s to %s over %s", self.id, self.peer, self.local,
                  "MPTCP" if self.mptcp else "TCP")
-        self.send_control()  # nothing yet, but keeps the order of things obvious
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
