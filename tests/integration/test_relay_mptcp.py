@@ -63,6 +63,13 @@ def sh(*args: str, ns: str | None = None, check: bool = True) -> str:
     return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30).stdout
 
 
+def http_get(ns: str, path: str) -> str:
+    """GET from the relay's stats API, which listens on the loopback of its namespace."""
+    url = f"http://127.0.0.1:8935{path}"
+    code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
+    return sh(sys.executable, "-c", code, ns=ns)
+
+
 @pytest.fixture
 def two_links():
     """Namespaces a (client) and b (relay) with two veth links, MPTCP endpoints on the second."""
@@ -115,7 +122,7 @@ def test_relay_connections_use_several_subflows(two_links, tmp_path):
         assert tcp.count("tcp-ulp-mptcp") >= 4, tcp  # two connections x two subflows
         assert RELAY_ADDRESSES[1] in tcp  # the announced second address carries subflows
 
-        clients = json.loads(sh("curl", "-sf", "http://127.0.0.1:8935/clients", ns=b))
+        clients = json.loads(http_get(b, "/clients"))
         roles = {c["role"]: c for c in clients}
         assert set(roles) == {"publisher", "player"}
         for client in clients:
@@ -123,7 +130,7 @@ def test_relay_connections_use_several_subflows(two_links, tmp_path):
             paths = " ".join(client["subflow_paths"])
             assert len(client["subflow_paths"]) == client["subflows"], client
             assert all(f"[{address}]:1935" in paths for address in RELAY_ADDRESSES), client
-        metrics = sh("curl", "-sf", "http://127.0.0.1:8935/metrics", ns=b)
+        metrics = http_get(b, "/metrics")
         assert "mpstream_relay_mptcp_connections 2" in metrics
 
         out, err = peers.communicate(timeout=30)
