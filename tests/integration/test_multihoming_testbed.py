@@ -149,9 +149,12 @@ def test_all_four_paths_carry_tcp_for_ipv4_and_ipv6_from_each_source_address(ech
     assert results == {f"{s}>{t}": True for s, t in pairs}
 
 
+# IPV6_V6ONLY keeps the connection on IPv6 paths: a dual-stack MPTCP socket also takes
+# the IPv4 addresses the server announces (8 subflows instead of 4).
 MPTCP_CLIENT = """
 import socket, sys, time
 s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, 262)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
 s.connect((sys.argv[1], %d))
 for _ in range(100):
     s.sendall(b"x" * 1000); s.recv(1000); time.sleep(0.05)
@@ -181,6 +184,13 @@ def test_one_mptcp_connection_from_client_to_server_has_a_subflow_per_path(echo_
                         )
                     )
         assert wanted <= seen, f"IPv6 subflows seen: {sorted(seen)}"
+        time.sleep(1.0)  # would a fifth appear?
+        subflows = [
+            line
+            for line in netns_exec(ns("client1"), "ss", "-Htn", "state", "established").stdout.splitlines()
+            if line.split()[3].endswith(f":{PORT}")
+        ]
+        assert len(subflows) == 4, subflows
     finally:
         proc.kill()
         proc.wait()
