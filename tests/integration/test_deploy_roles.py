@@ -211,6 +211,25 @@ def test_a_crashed_relay_is_restarted(deployed):
     assert wait_for(lambda: "1935" in listeners("server1"))
 
 
+def test_a_new_build_reaches_every_node_and_restarts_the_relay(deployed, variables, snapshot):
+    before = supervise("status", "server1", "relay")
+    markers = {node: sorted((state_dir(node) / "venv").glob("mpstream-build-*")) for node in NODES}
+    # A new module in the package: a new fingerprint, hence a new wheel (same version number).
+    (snapshot / "src/mpstream/deploy_test_stamp.py").write_text('STAMP = "new build"\n')
+    run = run_playbook(*DEPLOY, extra_vars=variables)
+    for node in NODES:
+        new_markers = sorted((state_dir(node) / "venv").glob("mpstream-build-*"))
+        assert len(new_markers) == 1 and new_markers != markers[node]
+        stamp = subprocess.run([str(state_dir(node) / "venv/bin/python"), "-c",
+                                "import mpstream.deploy_test_stamp as m; print(m.STAMP)"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        assert stamp == "new build"
+    assert changed(run.stdout)["server1"] >= 3  # wheel copied, installed, relay restarted
+    after = supervise("status", "server1", "relay")
+    assert after["running"] and after["pid"] != before["pid"]
+    assert wait_for(lambda: "1935" in listeners("server1"))
+
+
 def test_recorder_records_every_node_for_a_run(deployed, tmp_path):
     playbook = tmp_path / "record.yml"
     playbook.write_text(textwrap.dedent("""\
