@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import zipfile
 from pathlib import Path
 
@@ -80,3 +81,15 @@ def test_existing_wheel_wants_exactly_one(wheelhouse, tmp_path):
     assert wheelhouse.existing_wheel(str(tmp_path)).endswith("a-1-py3-none-any.whl")
     (tmp_path / "b-1-py3-none-any.whl").write_bytes(b"")
     assert wheelhouse.existing_wheel(str(tmp_path)) is None
+
+
+def test_old_builds_are_the_oldest_build_folders_only(wheelhouse, tmp_path):
+    names = [f"{i:016x}" for i in range(6)]
+    for age, name in enumerate(names):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (1000 + age, 1000 + age))  # names[5] is the newest
+    (tmp_path / "deps-0123456789abcdef").mkdir()
+    (tmp_path / "notes").mkdir()
+    old = wheelhouse.old_builds(str(tmp_path), keep=3, current=names[0])
+    assert sorted(os.path.basename(p) for p in old) == names[1:3]  # the current build stays
+    assert wheelhouse.old_builds(str(tmp_path), keep=0, current=names[0]) == []

@@ -39,6 +39,12 @@ options:
     description: Also fetch the dependency wheels (needs a package index, once per dependency set).
     type: bool
     default: true
+  keep:
+    description:
+      - How many builds to keep in I(dest) (the newest by time of building); older build
+        folders this module made are removed. C(0) keeps them all.
+    type: int
+    default: 5
 notes:
   - Supports check mode (reports whether a build would happen, builds nothing).
   - Builds are reproducible (C(SOURCE_DATE_EPOCH) is fixed), so a rebuilt cache gives the same bytes.
@@ -68,6 +74,11 @@ wheels:
   returned: always
   type: list
   elements: str
+removed:
+  description: Old build folders that were removed.
+  returned: always
+  type: list
+  elements: str
 requirements:
   description: The run-time requirements of the project.
   returned: always
@@ -78,6 +89,7 @@ requirements:
 import email.parser
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -117,6 +129,18 @@ def fingerprint(source, files):
         with open(os.path.join(source, rel), "rb") as handle:
             digest.update(hashlib.sha256(handle.read()).digest())
     return digest.hexdigest()[:16]
+
+
+BUILD_DIR = re.compile(r"^[0-9a-f]{16}$")  # the folders `build` makes, named by fingerprint
+
+
+def old_builds(dest, keep, current):
+    """Build folders beyond the `keep` newest, never `current` nor anything not named like a build."""
+    if keep <= 0 or not os.path.isdir(dest):
+        return []
+    builds = [os.path.join(dest, n) for n in os.listdir(dest) if BUILD_DIR.match(n)]
+    builds.sort(key=lambda path: os.stat(path).st_mtime, reverse=True)
+    return [path for path in builds[keep:] if os.path.basename(path) != current]
 
 
 def existing_wheel(directory):
@@ -203,6 +227,7 @@ def main():
             dest=dict(type="path", required=True),
             python=dict(type="path"),
             dependencies=dict(type="bool", default=True),
+            keep=dict(type="int", default=5),
         ),
         supports_check_mode=True,
     )
@@ -216,7 +241,7 @@ def main():
     key = fingerprint(source, files)
     target = os.path.join(dest, key)
     wheel = existing_wheel(target)
-    result = dict(changed=False, fingerprint=key, wheel=wheel or "", wheels=[], requirements=[])
+    result = dict(changed=False, fingerprint=key, wheel=wheel or "", wheels=[], requirements=[], removed=[])
     if wheel is None:
         result["changed"] = True
         if module.check_mode:
@@ -232,6 +257,11 @@ def main():
         dependency_wheels, fetched = fetch_dependencies(module, python, requirements, dest)
         result["changed"] = result["changed"] or fetched
     result["wheels"] = [wheel] + dependency_wheels
+    # Only the controller's cache: pruned after a new build, never in check mode.
+    if result["changed"] and not module.check_mode:
+        for path in old_builds(dest, module.params["keep"], key):
+            shutil.rmtree(path, ignore_errors=True)
+            result["removed"].append(path)
     module.exit_json(**result)
 
 
