@@ -5,6 +5,7 @@ idempotence, and check mode with diff on a changed inventory."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -38,9 +39,13 @@ def ip_json(node: str, *args: str):
 
 @pytest.fixture(scope="module")
 def deployed():
-    with emulated_testbed(PREFIX):
-        first = run_playbook("playbooks/multihoming.yml", extra_vars={"testbed_prefix": PREFIX})
-        yield first
+    try:
+        with emulated_testbed(PREFIX):
+            first = run_playbook("playbooks/multihoming.yml", extra_vars={"testbed_prefix": PREFIX})
+            yield first
+    finally:
+        # Removing the namespaces ended the path watchers; their pid files and logs go too.
+        shutil.rmtree(f"/var/lib/mpstream-testbed/{PREFIX}", ignore_errors=True)
 
 
 def test_every_node_has_the_rules_tables_and_endpoints_of_the_inventory(deployed):
