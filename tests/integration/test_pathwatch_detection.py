@@ -36,17 +36,17 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_pathwatch_recovery import (  # noqa: E402
     BIN,
-    C,
     CLIENT,
     PORT,
     SERVER,
-    S,
     SOURCE,
+    C,
+    S,
     build,
     outage,
+    subflows_from,
     teardown,
     wait_for,
-    subflows_from,
 )
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]

@@ -4,7 +4,6 @@ import socket
 import struct
 
 import pytest
-
 from mpstream.pathwatch import config, icmp, netlink_events
 from mpstream.pathwatch.tracker import DOWN, UNKNOWN, UP, Tracker
 
