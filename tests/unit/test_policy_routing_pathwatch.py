@@ -55,6 +55,18 @@ def test_a_returned_provider_is_re_created_only_while_another_one_answers():
     assert tracker.due(2.5, settle=0.3, fresh=0.15, give_up=0.3) == ([], [])  # once
 
 
+def test_a_provider_back_alone_without_live_subflows_is_re_created():
+    tracker = Tracker(["isp1", "isp2"], down_after=0.5, now=0.0)
+    tracker.reply("isp1", 0.1)
+    tracker.tick(0.55)  # isp2 down
+    tracker.reply("isp1", 1.0)  # isp1 fails now, as isp2 returns with all its subflows timed out
+    tracker.reply("isp2", 1.05)
+    assert tracker.due(1.35, settle=0.3, fresh=0.15, give_up=0.3, expendable=lambda p: p == "isp2") == (
+        ["isp2"],
+        [],
+    )
+
+
 def test_a_provider_back_while_the_other_fails_is_not_re_created():
     tracker = Tracker(["isp1", "isp2"], down_after=0.5, now=0.0)
     tracker.reply("isp1", 0.1)
@@ -137,7 +149,8 @@ def test_mptcp_subflow_events_are_parsed():
     body = mptcp_events.GENL_HDR.pack(11, 1, 0) + attrs
     datagram = mptcp_events.NLMSG_HDR.pack(16 + len(body), 0x1F, 0, 0, 0) + body
     (event,) = mptcp_events.parse(datagram, family_id=0x1F)
-    assert event == mptcp_events.MptcpEvent("sub_closed", 0xBEEF, "2001:2:0:203::a", "2001:2:0:202::a",
-                                            40000, 1935, 110)
+    assert event == mptcp_events.MptcpEvent(
+        "sub_closed", 0xBEEF, "2001:2:0:203::a", "2001:2:0:202::a", 40000, 1935, 110
+    )
     assert "sub_closed" in event.describe() and "(error 110)" in event.describe()
     assert mptcp_events.parse(datagram, family_id=0x20) == []  # another family's message

@@ -18,19 +18,37 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="JSON: {interval, down_after, recreate, providers: "
-                        "[{name, devices, addresses, probes: [{source, target}]}]}")
-    parser.add_argument("--probe", action="append", default=[], metavar="PROVIDER,SOURCE,TARGET",
-                        help="probe PROVIDER by echo from SOURCE to TARGET (repeatable)")
-    parser.add_argument("--device", action="append", default=[], metavar="PROVIDER,DEVICE",
-                        help="PROVIDER is down while DEVICE has no carrier (repeatable)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="JSON: {interval, down_after, recreate, providers: "
+        "[{name, devices, addresses, probes: [{source, target}]}]}",
+    )
+    parser.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="PROVIDER,SOURCE,TARGET",
+        help="probe PROVIDER by echo from SOURCE to TARGET (repeatable)",
+    )
+    parser.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="PROVIDER,DEVICE",
+        help="PROVIDER is down while DEVICE has no carrier (repeatable)",
+    )
     parser.add_argument("--interval", type=float, help="seconds between probe rounds (default 0.2)")
-    parser.add_argument("--down-after", type=float, help="seconds without an answer before a provider "
-                        "counts as down (default 0.6)")
+    parser.add_argument(
+        "--down-after",
+        type=float,
+        help="seconds without an answer before a provider counts as down (default 0.6)",
+    )
     parser.add_argument("--no-recreate", action="store_true", help="only watch and log, change nothing")
     parser.add_argument("--events", type=Path, help="append one JSON line per transition and action here")
-    parser.add_argument("--duration", type=float,
-                        help="stop after this many seconds (default: run until SIGTERM)")
+    parser.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: run until SIGTERM)"
+    )
 
 
 def build_config(args: argparse.Namespace):

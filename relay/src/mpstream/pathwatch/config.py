@@ -72,8 +72,13 @@ def from_dict(data: dict) -> Config:
             provider.addresses = {probe.source for probe in provider.probes}
     if not providers:
         raise ConfigError("no providers to watch")
-    config = Config(providers, float(data.get("interval", 0.2)), float(data.get("down_after", 0.6)),
-                    bool(data.get("recreate", True)), float(data.get("give_up", 0.0)))
+    config = Config(
+        providers,
+        float(data.get("interval", 0.2)),
+        float(data.get("down_after", 0.6)),
+        bool(data.get("recreate", True)),
+        float(data.get("give_up", 0.0)),
+    )
     if config.interval <= 0 or config.down_after <= config.interval:
         raise ConfigError("interval must be positive and down_after longer than one interval")
     return config

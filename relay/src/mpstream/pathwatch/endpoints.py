@@ -76,10 +76,15 @@ class PathManager:
             if addr is None:
                 continue
             address = addr.get_attr("MPTCP_PM_ADDR_ATTR_ADDR4") or addr.get_attr("MPTCP_PM_ADDR_ATTR_ADDR6")
-            result.append(Endpoint(addr.get_attr("MPTCP_PM_ADDR_ATTR_ID"), str(ipaddress.ip_address(address)),
-                                   addr.get_attr("MPTCP_PM_ADDR_ATTR_FLAGS") or 0,
-                                   addr.get_attr("MPTCP_PM_ADDR_ATTR_IF_IDX") or 0,
-                                   addr.get_attr("MPTCP_PM_ADDR_ATTR_PORT") or 0))
+            result.append(
+                Endpoint(
+                    addr.get_attr("MPTCP_PM_ADDR_ATTR_ID"),
+                    str(ipaddress.ip_address(address)),
+                    addr.get_attr("MPTCP_PM_ADDR_ATTR_FLAGS") or 0,
+                    addr.get_attr("MPTCP_PM_ADDR_ATTR_IF_IDX") or 0,
+                    addr.get_attr("MPTCP_PM_ADDR_ATTR_PORT") or 0,
+                )
+            )
         return result
 
     def delete(self, endpoint: Endpoint) -> None:
@@ -87,10 +92,12 @@ class PathManager:
 
     def add(self, endpoint: Endpoint) -> None:
         address = ipaddress.ip_address(endpoint.address)
-        attrs = [("MPTCP_PM_ADDR_ATTR_FAMILY", socket.AF_INET if address.version == 4 else socket.AF_INET6),
-                 ("MPTCP_PM_ADDR_ATTR_ID", endpoint.id),
-                 (f"MPTCP_PM_ADDR_ATTR_ADDR{address.version}", str(address)),
-                 ("MPTCP_PM_ADDR_ATTR_FLAGS", endpoint.flags)]
+        attrs = [
+            ("MPTCP_PM_ADDR_ATTR_FAMILY", socket.AF_INET if address.version == 4 else socket.AF_INET6),
+            ("MPTCP_PM_ADDR_ATTR_ID", endpoint.id),
+            (f"MPTCP_PM_ADDR_ATTR_ADDR{address.version}", str(address)),
+            ("MPTCP_PM_ADDR_ATTR_FLAGS", endpoint.flags),
+        ]
         if endpoint.ifindex:
             attrs.append(("MPTCP_PM_ADDR_ATTR_IF_IDX", endpoint.ifindex))
         if endpoint.port:

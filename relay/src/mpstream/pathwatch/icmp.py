@@ -34,7 +34,7 @@ def parse_echo_reply(version: int, packet: bytes) -> tuple[int, int] | None:
     if version == 4:
         if len(packet) < 20:
             return None
-        packet = packet[(packet[0] & 0x0F) * 4:]
+        packet = packet[(packet[0] & 0x0F) * 4 :]
     if len(packet) < 8:
         return None
     kind, code, _sum, ident, seq = struct.unpack("!BBHHH", packet[:8])

@@ -42,8 +42,10 @@ class MptcpEvent:
 
     def describe(self) -> str:
         where = ""
-        if self.saddr or self.daddr:
+        if self.saddr:
             where = f" {self.saddr}:{self.sport} -> {self.daddr}:{self.dport}"
+        elif self.daddr:
+            where = f" {self.daddr}:{self.dport}"
         error = f" (error {self.error})" if self.error else ""
         return (
             f"MPTCP {self.kind} token {self.token:#x}{where}{error}"

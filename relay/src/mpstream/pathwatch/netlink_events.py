@@ -39,7 +39,7 @@ def _attrs(data: bytes):
         length, kind = struct.unpack_from("=HH", data, offset)
         if length < 4:
             break
-        yield kind & 0x3FFF, data[offset + 4:offset + length]
+        yield kind & 0x3FFF, data[offset + 4 : offset + length]
         offset += (length + 3) & ~3
 
 
@@ -50,11 +50,11 @@ def parse(datagram: bytes) -> list[LinkEvent | AddressEvent]:
         length, kind, _flags, _seq, _pid = NLMSG_HDR.unpack_from(datagram, offset)
         if length < NLMSG_HDR.size:
             break
-        body = datagram[offset + NLMSG_HDR.size:offset + length]
+        body = datagram[offset + NLMSG_HDR.size : offset + length]
         if kind in (RTM_NEWLINK, RTM_DELLINK) and len(body) >= IFINFOMSG.size:
             _family, _type, index, flags, _change = IFINFOMSG.unpack_from(body)
             name = None
-            for attr, value in _attrs(body[IFINFOMSG.size:]):
+            for attr, value in _attrs(body[IFINFOMSG.size :]):
                 if attr == IFLA_IFNAME:
                     name = value.split(b"\0", 1)[0].decode(errors="replace")
             carrier = bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)

@@ -78,16 +78,20 @@ class Tracker:
                 transitions.append(self._move(entry, DOWN, now, f"no probe answered for {silence:.2f} s"))
         return transitions
 
-    def due(self, now: float, settle: float, fresh: float, give_up: float) -> tuple[list[str], list[str]]:
+    def due(
+        self, now: float, settle: float, fresh: float, give_up: float, expendable=lambda provider: False
+    ) -> tuple[list[str], list[str]]:
         """(providers whose subflows to re-create now, providers given up on).
 
         Re-creating a provider's endpoints tears down its subflows and relies on another
         path to carry the announcements that bring them back. So a returned provider is
         due once it has stayed up for `settle` seconds while some other provider answered
-        within the last `fresh` seconds. When it comes back alone (the other provider
-        failing at the same time, phase 3 of the paper), its own backed-off subflows are
-        the only path left: after `give_up` seconds without another provider it is left
-        to the retransmission timers (which `net.ipv4.tcp_rto_max_ms` bounds).
+        within the last `fresh` seconds - or while it has no live subflows at all
+        (`expendable(provider)`: nothing to lose, e.g. they all timed out in the outage).
+        When it comes back alone (the other provider failing at the same time, phase 3
+        of the paper) with subflows still alive, those backed-off subflows are the only
+        path left: after `give_up` seconds it is left to their retransmission timers
+        (which `net.ipv4.tcp_rto_max_ms` bounds).
         """
         due, dropped = [], []
         for name, since in list(self.returned.items()):
@@ -97,9 +101,14 @@ class Tracker:
                 continue
             if now - since < settle:
                 continue
-            others_alive = any(other.name != name and other.state == UP and other.last_reply is not None
-                               and now - other.last_reply <= fresh for other in self.providers.values())
-            if others_alive:
+            others_alive = any(
+                other.name != name
+                and other.state == UP
+                and other.last_reply is not None
+                and now - other.last_reply <= fresh
+                for other in self.providers.values()
+            )
+            if others_alive or expendable(name):
                 due.append(name)
                 del self.returned[name]
             elif now - since >= give_up:
