@@ -151,7 +151,11 @@ class Watcher:
                 interval = self.config.interval
                 settle = 3 * interval  # long enough for a provider failing right now to look silent
                 due, dropped = self.tracker.due(
-                    now, settle=settle, fresh=1.5 * interval, give_up=max(settle, self.config.give_up)
+                    now,
+                    settle=settle,
+                    fresh=1.5 * interval,
+                    give_up=max(settle, self.config.give_up),
+                    expendable=self.without_subflows,
                 )
                 for provider in due:
                     self.recreate(provider)
