@@ -218,3 +218,34 @@ def test_check_diff_on_a_changed_inventory_shows_the_change_and_changes_nothing(
     assert "-ip -4 route add default via 198.18.35.1 dev nic2 table main metric 11" in checked.stdout
     assert all(counts["changed"] >= 1 for counts in recap(checked.stdout).values())
     assert before == {node: netns_exec(ns(node), "ip", "route", "show", "default").stdout for node in NODES}
+
+
+def test_state_absent_removes_only_what_the_role_owns(deployed):
+    foreign = ("ip", "rule", "add", "from", "198.18.99.9", "table", "99", "priority", "99")
+    netns_exec(ns("client1"), *foreign, check=True)  # someone else's rule: must survive
+    removed = run_playbook(
+        "playbooks/multihoming.yml", extra_vars={"testbed_prefix": PREFIX, "multihoming_state": "absent"}
+    )
+    assert all(counts["failed"] == 0 for counts in recap(removed.stdout).values())
+    for node in NODES:
+        assert not [r for r in ip_json(node, "rule") if r.get("protocol") == "77"]
+        assert not [
+            r for r in ip_json(node, "-6", "route", "show", "table", "all") if r.get("protocol") == "77"
+        ]
+        assert ip_json(node, "mptcp", "endpoint", "show") == []
+        status = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mpstream.supervise",
+                "status",
+                "--name",
+                "pathwatch",
+                "--state-dir",
+                f"/var/lib/mpstream-testbed/{PREFIX}/{node}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert not json.loads(status.stdout)["running"]
+    assert any(r.get("priority") == 99 for r in ip_json("client1", "rule"))
