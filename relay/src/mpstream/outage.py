@@ -14,11 +14,13 @@ real site the dropped provider may carry the controller's own SSH connection.
 every router of the emulated testbed) switches at the same instant however long the
 controller takes to reach them; a command interrupted while it waits does nothing.
 `--netns NAME` acts inside another network namespace of this machine (the testbed's
-provider routers) and may be repeated.
+provider routers) and may be repeated. A `clear` without `--at` also cancels the switches
+still waiting in that namespace: restoring wins over anything scheduled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -55,10 +57,46 @@ def _nft(*args: str, script: str | None = None, netns: str | None = None) -> sub
     return subprocess.run([*prefix, "nft", *args], input=script, capture_output=True, text=True)
 
 
-def wait_until(at: float | None) -> None:
-    """Sleep until the wall-clock time `at` (no-op when None or past)."""
-    while at is not None and (left := at - time.time()) > 0:
-        time.sleep(min(left, 1.0))
+PENDING_DIR = "/run/mpstream-outage"
+
+
+def _netns_key(netns: str | None) -> int:
+    """The namespace's inode: the same for `--netns NAME` and for a process inside it."""
+    return os.stat(f"/run/netns/{netns}" if netns else "/proc/self/ns/net").st_ino
+
+
+def wait_until(at: float | None, targets: list[str | None]) -> None:
+    """Sleep until the wall-clock time `at`, registered as pending so that an immediate
+    `clear` (the cleanup of an interrupted run) can cancel the switch."""
+    if at is None:
+        return
+    # A shell starts background commands with SIGINT ignored; Ctrl-C must cancel a wait.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.makedirs(PENDING_DIR, exist_ok=True)
+    marks = [os.path.join(PENDING_DIR, f"{_netns_key(ns)}.{os.getpid()}") for ns in targets]
+    for mark in marks:
+        open(mark, "w").close()
+    try:
+        while (left := at - time.time()) > 0:
+            time.sleep(min(left, 1.0))
+    finally:
+        for mark in marks:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(mark)
+
+
+def cancel_pending(netns: str | None) -> int:
+    """Stop every switch still waiting for its time in this namespace; how many there were."""
+    key = f"{_netns_key(netns)}."
+    cancelled = 0
+    for name in os.listdir(PENDING_DIR) if os.path.isdir(PENDING_DIR) else ():
+        if name.startswith(key) and (pid := int(name[len(key):])) != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                cancelled += 1
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(PENDING_DIR, name))
+    return cancelled
 
 
 def current(netns: str | None = None) -> dict | None:
@@ -108,13 +146,15 @@ def apply(nics: list[str], forwarding: bool, seconds: float, netns: str | None =
     return {"changed": True, "nics": sorted(nics), "forwarding": forwarding, "until": until}
 
 
-def clear(netns: str | None = None) -> dict:
+def clear(netns: str | None = None, cancel: bool = False) -> dict:
+    cancelled = cancel_pending(netns) if cancel else 0
     state = current(netns)
     if state is None:
-        return {"changed": False}
+        return {"changed": bool(cancelled), "cancelled": cancelled}
     _nft("delete", "table", "inet", TABLE, netns=netns)
     _kill_watchdog(state)
-    return {"changed": True, "cleared": {"nics": state["nics"], "forwarding": state["forwarding"]}}
+    return {"changed": True, "cancelled": cancelled,
+            "cleared": {"nics": state["nics"], "forwarding": state["forwarding"]}}
 
 
 def expire(token: str, seconds: float, netns: str | None) -> None:
@@ -152,13 +192,13 @@ def run(args) -> int:
         if missing:
             raise SystemExit(f"mpstream outage apply: no interface {', '.join(missing)}")
     if args.action in ("apply", "clear"):
-        wait_until(args.at)
+        wait_until(args.at, targets)
     results = {}
     for ns in targets:
         if args.action == "apply":
             results[ns] = apply(args.nic, args.forwarding, args.seconds, ns)
         elif args.action == "clear":
-            results[ns] = clear(ns)
+            results[ns] = clear(ns, cancel=args.at is None)  # restoring now also cancels what waits
         else:
             results[ns] = {"changed": False, "outage": current(ns)}
     if args.netns:
