@@ -154,3 +154,20 @@ def test_mptcp_subflow_events_are_parsed():
     )
     assert "sub_closed" in event.describe() and "(error 110)" in event.describe()
     assert mptcp_events.parse(datagram, family_id=0x20) == []  # another family's message
+
+
+def test_established_local_addresses_from_proc_net_tcp():
+    from mpstream.pathwatch import sockets
+
+    tcp = (
+        "  sl  local_address rem_address   st tx_queue rx_queue\n"
+        "   0: 0100007F:15B3 00000000:0000 0A 00000000:00000000\n"
+        "   1: 0A1312C6:CE9A 0A1212C6:15B3 01 00000000:00000000\n"
+    )
+    assert sockets.established_local_addresses(tcp) == {"198.18.19.10"}
+    tcp6 = (
+        "  sl  local_address                         remote_address                        st\n"
+        "   0: 0200012003010000000000000A000000:9C40 0200012002010000000000000A000000:0793 01\n"
+    )
+    assert sockets.established_local_addresses(tcp6) == {"2001:2:0:103::a"}
+    assert sockets._unmapped("::ffff:198.18.19.10") == "198.18.19.10"

@@ -10,7 +10,7 @@ import socket
 import time
 from pathlib import Path
 
-from mpstream.pathwatch import icmp, mptcp_events, netlink_events
+from mpstream.pathwatch import icmp, mptcp_events, netlink_events, sockets
 from mpstream.pathwatch.config import Config, Probe
 from mpstream.pathwatch.tracker import DOWN, Tracker, Transition
 
@@ -73,8 +73,6 @@ class Watcher:
             self.mptcp, self.mptcp_family = None, None
         self.events_file = open(events_file, "a", buffering=1) if events_file else None  # noqa: SIM115
         self._pm = None
-        # Live subflows (token, local address, port, remote address, port), from the MPTCP events.
-        self.subflows: set[tuple] = set()
         if config.recreate:
             self._pm_open()  # now, not when a provider returns: opening takes a quarter second
 
@@ -191,24 +189,13 @@ class Watcher:
         return transitions
 
     def without_subflows(self, provider: str) -> bool:
-        """No live MPTCP subflow uses one of the provider's addresses (as far as the events told)."""
-        addresses = self.config.providers[provider].addresses
-        return not any(subflow[1] in addresses for subflow in self.subflows)
-
-    def _track(self, event) -> None:
-        key = (event.token, event.saddr, event.sport, event.daddr, event.dport)
-        if event.kind in ("established", "sub_established") and event.saddr:
-            self.subflows.add(key)
-        elif event.kind == "sub_closed":
-            self.subflows.discard(key)
-        elif event.kind == "closed":
-            self.subflows = {s for s in self.subflows if s[0] != event.token}
+        """No established TCP socket (MPTCP subflow or other) uses one of the provider's addresses."""
+        return not (self.config.providers[provider].addresses & sockets.local_addresses_in_use())
 
     def _mptcp_events(self) -> None:
         try:
             while True:
                 for event in mptcp_events.parse(self.mptcp.recv(65536), self.mptcp_family):
-                    self._track(event)
                     level = (
                         logging.INFO
                         if event.kind.startswith("sub_") or event.kind in ("announced", "removed")
