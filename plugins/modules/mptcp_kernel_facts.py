@@ -42,7 +42,8 @@ ansible_facts:
         - C(flavour) is C(upstream), C(out_of_tree) or C(none); C(release) the running
           kernel (C(uname -r)) and C(version) its dotted numeric part; C(enabled);
           C(path_managers) and C(schedulers) available; C(sysctls) maps every
-          C(net.mptcp.*) name to its value.
+          C(net.mptcp.*) name to its value; C(tcp_rto_max) whether the kernel lets the
+          retransmission timeout be capped (C(net.ipv4.tcp_rto_max_ms), 6.15 and newer).
       type: dict
       sample:
         flavour: upstream
@@ -52,6 +53,7 @@ ansible_facts:
         path_managers: [kernel, userspace]
         schedulers: [default]
         sysctls: {net.mptcp.enabled: "1", net.mptcp.stale_loss_cnt: "4"}
+        tcp_rto_max: false
 """
 
 import os
@@ -99,6 +101,7 @@ def kernel_facts():
         "path_managers": path_managers,
         "schedulers": schedulers,
         "sysctls": sysctls,
+        "tcp_rto_max": os.path.exists("/proc/sys/net/ipv4/tcp_rto_max_ms"),
     }
 
 
