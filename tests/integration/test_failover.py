@@ -66,10 +66,12 @@ def run_processes() -> list[str]:
 
 
 # What the configured testbed reliably shows with 8 s phases: the push node's outgoing
-# and the client's incoming stream on both providers when both are up, and on the
-# surviving one alone when one is down. A dead provider still shows the sender's
-# retransmissions until MPTCP marks its subflows stale (the handover), so the sender's
-# share of a down provider is bounded loosely and the receiver's tightly.
+# and the client's incoming stream on both providers when both are up (how much spills
+# onto the second one varies from 7 to 40 % from run to run), and on the surviving one
+# alone when one is down. A dead provider still shows the sender's retransmissions until
+# MPTCP marks its subflows stale (the handover), so the sender's share of a down provider
+# is bounded loosely and the receiver's tightly.
+UP_SHARE_MIN = 0.02
 DOWN_SHARE_LIMIT = {"tx_share": 0.10, "rx_share": 0.03}
 
 
@@ -84,7 +86,7 @@ def test_the_stream_follows_the_surviving_provider(deployed, tmp_path):
         for node, key in (("push1", "tx_share"), ("client1", "rx_share")):
             shares = {p: phase["nodes"][node][p][key] for p in PROVIDERS}
             if not phase["down"]:
-                assert min(shares.values()) >= 0.10, (phase["name"], node, shares)
+                assert min(shares.values()) >= UP_SHARE_MIN, (phase["name"], node, shares)
             else:
                 assert shares[phase["down"][0]] < DOWN_SHARE_LIMIT[key], (phase["name"], node, shares)
     player = summary["players"]["client1"]
