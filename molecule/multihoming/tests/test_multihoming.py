@@ -1,0 +1,97 @@
+"""After converge and a reboot: per-provider rules and tables, MPTCP endpoints and
+limits are in place, and an MPTCP connection between the VMs uses four subflows."""
+
+import os
+import time
+
+import pytest
+import testinfra
+
+# NorNet scheme, site 1: server1 is node 10, client1 node 20.
+ADDRESSES = {
+    "server1": {1: ("198.18.17.10", "2001:2:0:101::a"), 2: ("198.18.33.10", "2001:2:0:201::a")},
+    "client1": {1: ("198.18.17.20", "2001:2:0:101::14"), 2: ("198.18.33.20", "2001:2:0:201::14")},
+}
+PORT = 5077
+
+
+def vm(name):
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def test_a_rule_per_provider_address_into_the_providers_table(host):
+    name = host.backend.get_hostname()
+    for provider, (ipv4, ipv6) in ADDRESSES[name].items():
+        table = 1000 * provider
+        assert f"from {ipv4} lookup {table}" in host.check_output("ip -4 rule show")
+        assert f"from {ipv6} lookup {table}" in host.check_output("ip -6 rule show")
+
+
+def test_each_providers_table_has_its_link_and_default_route(host):
+    for provider, nic in ((1, "nic1"), (2, "nic2")):
+        table = 1000 * provider
+        v4 = host.check_output(f"ip -4 route show table {table}")
+        v6 = host.check_output(f"ip -6 route show table {table}")
+        assert f"default via 198.18.{16 * provider + 1}.1 dev {nic}" in v4, v4
+        assert f"198.18.{16 * provider + 1}.0/24 dev {nic}" in v4, v4
+        assert f"default via 2001:2:0:{provider}01::1 dev {nic}" in v6, v6
+
+
+def test_mptcp_endpoints_for_every_address(host):
+    name = host.backend.get_hostname()
+    endpoints = host.check_output("ip mptcp endpoint show")
+    flags = "signal" if name == "server1" else "subflow fullmesh"
+    for ipv4, ipv6 in ADDRESSES[name].values():
+        for address in (ipv4, ipv6):
+            line = next((ln for ln in endpoints.splitlines() if ln.startswith(address + " ")), "")
+            assert flags in line, endpoints
+
+
+def test_mptcp_limits_and_boot_unit(host):
+    assert "subflows 8" in host.check_output("ip mptcp limits show")
+    assert host.service("mpstream-multihoming").is_enabled
+
+
+def test_path_watcher_runs(host):
+    assert host.service("mpstream-pathwatch").is_running
+
+
+@pytest.mark.timeout(180)
+def test_mptcp_connection_between_the_vms_has_four_subflows():
+    server, client = vm("server1"), vm("client1")
+    server_address = ADDRESSES["server1"][1][1]
+    listener = (
+        "import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_MPTCP); "
+        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+        f"s.bind(('::', {PORT})); s.listen(); c, _ = s.accept(); "
+        "exec('while c.recv(65536): pass')"
+    )
+    talker = (
+        "import socket, time; s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_MPTCP); "
+        f"s.connect(('{server_address}', {PORT})); "
+        "exec('for _ in range(600):\\n s.sendall(bytes(1000)); time.sleep(0.1)')"
+    )
+    server.run("systemctl stop molecule-mptcp-listen molecule-mptcp-talk 2>/dev/null")
+    client.run("systemctl stop molecule-mptcp-talk 2>/dev/null")
+    assert server.run(f'systemd-run --unit=molecule-mptcp-listen --collect python3 -c "{listener}"').rc == 0
+    try:
+        time.sleep(2)
+        assert client.run(f'systemd-run --unit=molecule-mptcp-talk --collect python3 -c "{talker}"').rc == 0
+        subflows = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            subflows = client.check_output(f"ss -HtnO state established '( dport = :{PORT} )'").splitlines()
+            if len(subflows) >= 4:
+                break
+            time.sleep(2)
+        time.sleep(3)  # would a fifth one still appear?
+        subflows = client.check_output(f"ss -HtnO state established '( dport = :{PORT} )'").splitlines()
+        assert client.check_output(f"ss -HMtn state established '( dport = :{PORT} )'"), "no MPTCP socket"
+        assert len(subflows) == 4, "\n".join(subflows)
+        local = {line.split()[2].rsplit(":", 1)[0].strip("[]") for line in subflows}
+        remote = {line.split()[3].rsplit(":", 1)[0].strip("[]") for line in subflows}
+        assert local == {a[1] for a in ADDRESSES["client1"].values()}, subflows
+        assert remote == {a[1] for a in ADDRESSES["server1"].values()}, subflows
+    finally:
+        client.run("systemctl stop molecule-mptcp-talk")
+        server.run("systemctl stop molecule-mptcp-listen")
