@@ -8,8 +8,8 @@ publisher reads files through `read_tags`.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 TAG_AUDIO = 8
 TAG_VIDEO = 9
