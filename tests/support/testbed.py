@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -61,11 +62,17 @@ def namespaces() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
+# Where the default inventory keeps an emulated node's state (mpstream_state_dir).
+STATE_ROOT = Path("/var/lib/mpstream-testbed")
+
+
 @contextlib.contextmanager
 def emulated_testbed(prefix: str, extra_vars: dict | None = None, playbook: str = "playbooks/testbed.yml"):
-    """The default inventory's testbed under `prefix`; removed afterwards, also on failure."""
+    """The default inventory's testbed under `prefix` (built by `playbook`, e.g. deploy.yml);
+    removed afterwards with the nodes' state, also on failure."""
     variables = {"testbed_prefix": prefix, **(extra_vars or {})}
     try:
         yield run_playbook(playbook, extra_vars=variables)
     finally:
         run_playbook("playbooks/testbed.yml", extra_vars={**variables, "testbed_state": "absent"}, check=False)
+        shutil.rmtree(STATE_ROOT / prefix, ignore_errors=True)
