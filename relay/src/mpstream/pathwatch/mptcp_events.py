@@ -11,6 +11,9 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from mpstream.pathwatch.netlink_attrs import NLMSG_HDR
+from mpstream.pathwatch.netlink_attrs import attributes as _attrs
+
 # include/uapi/linux/mptcp_pm.h
 EVENTS = {
     1: "created",
@@ -25,7 +28,6 @@ EVENTS = {
 ATTR_TOKEN, ATTR_FAMILY, ATTR_LOC_ID, ATTR_REM_ID = 1, 2, 3, 4
 ATTR_SADDR4, ATTR_SADDR6, ATTR_DADDR4, ATTR_DADDR6, ATTR_SPORT, ATTR_DPORT = 5, 6, 7, 8, 9, 10
 ATTR_BACKUP, ATTR_ERROR = 11, 12
-NLMSG_HDR = struct.Struct("=IHHII")
 GENL_HDR = struct.Struct("=BBH")
 GROUP_NAME = "mptcp_pm_events"
 
@@ -52,16 +54,6 @@ class MptcpEvent:
             if self.token is not None
             else f"MPTCP {self.kind}{where}{error}"
         )
-
-
-def _attrs(data: bytes):
-    offset = 0
-    while offset + 4 <= len(data):
-        length, kind = struct.unpack_from("=HH", data, offset)
-        if length < 4:
-            break
-        yield kind & 0x3FFF, data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
 
 
 def parse(datagram: bytes, family_id: int) -> list[MptcpEvent]:

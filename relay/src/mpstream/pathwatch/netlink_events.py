@@ -5,6 +5,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from mpstream.pathwatch.netlink_attrs import NLMSG_HDR
+from mpstream.pathwatch.netlink_attrs import attributes as _attrs
+
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
@@ -13,7 +16,6 @@ GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
 RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = 16, 17, 20, 21
 IFLA_IFNAME = 3
 IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
-NLMSG_HDR = struct.Struct("=IHHII")
 IFINFOMSG = struct.Struct("=BxHiII")
 IFADDRMSG = struct.Struct("=BBBBi")
 
@@ -31,16 +33,6 @@ class AddressEvent:
     index: int
     family: int
     removed: bool
-
-
-def _attrs(data: bytes):
-    offset = 0
-    while offset + 4 <= len(data):
-        length, kind = struct.unpack_from("=HH", data, offset)
-        if length < 4:
-            break
-        yield kind & 0x3FFF, data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
 
 
 def parse(datagram: bytes) -> list[LinkEvent | AddressEvent]:
