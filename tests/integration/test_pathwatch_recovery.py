@@ -250,12 +250,25 @@ def kill_dead_subflow(provider):
     return time.monotonic()
 
 
+def join_providers():
+    """A link between the two routers, so that paths cross providers (client nic1 to the
+    server's provider-2 address and back), as they do on the Internet."""
+    sh("ip", "-n", ROUTERS[1], "link", "add", "core", "type", "veth", "peer", "name", "core", "netns", ROUTERS[2])
+    for p, other in ((1, 2), (2, 1)):
+        router = ROUTERS[p]
+        ns(router, "ip", "addr", "add", f"fd00:99::{p}/64", "dev", "core", "nodad")
+        ns(router, "ip", "link", "set", "core", "up")
+        ns(router, "ip", "-6", "route", "add", f"2001:2:0:{other}00::/56", "via", f"fd00:99::{other}")
+
+
 @pytest.fixture
-def network():
+def network(request):
     teardown()
     procs = []
     try:
         build()
+        if getattr(request, "param", None) == "crossing":
+            join_providers()
         yield procs
     finally:
         for proc in procs:
@@ -347,3 +360,68 @@ def test_dead_subflow_returns_within_2s_of_its_provider_with_the_watcher(network
     )
     # isp1 stayed up all along: its endpoints were left alone.
     assert not any(e["event"] == "recreate" and e["provider"] == "isp1" for e in all_events)
+
+
+def endpoint_ids(namespace):
+    out = ns(namespace, "ip", "mptcp", "endpoint", "show").stdout
+    return {int(line.split(" id ")[1].split()[0]) for line in out.splitlines() if " id " in line}
+
+
+@pytest.mark.parametrize("network", ["crossing"], indirect=True)
+def test_a_failed_providers_subflow_endpoints_are_withdrawn_and_come_back(network, tmp_path):
+    """On the client (`subflow` endpoints) the watcher takes a dead provider's endpoint away,
+    closing its subflows at once, and adds it back on the provider's return and on exit.
+    Paths cross providers here, so the client keeps a subflow towards each server address."""
+    procs = network
+    spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
+    time.sleep(0.3)
+    spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
+    assert wait_for(lambda: subflows_from(C[1]) >= 2 and subflows_from(C[2]) >= 2, 10), ns(CLIENT, "ss", "-Htn").stdout
+    with open(tmp_path / "client.log", "w") as log:
+        client_watcher = watcher(procs, CLIENT, C, S, tmp_path / "client.jsonl", log)
+        time.sleep(1.0)
+
+        outage(2, True)
+        failed = time.monotonic()
+        assert wait_for(lambda: 102 not in endpoint_ids(CLIENT) and subflows_from(C[2]) == 0, 3.0, step=0.02)
+        took = time.monotonic() - failed
+        print(f"isp2's endpoint withdrawn and its subflows closed {took:.2f} s after it failed")
+        assert took < 1.5  # down after 0.5 s of silence, then at once
+        assert 101 in endpoint_ids(CLIENT)  # the provider that answers keeps its endpoint
+
+        outage(2, False)
+        returned = time.monotonic()
+        assert wait_for(lambda: 102 in endpoint_ids(CLIENT) and subflows_from(C[2]) >= 1, 3.0, step=0.02)
+        print(f"isp2's endpoint and subflow back {time.monotonic() - returned:.2f} s after it returned")
+
+        # Stopped while a provider is down: the watcher leaves the node's endpoints as configured.
+        outage(2, True)
+        assert wait_for(lambda: 102 not in endpoint_ids(CLIENT), 3.0)
+        client_watcher.terminate()
+        client_watcher.wait(10)
+        assert endpoint_ids(CLIENT) == {101, 102}
+    outage(2, False)
+    events = [json.loads(line) for line in (tmp_path / "client.jsonl").read_text().splitlines()]
+    assert [e["endpoints"] for e in events if e["event"] == "withdraw"] == [[102], [102]]
+
+
+def test_endpoints_stay_where_their_subflows_alone_reach_a_peer_address(network, tmp_path):
+    """Without crossing paths the client's nic2 subflow is its only one towards the server's
+    provider-2 address: withdrawing it would lose that address for good, so it stays."""
+    procs = network
+    spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
+    time.sleep(0.3)
+    spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
+    assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10)
+    with open(tmp_path / "client.log", "w") as log:
+        watcher(procs, CLIENT, C, S, tmp_path / "client.jsonl", log)
+        time.sleep(1.0)
+        outage(2, True)
+        try:
+            events = tmp_path / "client.jsonl"
+            assert wait_for(lambda: "withdraw_skipped" in events.read_text(), 3.0)
+            assert endpoint_ids(CLIENT) == {101, 102}
+        finally:
+            outage(2, False)
+    skipped = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["peers"] for e in skipped if e["event"] == "withdraw_skipped"] == [[S[2]]]

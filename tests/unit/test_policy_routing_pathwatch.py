@@ -76,6 +76,29 @@ def test_a_provider_back_while_the_other_fails_is_not_re_created():
     assert tracker.due(1.35, settle=0.3, fresh=0.15, give_up=0.3) == ([], ["isp2"])
 
 
+def test_a_provider_whose_subflows_this_node_opens_is_re_created_at_once_even_alone():
+    tracker = Tracker(["isp1", "isp2"], down_after=0.5, now=0.0)
+    tracker.reply("isp1", 0.1)
+    tracker.tick(0.55)  # isp2 down
+    tracker.reply("isp1", 1.0)  # isp1 fails now, as isp2 returns (phase 3 of the paper)
+    tracker.reply("isp2", 1.05)
+    # No settling and no other provider needed: the node opens the subflows itself.
+    assert tracker.due(1.06, settle=0.3, fresh=0.15, give_up=0.3, self_reliant=lambda p: True) == (["isp2"], [])
+    assert tracker.due(1.5, settle=0.3, fresh=0.15, give_up=0.3, self_reliant=lambda p: True) == ([], [])  # once
+
+
+def test_others_answer_counts_only_other_providers_that_are_up_and_fresh():
+    tracker = Tracker(["isp1", "isp2"], down_after=0.5, now=0.0)
+    tracker.reply("isp1", 0.1)
+    tracker.reply("isp2", 0.1)
+    assert tracker.others_answer("isp2", 0.2, fresh=0.3)
+    assert not tracker.others_answer("isp2", 0.5, fresh=0.3)  # isp1's answer is too old
+    tracker.tick(0.7)  # both down
+    tracker.reply("isp1", 0.8)
+    assert tracker.others_answer("isp2", 0.8, fresh=0.3)
+    assert not tracker.others_answer("isp1", 0.8, fresh=0.3)  # isp2 is down
+
+
 @pytest.mark.parametrize("version", [4, 6])
 def test_echo_request_and_reply(version):
     request = icmp.echo_request(version, 0x1234, 7)

@@ -239,6 +239,11 @@ async def connect_socket(target: str, mptcp: str = "auto", timeout: float = 10.0
     for family, _type, _proto, _canon, sockaddr in infos:
         sock = create_socket(family, mptcp)
         sock.setblocking(False)
+        if family == socket.AF_INET6:
+            # One IP version per connection, the URL's: a dual-stack socket would let MPTCP
+            # add IPv4 subflows too (the peer announces both), doubling the subflows that
+            # die, and hold data, when a provider fails.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
             await asyncio.wait_for(_connect(loop, sock, sockaddr), timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 CMD_ADD_ADDR, CMD_DEL_ADDR, CMD_GET_ADDR = 1, 2, 3
 NLA_F_NESTED = 0x8000
+FLAG_SIGNAL, FLAG_SUBFLOW, FLAG_BACKUP, FLAG_FULLMESH = 1, 2, 4, 8  # MPTCP_PM_ADDR_FLAG_*
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,15 @@ class PathManager:
     def recreate(self, addresses: set[str], pause: float = 0.1) -> list[Endpoint]:
         """Remove and add again every endpoint on one of `addresses`; the ones re-created.
 
-        The pause between the two lets the peer act on the address's removal (RM_ADDR)
-        before it hears of the address again (ADD_ADDR): taken the other way round, it
-        would drop the address it has just been told about.
+        Where one of them is announced (`signal`), the pause between the two lets the peer
+        act on the address's removal (RM_ADDR) before it hears of the address again
+        (ADD_ADDR): taken the other way round, it would drop the address it has just been
+        told about.
         """
         done = [endpoint for endpoint in self.endpoints() if endpoint.address in addresses]
         for endpoint in done:
             self.delete(endpoint)
-        if done:
+        if any(endpoint.flags & FLAG_SIGNAL for endpoint in done):
             time.sleep(pause)
         for endpoint in done:
             self.add(endpoint)

@@ -1,4 +1,4 @@
-"""Local addresses of established TCP sockets (MPTCP subflows among them), from /proc/net.
+"""Addresses of established TCP sockets (MPTCP subflows among them), from /proc/net.
 
 Read at the moment of a decision, not tracked from events, so that a watcher started
 while connections are already up knows about them too. Other TCP connections from the
@@ -29,16 +29,43 @@ def established_local_addresses(text: str) -> set[str]:
     return addresses
 
 
-def local_addresses_in_use() -> set[str]:
-    addresses: set[str] = set()
+def established_pairs(text: str) -> set[tuple[str, str]]:
+    """(local, remote) addresses from the text of /proc/net/tcp or /proc/net/tcp6."""
+    pairs = set()
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == ESTABLISHED:
+            pairs.add((_address(fields[1].split(":")[0]), _address(fields[2].split(":")[0])))
+    return pairs
+
+
+def _read_pairs() -> set[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(path) as handle:
-                addresses |= established_local_addresses(handle.read())
+                pairs |= established_pairs(handle.read())
         except OSError:
             continue
-    # A dual-stack socket's IPv4 address shows as ::ffff:a.b.c.d.
-    return {_unmapped(address) for address in addresses}
+    # A dual-stack socket's IPv4 addresses show as ::ffff:a.b.c.d.
+    return {(_unmapped(local), _unmapped(remote)) for local, remote in pairs}
+
+
+def local_addresses_in_use() -> set[str]:
+    return {local for local, _remote in _read_pairs()}
+
+
+def peers_reached_only_from(addresses: set[str]) -> set[str]:
+    """Remote addresses that established sockets reach from `addresses` and from nowhere else.
+
+    MPTCP's in-kernel path manager opens new subflows towards the peer addresses its
+    existing subflows use: a peer address only the given local addresses talk to would
+    be forgotten with their subflows.
+    """
+    pairs = _read_pairs()
+    from_them = {remote for local, remote in pairs if local in addresses}
+    from_others = {remote for local, remote in pairs if local not in addresses}
+    return from_them - from_others
 
 
 def _unmapped(address: str) -> str:

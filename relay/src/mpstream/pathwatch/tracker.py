@@ -79,19 +79,29 @@ class Tracker:
         return transitions
 
     def due(
-        self, now: float, settle: float, fresh: float, give_up: float, expendable=lambda provider: False
+        self,
+        now: float,
+        settle: float,
+        fresh: float,
+        give_up: float,
+        expendable=lambda provider: False,
+        self_reliant=lambda provider: False,
     ) -> tuple[list[str], list[str]]:
         """(providers whose subflows to re-create now, providers given up on).
 
-        Re-creating a provider's endpoints tears down its subflows and relies on another
-        path to carry the announcements that bring them back. So a returned provider is
-        due once it has stayed up for `settle` seconds while some other provider answered
-        within the last `fresh` seconds - or while it has no live subflows at all
+        Where this node opens the provider's subflows itself (`self_reliant(provider)`:
+        its endpoints there are `subflow` ones, not `signal`), re-creating them needs
+        nobody's announcement, only a path, which the provider's return is: due at once.
+
+        Otherwise re-creating tears down its subflows and relies on another path to
+        carry the announcements that bring them back. So a returned provider is due once
+        it has stayed up for `settle` seconds while some other provider answered within
+        the last `fresh` seconds - or while it has no live subflows at all
         (`expendable(provider)`: nothing to lose, e.g. they all timed out in the outage).
         When it comes back alone (the other provider failing at the same time, phase 3
         of the paper) with subflows still alive, those backed-off subflows are the only
         path left: after `give_up` seconds it is left to their retransmission timers
-        (which `net.ipv4.tcp_rto_max_ms` bounds).
+        (which `net.ipv4.tcp_rto_max_ms` bounds) and to the peers that open subflows.
         """
         due, dropped = [], []
         for name, since in list(self.returned.items()):
@@ -99,22 +109,29 @@ class Tracker:
             if entry.state != UP:
                 del self.returned[name]
                 continue
+            if self_reliant(name):
+                due.append(name)
+                del self.returned[name]
+                continue
             if now - since < settle:
                 continue
-            others_alive = any(
-                other.name != name
-                and other.state == UP
-                and other.last_reply is not None
-                and now - other.last_reply <= fresh
-                for other in self.providers.values()
-            )
-            if others_alive or expendable(name):
+            if self.others_answer(name, now, fresh) or expendable(name):
                 due.append(name)
                 del self.returned[name]
             elif now - since >= give_up:
                 dropped.append(name)
                 del self.returned[name]
         return due, dropped
+
+    def others_answer(self, name: str, now: float, fresh: float) -> bool:
+        """Whether a provider other than `name` is up and answered within `fresh` seconds."""
+        return any(
+            other.name != name
+            and other.state == UP
+            and other.last_reply is not None
+            and now - other.last_reply <= fresh
+            for other in self.providers.values()
+        )
 
     def _move(self, entry: ProviderState, new: str, now: float, reason: str) -> Transition:
         if entry.state == DOWN and new == UP:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from mpstream.pathwatch import icmp, mptcp_events, netlink_events, sockets
 from mpstream.pathwatch.config import Config, Probe
+from mpstream.pathwatch.endpoints import FLAG_SIGNAL, FLAG_SUBFLOW, Endpoint
 from mpstream.pathwatch.tracker import DOWN, Tracker, Transition
 
 log = logging.getLogger("mpstream.pathwatch")
@@ -73,6 +75,8 @@ class Watcher:
             self.mptcp, self.mptcp_family = None, None
         self.events_file = open(events_file, "a", buffering=1) if events_file else None  # noqa: SIM115
         self._pm = None
+        # Endpoints taken away while their provider is down, to be added back on its return.
+        self.withdrawn: dict[str, list[Endpoint]] = {}
         if config.recreate:
             self._pm_open()  # now, not when a provider returns: opening takes a quarter second
 
@@ -99,6 +103,9 @@ class Watcher:
         return sock
 
     def close(self) -> None:
+        # The node keeps its configured endpoints whatever state the watcher stops in.
+        for provider in list(self.withdrawn):
+            self.restore(provider)
         for probe in self.probes:
             probe.close()
         for sock in (self.netlink, self.mptcp):
@@ -145,6 +152,8 @@ class Watcher:
             transitions += self.tracker.tick(now)
             for transition in transitions:
                 self.handle(transition)
+                if transition.new == DOWN and self.config.recreate:
+                    self.withdraw(transition.provider, now)
             if self.config.recreate:
                 interval = self.config.interval
                 settle = 3 * interval  # long enough for a provider failing right now to look silent
@@ -154,6 +163,7 @@ class Watcher:
                     fresh=1.5 * interval,
                     give_up=max(settle, self.config.give_up),
                     expendable=self.without_subflows,
+                    self_reliant=self.opens_own_subflows,
                 )
                 for provider in due:
                     self.recreate(provider)
@@ -191,6 +201,69 @@ class Watcher:
     def without_subflows(self, provider: str) -> bool:
         """No established TCP socket (MPTCP subflow or other) uses one of the provider's addresses."""
         return not (self.config.providers[provider].addresses & sockets.local_addresses_in_use())
+
+    def _endpoints_of(self, provider: str) -> list[Endpoint] | None:
+        pm = self._pm_open()
+        if pm is None:
+            return None
+        try:
+            return [ep for ep in pm.endpoints() if ep.address in self.config.providers[provider].addresses]
+        except Exception as exc:  # noqa: BLE001 - decided again at the next change
+            log.error("reading MPTCP endpoints failed: %s", exc)
+            return None
+
+    def opens_own_subflows(self, provider: str) -> bool:
+        """This node's endpoints on the provider open subflows and announce nothing."""
+        endpoints = self.withdrawn.get(provider) or self._endpoints_of(provider)
+        return bool(endpoints) and all(ep.flags & FLAG_SUBFLOW and not ep.flags & FLAG_SIGNAL for ep in endpoints)
+
+    def withdraw(self, provider: str, now: float) -> None:
+        """Take a failed provider's `subflow` endpoints away while another provider answers.
+
+        The kernel closes their subflows and at once sends the data still unacknowledged
+        on them over the others (and tells the peer, which does the same for its side),
+        instead of waiting for retransmission timeouts to find them stale. Endpoints that
+        are announced (`signal`) stay: the peer would forget the address, and with it the
+        only way to reach it again if this provider comes back alone. So do endpoints
+        whose subflows are the only ones towards some peer address (no path crosses
+        between providers), for the same reason on this side.
+        """
+        if provider in self.withdrawn or not self.tracker.others_answer(provider, now, self.config.down_after):
+            return
+        endpoints = self._endpoints_of(provider)
+        if not endpoints or not all(ep.flags & FLAG_SUBFLOW and not ep.flags & FLAG_SIGNAL for ep in endpoints):
+            return
+        stranded = sockets.peers_reached_only_from(self.config.providers[provider].addresses)
+        if stranded:
+            # Without another subflow towards them, the kernel could not find these peer
+            # addresses again on the provider's return: its backed-off subflows stay.
+            log.info("%s: endpoints kept, only its subflows reach %s", provider, ", ".join(sorted(stranded)))
+            self.record("withdraw_skipped", provider=provider, peers=sorted(stranded))
+            return
+        try:
+            for endpoint in endpoints:
+                self._pm.delete(endpoint)
+        except Exception as exc:  # noqa: BLE001 - the kernel's timers remain
+            log.error("%s: withdrawing endpoints failed: %s", provider, exc)
+        self.withdrawn[provider] = endpoints
+        listed = ", ".join(f"{ep.id} ({ep.address})" for ep in endpoints)
+        log.info("%s: withdrew MPTCP endpoints %s; their data goes over the other providers", provider, listed)
+        self.record("withdraw", provider=provider, endpoints=[ep.id for ep in endpoints])
+
+    def restore(self, provider: str) -> list[Endpoint]:
+        """Add a provider's withdrawn endpoints back (subflows follow, the kernel opens them)."""
+        pm = self._pm_open()
+        if pm is None:
+            return []
+        endpoints = self.withdrawn.pop(provider, [])
+        for endpoint in endpoints:
+            try:
+                pm.add(endpoint)
+            except Exception as exc:  # noqa: BLE001 - one failure must not keep the others away
+                if getattr(exc, "code", None) == errno.EEXIST:
+                    continue  # put back meanwhile (the multihoming role, say)
+                log.error("%s: adding endpoint %s (%s) back failed: %s", provider, endpoint.id, endpoint.address, exc)
+        return endpoints
 
     def _mptcp_events(self) -> None:
         try:
@@ -237,7 +310,7 @@ class Watcher:
             pm = self._pm_open()
             if pm is None:
                 raise RuntimeError("no path manager")
-            done = pm.recreate(addresses)
+            done = self.restore(provider) if provider in self.withdrawn else pm.recreate(addresses)
         except Exception as exc:  # noqa: BLE001 - a failed re-creation must not stop the watching
             log.error("%s: re-creating endpoints failed: %s", provider, exc)
             self.record("recreate_failed", provider=provider, error=str(exc))
