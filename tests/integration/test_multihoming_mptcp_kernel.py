@@ -72,15 +72,17 @@ def test_sysctls_are_set_in_the_node_namespace_only_and_a_second_run_changes_not
         "net.mptcp.blackhole_timeout",
         "net.ipv4.tcp_rto_max_ms",
         "net.ipv4.tcp_retries2",
+        "net.ipv4.tcp_rto_min_us",
     )
     host_values = {name: sysctl(name) for name in names}
     first = play(node, mptcp_kernel_add_addr_timeout=7)
     assert first.returncode == 0, first.stdout[-3000:]
-    assert sysctl("net.mptcp.stale_loss_cnt", NODE) == "2"
+    assert sysctl("net.mptcp.stale_loss_cnt", NODE) == "1"
     assert sysctl("net.mptcp.blackhole_timeout", NODE) == "0"  # the testbed's outages drop MPTCP SYNs
     assert sysctl("net.mptcp.add_addr_timeout", NODE) == "7"
     assert sysctl("net.ipv4.tcp_rto_max_ms", NODE) == "1000"
     assert sysctl("net.ipv4.tcp_retries2", NODE) == "60"
+    assert sysctl("net.ipv4.tcp_rto_min_us", NODE) == "50000"
     assert {name: sysctl(name) for name in host_values} == host_values
     assert not (tmp_path / "sysctl.conf").exists()  # nothing persists on an emulated node
     second = play(node, mptcp_kernel_add_addr_timeout=7)
