@@ -1,5 +1,5 @@
 """After converge and a reboot: per-provider rules and tables, MPTCP endpoints and
-limits are in place, and an MPTCP connection between the VMs uses four subflows."""
+limits are in place, and an MPTCP connection between the VMs uses a subflow per provider."""
 
 import os
 import time
@@ -80,9 +80,10 @@ def established_pairs(host) -> set[tuple[str, str]]:
 
 
 @pytest.mark.timeout(180)
-def test_mptcp_connection_between_the_vms_has_four_subflows():
-    """One subflow per provider and IP version: the provider segments have no router, so
-    paths do not cross providers here (the emulated testbed's core makes them cross)."""
+def test_mptcp_connection_between_the_vms_has_a_subflow_per_provider():
+    """An IPv6 connection gets one subflow per provider: the provider segments have no
+    router, so no path crosses from one provider to the other here (the emulated
+    testbed's core lets them cross, and there a connection has four)."""
     server, client = vm("server1"), vm("client1")
     server_address = ADDRESSES["server1"][1][1]
     listener = (
@@ -94,11 +95,9 @@ def test_mptcp_connection_between_the_vms_has_four_subflows():
     talker = (
         "import socket, time; s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_MPTCP); "
         f"s.connect(('{server_address}', {PORT})); "
-        "exec('for _ in range(600):\\n s.sendall(bytes(1000)); time.sleep(0.1)')"
+        "exec('for _ in range(1500):\\n s.sendall(bytes(1000)); time.sleep(0.1)')"
     )
-    expected = {
-        (ADDRESSES["client1"][p][family], ADDRESSES["server1"][p][family]) for p in (1, 2) for family in (0, 1)
-    }
+    expected = {(ADDRESSES["client1"][p][1], ADDRESSES["server1"][p][1]) for p in (1, 2)}
     server.run("systemctl stop molecule-mptcp-listen molecule-mptcp-talk 2>/dev/null")
     client.run("systemctl stop molecule-mptcp-talk 2>/dev/null")
     assert server.run(f'systemd-run --unit=molecule-mptcp-listen --collect python3 -c "{listener}"').rc == 0
