@@ -19,6 +19,11 @@ from mpstream.pathwatch.tracker import DOWN, Tracker, Transition
 log = logging.getLogger("mpstream.pathwatch")
 
 
+def _open_subflows_only(endpoints: list[Endpoint] | None) -> bool:
+    """Endpoints that open subflows (`subflow`) and none that is announced (`signal`)."""
+    return bool(endpoints) and all(ep.flags & FLAG_SUBFLOW and not ep.flags & FLAG_SIGNAL for ep in endpoints)
+
+
 class ProbeSocket:
     """One raw ICMP socket per probe, bound to its source address (so policy routing
     sends it out through the probe's provider)."""
@@ -214,8 +219,7 @@ class Watcher:
 
     def opens_own_subflows(self, provider: str) -> bool:
         """This node's endpoints on the provider open subflows and announce nothing."""
-        endpoints = self.withdrawn.get(provider) or self._endpoints_of(provider)
-        return bool(endpoints) and all(ep.flags & FLAG_SUBFLOW and not ep.flags & FLAG_SIGNAL for ep in endpoints)
+        return _open_subflows_only(self.withdrawn.get(provider) or self._endpoints_of(provider))
 
     def withdraw(self, provider: str, now: float) -> None:
         """Take a failed provider's `subflow` endpoints away while another provider answers.
@@ -231,7 +235,7 @@ class Watcher:
         if provider in self.withdrawn or not self.tracker.others_answer(provider, now, self.config.down_after):
             return
         endpoints = self._endpoints_of(provider)
-        if not endpoints or not all(ep.flags & FLAG_SUBFLOW and not ep.flags & FLAG_SIGNAL for ep in endpoints):
+        if not _open_subflows_only(endpoints):
             return
         stranded = sockets.peers_reached_only_from(self.config.providers[provider].addresses)
         if stranded:
