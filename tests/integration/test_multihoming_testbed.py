@@ -48,6 +48,16 @@ def deployed():
         shutil.rmtree(f"/var/lib/mpstream-testbed/{PREFIX}", ignore_errors=True)
 
 
+def pathwatch_running(node: str) -> bool:
+    """What the supervisor says of the node's path watcher."""
+    status = subprocess.run(
+        [sys.executable, "-m", "mpstream.supervise", "status", "--name", "pathwatch",
+         "--state-dir", f"/var/lib/mpstream-testbed/{PREFIX}/{node}"],
+        capture_output=True, text=True,
+    )
+    return json.loads(status.stdout)["running"]
+
+
 def test_every_node_has_the_rules_tables_and_endpoints_of_the_inventory(deployed):
     for node, site in NODES.items():
         flags = ["signal"] if node == "server1" else ["subflow", "fullmesh"]
@@ -84,21 +94,7 @@ def test_every_node_has_the_rules_tables_and_endpoints_of_the_inventory(deployed
         }
         limits = netns_exec(ns(node), "ip", "mptcp", "limits", "show", check=True).stdout.split()
         assert limits == ["add_addr_accepted", "8", "subflows", "8"]
-        status = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mpstream.supervise",
-                "status",
-                "--name",
-                "pathwatch",
-                "--state-dir",
-                f"/var/lib/mpstream-testbed/{PREFIX}/{node}",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert json.loads(status.stdout)["running"], f"path watcher of {node} is not running"
+        assert pathwatch_running(node), f"path watcher of {node} is not running"
 
 
 ECHO_SERVER = """
@@ -233,19 +229,5 @@ def test_state_absent_removes_only_what_the_role_owns(deployed):
             r for r in ip_json(node, "-6", "route", "show", "table", "all") if r.get("protocol") == "77"
         ]
         assert ip_json(node, "mptcp", "endpoint", "show") == []
-        status = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mpstream.supervise",
-                "status",
-                "--name",
-                "pathwatch",
-                "--state-dir",
-                f"/var/lib/mpstream-testbed/{PREFIX}/{node}",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert not json.loads(status.stdout)["running"]
+        assert not pathwatch_running(node)
     assert any(r.get("priority") == 99 for r in ip_json("client1", "rule"))

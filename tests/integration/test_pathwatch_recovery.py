@@ -99,73 +99,12 @@ def build(node_sysctls=NODE_SYSCTLS):
         for setting in node_sysctls:
             ns(node, "sysctl", "-qw", setting)
         for p in (1, 2):
-            table = str(1000 * p)
-            ns(
-                node,
-                "ip",
-                "-6",
-                "rule",
-                "add",
-                "from",
-                addr(p, site, 10),
-                "table",
-                table,
-                "priority",
-                f"100{p}",
-            )
-            ns(
-                node,
-                "ip",
-                "-6",
-                "route",
-                "add",
-                f"2001:2:0:{p}0{site}::/64",
-                "dev",
-                f"nic{p}",
-                "table",
-                table,
-            )
-            ns(
-                node,
-                "ip",
-                "-6",
-                "route",
-                "add",
-                "default",
-                "via",
-                addr(p, site, 1),
-                "dev",
-                f"nic{p}",
-                "table",
-                table,
-            )
-            ns(
-                node,
-                "ip",
-                "-6",
-                "route",
-                "add",
-                "default",
-                "via",
-                addr(p, site, 1),
-                "dev",
-                f"nic{p}",
-                "metric",
-                str(10 * p),
-            )
-            ns(
-                node,
-                "ip",
-                "mptcp",
-                "endpoint",
-                "add",
-                addr(p, site, 10),
-                "dev",
-                f"nic{p}",
-                "id",
-                str(100 + p),
-                *flags,
-            )
+            table, nic, gateway = str(1000 * p), f"nic{p}", addr(p, site, 1)
+            ns(node, "ip", "-6", "rule", "add", "from", addr(p, site, 10), "table", table, "priority", f"100{p}")
+            ns(node, "ip", "-6", "route", "add", f"2001:2:0:{p}0{site}::/64", "dev", nic, "table", table)
+            ns(node, "ip", "-6", "route", "add", "default", "via", gateway, "dev", nic, "table", table)
+            ns(node, "ip", "-6", "route", "add", "default", "via", gateway, "dev", nic, "metric", str(10 * p))
+            ns(node, "ip", "mptcp", "endpoint", "add", addr(p, site, 10), "dev", nic, "id", str(100 + p), *flags)
         ns(node, "ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
 
 

@@ -82,6 +82,9 @@ class Watcher:
         self._pm = None
         # Endpoints taken away while their provider is down, to be added back on its return.
         self.withdrawn: dict[str, list[Endpoint]] = {}
+        # Whether the node opens a provider's subflows itself, read once per outage (the
+        # loop asks every round while a returned provider settles).
+        self._self_reliant: dict[str, bool] = {}
         if config.recreate:
             self._pm_open()  # now, not when a provider returns: opening takes a quarter second
 
@@ -158,6 +161,7 @@ class Watcher:
             for transition in transitions:
                 self.handle(transition)
                 if transition.new == DOWN and self.config.recreate:
+                    self._self_reliant.pop(transition.provider, None)
                     self.withdraw(transition.provider, now)
             if self.config.recreate:
                 interval = self.config.interval
@@ -219,7 +223,12 @@ class Watcher:
 
     def opens_own_subflows(self, provider: str) -> bool:
         """This node's endpoints on the provider open subflows and announce nothing."""
-        return _open_subflows_only(self.withdrawn.get(provider) or self._endpoints_of(provider))
+        if provider not in self._self_reliant:
+            endpoints = self.withdrawn.get(provider) or self._endpoints_of(provider)
+            if endpoints is None:
+                return False  # could not read them: asked again next round
+            self._self_reliant[provider] = _open_subflows_only(endpoints)
+        return self._self_reliant[provider]
 
     def withdraw(self, provider: str, now: float) -> None:
         """Take a failed provider's `subflow` endpoints away while another provider answers.
