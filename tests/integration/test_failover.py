@@ -118,6 +118,10 @@ def test_the_stream_follows_the_surviving_provider(deployed, baseline, tmp_path)
     assert list((run_dir / "plots").glob("*.png"))
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["nodes"]["server1"]["mptcp_endpoints"]  # what the run ran on is recorded
+    # The path watcher's log of this run came home: the client saw isp2 fail.
+    watcher = [json.loads(line) for line in (run_dir / "nodes" / "client1" / "pathwatch.jsonl").open()]
+    assert any(e["event"] == "provider" and e["provider"] == "isp2" and e["new"] == "down" for e in watcher), \
+        watcher[:20]
     assert not outage_tables()
     assert not run_processes()
 
