@@ -21,12 +21,7 @@ def _address(hex_address: str) -> str:
 
 def established_local_addresses(text: str) -> set[str]:
     """From the text of /proc/net/tcp or /proc/net/tcp6."""
-    addresses = set()
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 3 and fields[3] == ESTABLISHED:
-            addresses.add(_address(fields[1].split(":")[0]))
-    return addresses
+    return {local for local, _remote in established_pairs(text)}
 
 
 def established_pairs(text: str) -> set[tuple[str, str]]:
