@@ -344,23 +344,65 @@ def test_a_failed_providers_subflow_endpoints_are_withdrawn_and_come_back(networ
     assert [e["endpoints"] for e in events if e["event"] == "withdraw"] == [[102], [102]]
 
 
+PLAIN_PORT = PORT + 1
+
+
+def plain_tcp_from(local):
+    """Established plain TCP connections of the client from `local` (not MPTCP subflows)."""
+    out = ns(CLIENT, "ss", "-Htn", "state", "established", f"dport = :{PLAIN_PORT}").stdout
+    return sum(f"[{local}]" in line for line in out.splitlines())
+
+
 def test_endpoints_stay_where_their_subflows_alone_reach_a_peer_address(network, tmp_path):
     """Without crossing paths the client's nic2 subflow is its only one towards the server's
-    provider-2 address: withdrawing it would lose that address for good, so it stays."""
+    provider-2 address: withdrawing its endpoint would lose that address for good, so the
+    endpoint stays; the subflow itself is aborted, its data moving to nic1 at once. A plain
+    TCP connection over the failed provider is left alone."""
     procs = network
     spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
+    spawn(procs, SERVER, sys.executable, "-c", PLAIN_SINK % PLAIN_PORT)
     time.sleep(0.3)
     spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
+    spawn(procs, CLIENT, sys.executable, "-c", IDLE_TCP % (C[2], S[2], PLAIN_PORT))
     assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10)
+    assert wait_for(lambda: plain_tcp_from(C[2]) == 1, 5)
     with open(tmp_path / "client.log", "w") as log:
         watcher(procs, CLIENT, C, S, tmp_path / "client.jsonl", log)
         time.sleep(1.0)
         outage(2, True)
+        failed = time.monotonic()
         try:
             events = tmp_path / "client.jsonl"
-            assert wait_for(lambda: "withdraw_skipped" in events.read_text(), 3.0)
+            assert wait_for(lambda: subflows_from(C[2]) == 0, 3.0, step=0.02)
+            took = time.monotonic() - failed
+            print(f"isp2's subflow aborted {took:.2f} s after it failed")
+            assert took < 1.5  # down after 0.5 s of silence, then at once; its timers take seconds
+            assert "withdraw_skipped" in events.read_text()
             assert endpoint_ids(CLIENT) == {101, 102}
+            assert subflows_from(C[1]) >= 1 and plain_tcp_from(C[2]) == 1
         finally:
             outage(2, False)
-    skipped = [json.loads(line) for line in events.read_text().splitlines()]
-    assert [e["peers"] for e in skipped if e["event"] == "withdraw_skipped"] == [[S[2]]]
+    recorded = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["peers"] for e in recorded if e["event"] == "withdraw_skipped"] == [[S[2]]]
+    (aborted,) = [e for e in recorded if e["event"] == "abort"]
+    assert aborted["provider"] == "isp2" and aborted["kept"] == []
+    assert len(aborted["subflows"]) == 1 and aborted["subflows"][0].startswith(f"{C[2]} port ")
+
+
+PLAIN_SINK = """
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", %d)); s.listen(1)
+c, _ = s.accept()
+time.sleep(600)
+"""
+
+# An idle plain TCP connection from the client's provider-2 address: nothing to retransmit,
+# so only an abort could close it during the outage.
+IDLE_TCP = """
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.bind((%r, 0)); s.connect((%r, %d))
+time.sleep(600)
+"""

@@ -194,3 +194,54 @@ def test_established_local_addresses_from_proc_net_tcp():
     )
     assert sockets.established_local_addresses(tcp6) == {"2001:2:0:103::a"}
     assert sockets._unmapped("::ffff:198.18.19.10") == "198.18.19.10"
+
+
+def test_the_connection_token_is_read_from_mptcp_ulp_attributes_only():
+    from mpstream.pathwatch import subflows
+
+    # INET_DIAG_ULP_INFO of a client's first subflow as 6.18 sends it (`ss -ti`:
+    # tcp-ulp-mptcp token:0000(id:0)/bf5e3fa6(id:0)).
+    ulp = bytes.fromhex(
+        "0a000100 6d707463 70000000"  # INET_ULP_INFO_NAME "mptcp"
+        "58000300"  # INET_ULP_INFO_MPTCP, nested:
+        "08000100 00000000 08000200 a63f5ebf"  # TOKEN_REM, TOKEN_LOC
+        "08000800 c3000000 05000900 00000000 05000a00 00000000 08000300 b9880000"
+        "0c000400 02ea53a6 7b057fa6 08000500 01000000 08000600 3331cf76 06000700 00000000"
+    )
+    assert subflows.connection_token(ulp) == 0xBF5E3FA6
+    other_ulp = _rtattr(subflows.INET_ULP_INFO_NAME, b"tls\0")
+    assert subflows.connection_token(other_ulp) is None
+    assert subflows.connection_token(b"") is None
+
+
+def _subflow(local, token, port):
+    from mpstream.pathwatch.subflows import Subflow
+
+    return Subflow(socket.AF_INET6, local, port, "2001:2:0:102::a", 1935, 0, port, token)
+
+
+def test_only_subflows_of_connections_that_keep_a_working_path_are_aborted():
+    from mpstream.pathwatch import subflows
+
+    isp1, isp2, isp3 = "2001:2:0:103::a", "2001:2:0:203::a", "::ffff:198.18.19.10"
+    both = [_subflow(isp1, 1, 40001), _subflow(isp2, 1, 40002), _subflow(isp1, 1, 40003)]
+    alone = [_subflow(isp1, 2, 40004)]  # a connection on the failed provider only
+    third_down = [_subflow(isp1, 3, 40005), _subflow(isp3, 3, 40006)]
+    chosen, kept = subflows.abortable(both + alone + third_down, failed={isp1}, down={isp1, "198.18.19.10"})
+    assert [s.local_port for s in chosen] == [40001, 40003]
+    assert [s.local_port for s in kept] == [40004, 40005]
+    # An IPv4-mapped local address counts as the IPv4 one.
+    chosen, _ = subflows.abortable(third_down, failed={"198.18.19.10"}, down={"198.18.19.10"})
+    assert [s.local_port for s in chosen] == [40006]
+
+
+def test_abort_is_on_by_default_and_the_command_line_turns_it_off():
+    import argparse
+
+    from mpstream.pathwatch import command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    probe = "--probe=isp1,198.18.19.10,198.18.18.10"
+    assert command.build_config(parser.parse_args([probe])).abort is True
+    assert command.build_config(parser.parse_args([probe, "--no-abort"])).abort is False

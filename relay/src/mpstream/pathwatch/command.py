@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        help="JSON: {interval, down_after, recreate, providers: "
+        help="JSON: {interval, down_after, recreate, abort, providers: "
         "[{name, devices, addresses, probes: [{source, target}]}]}",
     )
     parser.add_argument(
@@ -45,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds without an answer before a provider counts as down (default 0.6)",
     )
     parser.add_argument("--no-recreate", action="store_true", help="only watch and log, change nothing")
+    parser.add_argument(
+        "--no-abort",
+        action="store_true",
+        help="leave a failed provider's MPTCP subflows to their retransmission timers",
+    )
     parser.add_argument("--events", type=Path, help="append one JSON line per transition and action here")
     parser.add_argument(
         "--duration", type=float, help="stop after this many seconds (default: run until SIGTERM)"
@@ -75,6 +80,8 @@ def build_config(args: argparse.Namespace):
         data["down_after"] = args.down_after
     if args.no_recreate:
         data["recreate"] = False
+    if args.no_abort:
+        data["abort"] = False
     return cfg.from_dict(data)
 
 

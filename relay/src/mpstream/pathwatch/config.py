@@ -40,6 +40,9 @@ class Config:
     # Seconds a provider back alone waits for another one to answer before it is left to
     # the retransmission timers; 0: decide as soon as it has settled.
     give_up: float = 0.0
+    # Abort a failed provider's MPTCP subflows (while another provider answers), so that
+    # their unacknowledged data moves to the other subflows at once; needs `recreate`.
+    abort: bool = True
 
     def probes(self) -> list[Probe]:
         return [probe for provider in self.providers.values() for probe in provider.probes]
@@ -78,6 +81,7 @@ def from_dict(data: dict) -> Config:
         float(data.get("down_after", 0.6)),
         bool(data.get("recreate", True)),
         float(data.get("give_up", 0.0)),
+        bool(data.get("abort", True)),
     )
     if config.interval <= 0 or config.down_after <= config.interval:
         raise ConfigError("interval must be positive and down_after longer than one interval")

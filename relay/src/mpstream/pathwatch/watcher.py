@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from mpstream.pathwatch import icmp, mptcp_events, netlink_events, sockets
+from mpstream.pathwatch import icmp, mptcp_events, netlink_events, sockets, subflows
 from mpstream.pathwatch.config import Config, Probe
 from mpstream.pathwatch.endpoints import FLAG_SIGNAL, FLAG_SUBFLOW, Endpoint
 from mpstream.pathwatch.tracker import DOWN, Tracker, Transition
@@ -80,6 +80,7 @@ class Watcher:
             self.mptcp, self.mptcp_family = None, None
         self.events_file = open(events_file, "a", buffering=1) if events_file else None  # noqa: SIM115
         self._pm = None
+        self._diag: subflows.SockDiag | None = None
         # Endpoints taken away while their provider is down, to be added back on its return.
         self.withdrawn: dict[str, list[Endpoint]] = {}
         # Whether the node opens a provider's subflows itself, read once per outage (the
@@ -121,6 +122,8 @@ class Watcher:
                 sock.close()
         if self._pm:
             self._pm.close()
+        if self._diag:
+            self._diag.close()
         if self.events_file:
             self.events_file.close()
 
@@ -163,6 +166,8 @@ class Watcher:
                 if transition.new == DOWN and self.config.recreate:
                     self._self_reliant.pop(transition.provider, None)
                     self.withdraw(transition.provider, now)
+                    if self.config.abort:
+                        self.abort(transition.provider, now)
             if self.config.recreate:
                 interval = self.config.interval
                 settle = 3 * interval  # long enough for a provider failing right now to look silent
@@ -262,6 +267,47 @@ class Watcher:
         listed = ", ".join(f"{ep.id} ({ep.address})" for ep in endpoints)
         log.info("%s: withdrew MPTCP endpoints %s; their data goes over the other providers", provider, listed)
         self.record("withdraw", provider=provider, endpoints=[ep.id for ep in endpoints])
+
+    def abort(self, provider: str, now: float) -> None:
+        """Abort the failed provider's MPTCP subflows that its endpoints did not take along.
+
+        Those are the subflows of announced (`signal`) endpoints and of endpoints kept
+        because their subflows alone reach some peer address: data sent on them just before
+        the failure would otherwise wait for their retransmission timers, and the whole
+        connection behind it (a hole in the stream the receiver cannot skip). Only while
+        another provider answers, only MPTCP subflows (never another TCP connection), and
+        only where the connection keeps a subflow on a provider that is not down. A peer
+        address that only aborted subflows reached is found again when the peer announces
+        it anew (its own watcher re-creates its endpoints on the provider's return).
+        """
+        if not self.tracker.others_answer(provider, now, self.config.down_after):
+            return
+        try:
+            if self._diag is None:
+                self._diag = subflows.SockDiag()
+            found = self._diag.subflows()
+        except Exception as exc:  # noqa: BLE001 - the kernel's timers remain
+            log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
+            return
+        down = {
+            address
+            for name, entry in self.config.providers.items()
+            if self.tracker.state(name) == DOWN
+            for address in entry.addresses
+        }
+        chosen, kept = subflows.abortable(found, self.config.providers[provider].addresses, down)
+        aborted = []
+        for subflow in chosen:
+            try:
+                self._diag.abort(subflow)
+                aborted.append(subflow.describe())
+            except OSError as exc:  # gone meanwhile (ENOENT), or no CONFIG_INET_DIAG_DESTROY
+                log.warning("%s: aborting subflow %s failed: %s", provider, subflow.describe(), exc.strerror)
+        if kept:
+            log.info("%s: %d subflows kept, their connections have no other path", provider, len(kept))
+        if aborted or kept:
+            log.info("%s: aborted %d MPTCP subflows; their data goes over the other providers", provider, len(aborted))
+            self.record("abort", provider=provider, subflows=aborted, kept=[s.describe() for s in kept])
 
     def restore(self, provider: str) -> list[Endpoint]:
         """Add a provider's withdrawn endpoints back (subflows follow, the kernel opens them)."""
