@@ -5,7 +5,8 @@ stream over two 2 Mbit/s providers, so both carry data; isp2 goes down for 8 s (
 subflow backs off exponentially with data in flight), then at once isp1 goes down and
 isp2 comes back. The stall is the longest gap between bytes arriving at the server in
 the 6 s after that switch. Variants: kernel defaults, `net.mptcp.stale_loss_cnt=1`,
-`net.ipv4.tcp_rto_max_ms=1000` (caps the backoff), the path watcher, and both.
+`net.ipv4.tcp_rto_max_ms=1000` (caps the backoff), the path watcher, and both (with and
+without its aborting the failed provider's subflows).
 
 The path watcher does not re-create a provider that comes back while no other provider
 answers (its backed-off subflows are then the only path, and removing them would leave
@@ -54,6 +55,11 @@ VARIANTS = {
     "stale_loss_cnt=1": {"sysctls": ("net.mptcp.stale_loss_cnt=1",), "watcher": False},
     "tcp_rto_max_ms=1000": {"sysctls": ("net.ipv4.tcp_rto_max_ms=1000",), "watcher": False},
     "path watcher": {"sysctls": (), "watcher": True},
+    "watcher --no-abort + rto_max 1000": {
+        "sysctls": ("net.ipv4.tcp_rto_max_ms=1000",),
+        "watcher": True,
+        "watcher_args": ("--no-abort",),
+    },
     "watcher + rto_max 1000": {"sysctls": ("net.ipv4.tcp_rto_max_ms=1000",), "watcher": True},
 }
 ISP2_DOWN = 8.0
@@ -116,6 +122,7 @@ def run_variant(name: str, workdir: Path, window: float = WINDOW) -> dict:
                     "0.5",
                     "--events",
                     str(workdir / f"{namespace}.jsonl"),
+                    *variant.get("watcher_args", ()),
                 )
         if not wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10):
             raise RuntimeError("no subflow over isp2 to begin with")

@@ -15,7 +15,14 @@ paths. A provider that returns just as the other one fails (phase 3 of the paper
 left to its subflows' retransmission timers, which `net.ipv4.tcp_rto_max_ms` bounds
 (the mptcp_kernel role sets it to 1 s).
 
+When a provider fails while another answers, the watcher withdraws its `subflow`
+endpoints where it safely can and aborts the provider's remaining MPTCP subflows, so
+that the data unacknowledged on them moves to the other subflows at once instead of
+holding up the whole connection until their timers give up.
+
 Modules: `tracker` (pure: probe results in, provider transitions out), `icmp` (echo
 packets, pure), `netlink_events` (pure parsing of link/address notifications),
-`endpoints` (the kernel's MPTCP endpoints), `watcher` (the I/O loop), `command` (CLI).
+`endpoints` (the kernel's MPTCP endpoints), `subflows` (listing and aborting subflows
+over sock_diag), `sockets` (addresses in use, from /proc/net), `watcher` (the I/O
+loop), `command` (CLI).
 """

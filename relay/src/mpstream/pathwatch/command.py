@@ -5,8 +5,10 @@ the same provider (`--probe PROVIDER,SOURCE,TARGET`, or a JSON `--config`), list
 link events of the providers' devices, and when a provider that was down answers again
 removes and re-adds the MPTCP endpoints on its addresses (once it has stayed up for three
 probe rounds, and only while another provider answers), so that the kernel opens (or
-announces) that provider's subflows for every live connection. Needs CAP_NET_RAW and
-CAP_NET_ADMIN in the node's network namespace.
+announces) that provider's subflows for every live connection. When a provider fails
+while another answers, its MPTCP subflows are aborted (`--no-abort` leaves them to their
+retransmission timers). Needs CAP_NET_RAW and CAP_NET_ADMIN in the node's network
+namespace.
 """
 
 from __future__ import annotations
