@@ -68,11 +68,11 @@ def run_processes() -> list[str]:
 # What the configured testbed reliably shows with 8 s phases: the push node's outgoing
 # and the client's incoming stream on both providers when both are up (how much spills
 # onto the second one varies from 7 to 40 % from run to run), and on the surviving one
-# alone when one is down. A dead provider still shows the sender's retransmissions until
-# MPTCP marks its subflows stale (the handover), so the sender's share of a down provider
-# is bounded loosely and the receiver's tightly.
+# alone when one is down. Providers fail on the NIC (the paper's way), so a sender's
+# counters no longer see what it sends there; a receiver's still count what the
+# provider's queue (up to 200 ms of it) delivers after the switch.
 UP_SHARE_MIN = 0.02
-DOWN_SHARE_LIMIT = {"tx_share": 0.10, "rx_share": 0.03}
+DOWN_SHARE_LIMIT = {"tx_share": 0.01, "rx_share": 0.03}
 
 
 @pytest.fixture(scope="module")

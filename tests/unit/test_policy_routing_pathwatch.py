@@ -196,7 +196,7 @@ def test_established_local_addresses_from_proc_net_tcp():
     assert sockets._unmapped("::ffff:198.18.19.10") == "198.18.19.10"
 
 
-def test_the_connection_token_is_read_from_mptcp_ulp_attributes_only():
+def test_token_and_peer_address_id_are_read_from_mptcp_ulp_attributes_only():
     from mpstream.pathwatch import subflows
 
     # INET_DIAG_ULP_INFO of a client's first subflow as 6.18 sends it (`ss -ti`:
@@ -208,31 +208,51 @@ def test_the_connection_token_is_read_from_mptcp_ulp_attributes_only():
         "08000800 c3000000 05000900 00000000 05000a00 00000000 08000300 b9880000"
         "0c000400 02ea53a6 7b057fa6 08000500 01000000 08000600 3331cf76 06000700 00000000"
     )
-    assert subflows.connection_token(ulp) == 0xBF5E3FA6
+    assert subflows.mptcp_ulp(ulp) == (0xBF5E3FA6, 0, 0)
     other_ulp = _rtattr(subflows.INET_ULP_INFO_NAME, b"tls\0")
-    assert subflows.connection_token(other_ulp) is None
-    assert subflows.connection_token(b"") is None
+    assert subflows.mptcp_ulp(other_ulp) is None
+    assert subflows.mptcp_ulp(b"") is None
 
 
-def _subflow(local, token, port):
+SERVER_ISP1, SERVER_ISP2 = "2001:2:0:102::a", "2001:2:0:202::a"
+CLIENT_ISP1, CLIENT_ISP2, CLIENT_V4 = "2001:2:0:103::a", "2001:2:0:203::a", "::ffff:198.18.19.10"
+
+
+def _subflow(local, token, port, remote=SERVER_ISP1):
+    """A client's subflow; the connection began from its isp1 address towards the server's."""
     from mpstream.pathwatch.subflows import Subflow
 
-    return Subflow(socket.AF_INET6, local, port, "2001:2:0:102::a", 1935, 0, port, token)
+    local_id = 0 if local == CLIENT_ISP1 else 2
+    remote_id = 0 if remote == SERVER_ISP1 else 2
+    return Subflow(socket.AF_INET6, local, port, remote, 1935, 0, port, token, local_id, remote_id)
 
 
 def test_only_subflows_of_connections_that_keep_a_working_path_are_aborted():
     from mpstream.pathwatch import subflows
 
-    isp1, isp2, isp3 = "2001:2:0:103::a", "2001:2:0:203::a", "::ffff:198.18.19.10"
-    both = [_subflow(isp1, 1, 40001), _subflow(isp2, 1, 40002), _subflow(isp1, 1, 40003)]
-    alone = [_subflow(isp1, 2, 40004)]  # a connection on the failed provider only
-    third_down = [_subflow(isp1, 3, 40005), _subflow(isp3, 3, 40006)]
-    chosen, kept = subflows.abortable(both + alone + third_down, failed={isp1}, down={isp1, "198.18.19.10"})
+    both = [_subflow(CLIENT_ISP1, 1, 40001), _subflow(CLIENT_ISP2, 1, 40002), _subflow(CLIENT_ISP1, 1, 40003)]
+    alone = [_subflow(CLIENT_ISP1, 2, 40004)]  # a connection on the failed provider only
+    third_down = [_subflow(CLIENT_ISP1, 3, 40005), _subflow(CLIENT_V4, 3, 40006)]
+    chosen, kept = subflows.abortable(both + alone + third_down, {CLIENT_ISP1}, {CLIENT_ISP1, "198.18.19.10"})
     assert [s.local_port for s in chosen] == [40001, 40003]
     assert [s.local_port for s in kept] == [40004, 40005]
     # An IPv4-mapped local address counts as the IPv4 one.
-    chosen, _ = subflows.abortable(third_down, failed={"198.18.19.10"}, down={"198.18.19.10"})
+    chosen, _ = subflows.abortable(third_down, {"198.18.19.10"}, {"198.18.19.10"})
     assert [s.local_port for s in chosen] == [40006]
+
+
+def test_the_only_subflow_towards_a_peer_address_is_kept_unless_it_joins_the_initial_ones():
+    from mpstream.pathwatch import subflows
+
+    # isp2 failed; no path crosses providers: only its subflow reaches the server's isp2 address.
+    alone = [_subflow(CLIENT_ISP1, 1, 40001), _subflow(CLIENT_ISP2, 1, 40002, SERVER_ISP2)]
+    assert subflows.abortable(alone, {CLIENT_ISP2}, {CLIENT_ISP2}) == ([], [alone[1]])
+    # Another working subflow reaches that address: this one may go.
+    crossing = [*alone, _subflow(CLIENT_ISP1, 1, 40003, SERVER_ISP2)]
+    assert subflows.abortable(crossing, {CLIENT_ISP2}, {CLIENT_ISP2}) == ([crossing[1]], [])
+    # The subflow between the initial addresses (IDs 0 both) goes: both ends keep knowing them.
+    first = [_subflow(CLIENT_ISP1, 2, 40004), _subflow(CLIENT_ISP2, 2, 40005, SERVER_ISP2)]
+    assert subflows.abortable(first, {CLIENT_ISP1}, {CLIENT_ISP1}) == ([first[0]], [])
 
 
 def test_abort_is_on_by_default_and_the_command_line_turns_it_off():

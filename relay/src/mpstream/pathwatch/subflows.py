@@ -9,8 +9,8 @@ retransmission timers have given up on a dead path.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
+import os
 import socket
 import struct
 from collections import defaultdict
@@ -22,7 +22,7 @@ from mpstream.pathwatch.netlink_attrs import attributes
 ESTABLISHED = 1  # TCP_ESTABLISHED
 INET_DIAG_INFO = 2  # asking for it brings the ULP attributes along
 INET_ULP_INFO_NAME, INET_ULP_INFO_MPTCP = 1, 3
-MPTCP_SUBFLOW_ATTR_TOKEN_LOC = 2
+MPTCP_SUBFLOW_ATTR_TOKEN_LOC, MPTCP_SUBFLOW_ATTR_ID_REM, MPTCP_SUBFLOW_ATTR_ID_LOC = 2, 9, 10
 
 
 @dataclass(frozen=True)
@@ -35,20 +35,32 @@ class Subflow:
     interface: int
     cookie: int
     token: int  # the local token of its MPTCP connection
+    # Address IDs: 0 for the addresses the connection began with, on either side.
+    local_id: int = 0
+    remote_id: int = 0
 
     @property
     def local_address(self) -> str:
-        """The local address, IPv4 for an IPv4-mapped one (a dual-stack socket's)."""
-        mapped = getattr(ipaddress.ip_address(self.local), "ipv4_mapped", None)
-        return str(mapped) if mapped else self.local
+        return _unmapped(self.local)
+
+    @property
+    def remote_address(self) -> str:
+        return _unmapped(self.remote)
 
     def describe(self) -> str:
         return f"{self.local} port {self.local_port} -> {self.remote} port {self.remote_port}"
 
 
-def connection_token(ulp_info: bytes) -> int | None:
-    """The local MPTCP token in an INET_DIAG_ULP_INFO payload; None for another ULP."""
-    name, token = None, None
+def _unmapped(address: str) -> str:
+    """IPv4 for an IPv4-mapped address (a dual-stack socket's), the address otherwise."""
+    mapped = getattr(ipaddress.ip_address(address), "ipv4_mapped", None)
+    return str(mapped) if mapped else address
+
+
+def mptcp_ulp(ulp_info: bytes) -> tuple[int, int, int] | None:
+    """(local token, local and peer address IDs) from an INET_DIAG_ULP_INFO payload;
+    None for another ULP."""
+    name, token, ids = None, None, {MPTCP_SUBFLOW_ATTR_ID_LOC: 0, MPTCP_SUBFLOW_ATTR_ID_REM: 0}
     for kind, payload in attributes(ulp_info):
         if kind == INET_ULP_INFO_NAME:
             name = payload.split(b"\0", 1)[0]
@@ -56,7 +68,11 @@ def connection_token(ulp_info: bytes) -> int | None:
             for inner, value in attributes(payload):
                 if inner == MPTCP_SUBFLOW_ATTR_TOKEN_LOC and len(value) >= 4:
                     token = struct.unpack_from("=I", value)[0]
-    return token if name == b"mptcp" else None
+                elif inner in ids and value:
+                    ids[inner] = value[0]
+    if name != b"mptcp" or token is None:
+        return None
+    return token, ids[MPTCP_SUBFLOW_ATTR_ID_LOC], ids[MPTCP_SUBFLOW_ATTR_ID_REM]
 
 
 def abortable(subflows: Iterable[Subflow], failed: set[str], down: set[str]) -> tuple[list[Subflow], list[Subflow]]:
@@ -65,16 +81,27 @@ def abortable(subflows: Iterable[Subflow], failed: set[str], down: set[str]) -> 
     One is aborted only where its connection keeps an established subflow from an address
     that is not `down`: aborting a connection's last working subflow would close the
     connection, which its retransmission timers might still save.
+
+    And only where a working subflow of the connection reaches the same peer address, or
+    the subflow joins the two addresses the connection began with (IDs 0). The path
+    manager that opens subflows does so only towards peer addresses its subflows use
+    (and the initial one, whose first subflow stays listed): one that only this subflow
+    reaches would be lost until announced again, over a path that may be gone by then.
+    Both ends decide alike, so neither aborts a subflow the other keeps (which would
+    then be reset as soon as its provider returned).
     """
     by_connection: dict[int, list[Subflow]] = defaultdict(list)
     for subflow in subflows:
         by_connection[subflow.token].append(subflow)
     chosen, kept = [], []
     for members in by_connection.values():
-        survives = any(member.local_address not in down for member in members)
+        working = [member for member in members if member.local_address not in down]
+        reached = {member.remote_address for member in working}
         for member in members:
-            if member.local_address in failed:
-                (chosen if survives else kept).append(member)
+            if member.local_address not in failed:
+                continue
+            initial = member.local_id == 0 and member.remote_id == 0
+            (chosen if working and (initial or member.remote_address in reached) else kept).append(member)
     return chosen, kept
 
 
@@ -103,8 +130,8 @@ class SockDiag:
                 family=family, states=1 << ESTABLISHED, extensions=1 << (INET_DIAG_INFO - 1)
             ):
                 ulp = msg.get_attr("INET_DIAG_ULP_INFO")
-                token = connection_token(bytes.fromhex(ulp.replace(":", ""))) if ulp else None
-                if token is None:
+                mptcp = mptcp_ulp(bytes.fromhex(ulp.replace(":", ""))) if ulp else None
+                if mptcp is None:
                     continue  # plain TCP, never ours to abort
                 found.append(
                     Subflow(
@@ -115,7 +142,7 @@ class SockDiag:
                         msg["idiag_dport"],
                         msg["idiag_if"],
                         msg["idiag_cookie"],
-                        token,
+                        *mptcp,
                     )
                 )
         return found
@@ -136,4 +163,4 @@ class SockDiag:
             # pyroute2's sock_diag marshal leaves NLMSG_ERROR undecoded: the code follows the header.
             code = -struct.unpack_from("=i", reply.data, reply.offset + 16)[0]
             if code:
-                raise OSError(code, f"{subflow.describe()}: {errno.errorcode.get(code, code)}")
+                raise OSError(code, os.strerror(code))

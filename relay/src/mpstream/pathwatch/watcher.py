@@ -275,10 +275,9 @@ class Watcher:
         because their subflows alone reach some peer address: data sent on them just before
         the failure would otherwise wait for their retransmission timers, and the whole
         connection behind it (a hole in the stream the receiver cannot skip). Only while
-        another provider answers, only MPTCP subflows (never another TCP connection), and
-        only where the connection keeps a subflow on a provider that is not down. A peer
-        address that only aborted subflows reached is found again when the peer announces
-        it anew (its own watcher re-creates its endpoints on the provider's return).
+        another provider answers, only MPTCP subflows (never another TCP connection), only
+        where the connection keeps a subflow on a provider that is not down, and not where
+        that would lose a peer address (see `subflows.abortable`).
         """
         if not self.tracker.others_answer(provider, now, self.config.down_after):
             return
@@ -303,10 +302,14 @@ class Watcher:
                 aborted.append(subflow.describe())
             except OSError as exc:  # gone meanwhile (ENOENT), or no CONFIG_INET_DIAG_DESTROY
                 log.warning("%s: aborting subflow %s failed: %s", provider, subflow.describe(), exc.strerror)
-        if kept:
-            log.info("%s: %d subflows kept, their connections have no other path", provider, len(kept))
         if aborted or kept:
-            log.info("%s: aborted %d MPTCP subflows; their data goes over the other providers", provider, len(aborted))
+            log.info(
+                "%s: aborted %d MPTCP subflows, their data goes over the other providers; kept %d "
+                "(their connection's or a peer address's only path)",
+                provider,
+                len(aborted),
+                len(kept),
+            )
             self.record("abort", provider=provider, subflows=aborted, kept=[s.describe() for s in kept])
 
     def restore(self, provider: str) -> list[Endpoint]:
@@ -364,6 +367,19 @@ class Watcher:
 
     def recreate(self, provider: str) -> None:
         addresses = self.config.providers[provider].addresses
+        if provider not in self.withdrawn and self.opens_own_subflows(provider):
+            # Re-creating closes the provider's subflows, and the kernel opens new ones only
+            # towards peer addresses that other subflows use: one that only these reach would
+            # be lost. Those backed-off subflows resume by their own timers instead.
+            stranded = sockets.peers_reached_only_from(addresses)
+            if stranded:
+                log.info(
+                    "%s: back; its subflows alone reach %s, left to resume by their timers",
+                    provider,
+                    ", ".join(sorted(stranded)),
+                )
+                self.record("recreate_skipped", provider=provider, peers=sorted(stranded))
+                return
         started = self.clock()
         try:
             pm = self._pm_open()
