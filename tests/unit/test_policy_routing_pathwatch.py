@@ -193,7 +193,7 @@ def test_established_local_addresses_from_proc_net_tcp():
         "   0: 0200012003010000000000000A000000:9C40 0200012002010000000000000A000000:0793 01\n"
     )
     assert sockets.established_local_addresses(tcp6) == {"2001:2:0:103::a"}
-    assert sockets._unmapped("::ffff:198.18.19.10") == "198.18.19.10"
+    assert sockets.unmapped("::ffff:198.18.19.10") == "198.18.19.10"
 
 
 def test_token_and_peer_address_id_are_read_from_mptcp_ulp_attributes_only():

@@ -43,7 +43,7 @@ def _read_pairs() -> set[tuple[str, str]]:
         except OSError:
             continue
     # A dual-stack socket's IPv4 addresses show as ::ffff:a.b.c.d.
-    return {(_unmapped(local), _unmapped(remote)) for local, remote in pairs}
+    return {(unmapped(local), unmapped(remote)) for local, remote in pairs}
 
 
 def local_addresses_in_use() -> set[str]:
@@ -63,6 +63,7 @@ def peers_reached_only_from(addresses: set[str]) -> set[str]:
     return from_them - from_others
 
 
-def _unmapped(address: str) -> str:
+def unmapped(address: str) -> str:
+    """IPv4 for an IPv4-mapped address (a dual-stack socket's), the address otherwise."""
     mapped = getattr(ipaddress.ip_address(address), "ipv4_mapped", None)
     return str(mapped) if mapped else address

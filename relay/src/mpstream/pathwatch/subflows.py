@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mpstream.pathwatch.netlink_attrs import attributes
+from mpstream.pathwatch.sockets import unmapped
 
 ESTABLISHED = 1  # TCP_ESTABLISHED
 INET_DIAG_INFO = 2  # asking for it brings the ULP attributes along
@@ -41,20 +42,14 @@ class Subflow:
 
     @property
     def local_address(self) -> str:
-        return _unmapped(self.local)
+        return unmapped(self.local)
 
     @property
     def remote_address(self) -> str:
-        return _unmapped(self.remote)
+        return unmapped(self.remote)
 
     def describe(self) -> str:
         return f"{self.local} port {self.local_port} -> {self.remote} port {self.remote_port}"
-
-
-def _unmapped(address: str) -> str:
-    """IPv4 for an IPv4-mapped address (a dual-stack socket's), the address otherwise."""
-    mapped = getattr(ipaddress.ip_address(address), "ipv4_mapped", None)
-    return str(mapped) if mapped else address
 
 
 def mptcp_ulp(ulp_info: bytes) -> tuple[int, int, int] | None:
