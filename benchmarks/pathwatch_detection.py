@@ -4,7 +4,7 @@ The paper's phase 3 on the t8-pw topology (see test_pathwatch_recovery): a 3 Mbi
 stream over two 2 Mbit/s providers, so both carry data; isp2 goes down for 8 s (its
 subflow backs off exponentially with data in flight), then at once isp1 goes down and
 isp2 comes back. The stall is the longest gap between bytes arriving at the server in
-the 6 s after that switch. Variants: kernel defaults, `net.mptcp.stale_loss_cnt=1`,
+the 15 s after that switch (`--window`). Variants: kernel defaults, `net.mptcp.stale_loss_cnt=1`,
 `net.ipv4.tcp_rto_max_ms=1000` (caps the backoff), the path watcher, and both (with and
 without its aborting the failed provider's subflows).
 

@@ -140,14 +140,14 @@ while True:
 """
 
 
-def subflows_from(local):
-    """Established TCP subflows of the client from `local` to the server's port."""
-    out = ns(CLIENT, "ss", "-Htn", "state", "established").stdout
+def subflows_from(local, node=CLIENT):
+    """Established TCP subflows of `node` from `local`, on the server's port at either end."""
+    out = ns(node, "ss", "-Htn", "state", "established").stdout
     count = 0
     for line in out.splitlines():
         words = line.split()
         source = words[2].split("]")[0].lstrip("[").split("%")[0] if len(words) >= 4 else ""
-        if source == local and words[3].endswith(f":{PORT}"):
+        if source == local and (words[3].endswith(f":{PORT}") or words[2].endswith(f":{PORT}")):
             count += 1
     return count
 
@@ -342,6 +342,35 @@ def test_a_failed_providers_subflow_endpoints_are_withdrawn_and_come_back(networ
     outage(2, False)
     events = [json.loads(line) for line in (tmp_path / "client.jsonl").read_text().splitlines()]
     assert [e["endpoints"] for e in events if e["event"] == "withdraw"] == [[102], [102]]
+
+
+@pytest.mark.parametrize("network", ["crossing"], indirect=True)
+def test_the_server_aborts_its_side_of_a_failed_providers_subflows(network, tmp_path):
+    """The server announces (`signal`): it has no endpoint to withdraw, so its watcher
+    aborts the failed provider's subflows, whose peer addresses other subflows reach
+    here (paths cross providers)."""
+    procs = network
+    spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
+    time.sleep(0.3)
+    spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
+    assert wait_for(lambda: subflows_from(S[1], SERVER) >= 2 and subflows_from(S[2], SERVER) >= 2, 10)
+    events = tmp_path / "server.jsonl"
+    with open(tmp_path / "server.log", "w") as log:
+        watcher(procs, SERVER, S, C, events, log)
+        time.sleep(1.0)
+        outage(2, True)
+        failed = time.monotonic()
+        try:
+            assert wait_for(lambda: subflows_from(S[2], SERVER) == 0, 3.0, step=0.02), log.name
+            took = time.monotonic() - failed
+            print(f"the server's isp2 subflows aborted {took:.2f} s after isp2 failed")
+            assert took < 1.5  # down after 0.5 s of silence, then at once; their timers take seconds
+            assert subflows_from(S[1], SERVER) >= 2
+        finally:
+            outage(2, False)
+    (aborted,) = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "abort"]
+    assert aborted["kept"] == [] and len(aborted["subflows"]) >= 2
+    assert all(line.startswith(f"{S[2]} port {PORT} -> ") for line in aborted["subflows"])
 
 
 PLAIN_PORT = PORT + 1

@@ -166,7 +166,8 @@ class Watcher:
                 if transition.new == DOWN and self.config.recreate:
                     self._self_reliant.pop(transition.provider, None)
                     self.withdraw(transition.provider, now)
-                    if self.config.abort:
+                    # Withdrawn endpoints take their subflows along; only the others need aborting.
+                    if self.config.abort and transition.provider not in self.withdrawn:
                         self.abort(transition.provider, now)
             if self.config.recreate:
                 interval = self.config.interval
