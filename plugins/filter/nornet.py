@@ -19,14 +19,14 @@ def nornet_interfaces(providers, site, node, addressing=None):
     return nornet.interfaces(providers, site, node, addressing)
 
 
-def nornet_address(provider, version, site, node, base=None, site_bits=None):
+def nornet_address(provider, version, site, node, base=None, site_bits=None, prefixlen=None):
     """{{ 1 | nornet_address(6, site, node) }} -> '2001:2:0:102::a/64'"""
-    return nornet.host_interface(version, provider, site, node, base, site_bits)
+    return nornet.host_interface(version, provider, site, node, base, site_bits, prefixlen)
 
 
-def nornet_subnet(provider, version, site, base=None, site_bits=None):
+def nornet_subnet(provider, version, site, base=None, site_bits=None, prefixlen=None):
     """{{ 1 | nornet_subnet(4, site) }} -> '198.18.17.0/24'"""
-    return str(nornet.provider_subnet(version, provider, site, base, site_bits))
+    return str(nornet.provider_subnet(version, provider, site, base, site_bits, prefixlen))
 
 
 class FilterModule(object):

@@ -12,8 +12,7 @@ from __future__ import absolute_import, division, print_function
 import ipaddress
 import re
 
-from ansible.module_utils.nornet import (
-    DEFAULT_IPV4_BASE, DEFAULT_IPV6_BASE, GATEWAY_INDEX, AddressingError, host_interface, provider_subnet)
+from ansible.module_utils.nornet import GATEWAY_INDEX, AddressingError, layout
 
 __metaclass__ = type
 
@@ -22,6 +21,10 @@ CORE_BRIDGE = "core"
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|k|m|g)?\s*$", re.IGNORECASE)
 _MULTIPLIER = {None: 1, "bit": 1, "k": 10 ** 3, "kbit": 10 ** 3, "m": 10 ** 6, "mbit": 10 ** 6,
                "g": 10 ** 9, "gbit": 10 ** 9}
+
+
+# What a node may set for itself per provider, on top of the provider's own settings.
+LINK_SETTINGS = ("rate_up", "rate_down")
 
 
 class TopologyError(ValueError):
@@ -55,14 +58,13 @@ def _index(value, what, low, high):
     return number
 
 
-def _core_interface(version, provider_index, addressing):
+def _core_interface(cut, provider_index):
     """Provider routers meet on the last subnet of the base prefix."""
-    base = ipaddress.ip_network(addressing.get("ipv%d_base" % version)
-                                or (DEFAULT_IPV4_BASE if version == 4 else DEFAULT_IPV6_BASE))
-    prefixlen = 24 if version == 4 else 64
-    last = ipaddress.ip_network((int(base.broadcast_address) - (1 << (base.max_prefixlen - prefixlen)) + 1,
-                                 prefixlen))
-    return "%s/%d" % (last.network_address + provider_index, prefixlen)
+    last = cut.last_subnet()
+    if provider_index > last.num_addresses - 2:
+        raise TopologyError("provider index %d has no address on the core link %s: %s"
+                            % (provider_index, last, cut.hint()))
+    return "%s/%d" % (last.network_address + provider_index, last.prefixlen)
 
 
 def _validated_providers(providers):
@@ -97,7 +99,7 @@ def _validated_nodes(nodes, providers):
         names.add(name)
         if node.get("site_index") is None or node.get("node_index") is None:
             raise TopologyError("node %s needs mpstream_site_index and mpstream_node_index in the inventory" % name)
-        site = _index(node["site_index"], "node %s's mpstream_site_index" % name, 0, 15)
+        site = _index(node["site_index"], "node %s's mpstream_site_index" % name, 0, 255)
         index = _index(node["node_index"], "node %s's mpstream_node_index" % name, 2, 253)
         if (site, index) in places:
             raise TopologyError("node %s has the same site and node index (%d, %d) as another node"
@@ -111,7 +113,32 @@ def _validated_nodes(nodes, providers):
                                 "(mpstream_providers)" % (name, ", ".join(unknown), ", ".join(known)))
         if not wanted:
             raise TopologyError("node %s has no provider: it would have no NIC" % name)
-        result.append({"name": name, "site": site, "index": index, "providers": wanted})
+        links = _validated_links(node.get("links"), name, wanted)
+        result.append({"name": name, "site": site, "index": index, "providers": wanted, "links": links})
+    return result
+
+
+def _validated_links(links, node, providers):
+    """A node's own link settings per provider (mpstream_node_links), on top of mpstream_providers."""
+    if links in (None, ""):
+        return {}
+    if not isinstance(links, dict):
+        raise TopologyError("node %s: mpstream_node_links must map provider names to settings "
+                            "such as {isp1: {rate_up: 100mbit, rate_down: 100mbit}}" % node)
+    result = {}
+    for provider, settings in links.items():
+        if provider not in providers:
+            raise TopologyError("node %s: mpstream_node_links names provider %s, which the node has no NIC for "
+                                "(it has %s)" % (node, provider, ", ".join(providers)))
+        if not isinstance(settings, dict):
+            raise TopologyError("node %s: mpstream_node_links.%s must be a mapping like {rate_up: 100mbit}"
+                                % (node, provider))
+        unknown = sorted(set(settings) - set(LINK_SETTINGS))
+        if unknown:
+            raise TopologyError("node %s: mpstream_node_links.%s has unknown setting(s) %s; known: %s"
+                                % (node, provider, ", ".join(unknown), ", ".join(LINK_SETTINGS)))
+        result[provider] = dict((key, parse_rate(value, "node %s %s %s" % (node, provider, key)))
+                                for key, value in settings.items())
     return result
 
 
@@ -133,12 +160,23 @@ def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_m
         "veths": [], "addresses": {}, "routes": {}, "sysctls": {}, "shapers": [],
     }
 
+    try:
+        cuts = dict((version, layout(version, addressing)) for version in (4, 6))
+    except AddressingError as exc:
+        raise TopologyError(str(exc))
+
     def address(version, provider, site, host):
         try:
-            return host_interface(version, provider, site, host, addressing.get("ipv%d_base" % version),
-                                  addressing.get("ipv%d_site_bits" % version))
+            return cuts[version].host(provider, site, host)
         except AddressingError as exc:
             raise TopologyError(str(exc))
+
+    def subnet(version, provider, site):
+        found = ipaddress.ip_network(address(version, provider, site, GATEWAY_INDEX), strict=False)
+        if found == cuts[version].last_subnet():
+            raise TopologyError("site %d on provider %d takes %s, the subnet of the providers' core link: "
+                                "use another site index, or %s" % (site, provider, found, cuts[version].hint()))
+        return found
 
     sites_of = {p["name"]: sorted({n["site"] for n in nodes if p["name"] in n["providers"]}) for p in providers}
     for provider in providers:
@@ -146,11 +184,12 @@ def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_m
         plan["sysctls"][ns] = {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1}
         plan["veths"].append({"ns": core_ns, "ifname": provider["name"], "master": CORE_BRIDGE,
                               "peer_ns": ns, "peer_ifname": "core"})
-        plan["addresses"][(ns, "core")] = [_core_interface(v, provider["index"], addressing) for v in (4, 6)]
+        plan["addresses"][(ns, "core")] = [_core_interface(cuts[v], provider["index"]) for v in (4, 6)]
         for site in sites_of[provider["name"]]:
             bridge = "site%d" % site
             plan["bridges"].append({"ns": ns, "ifname": bridge})
-            plan["addresses"][(ns, bridge)] = [address(v, provider["index"], site, GATEWAY_INDEX) for v in (4, 6)]
+            plan["addresses"][(ns, bridge)] = ["%s/%d" % (subnet(v, provider["index"], site).network_address
+                                                          + GATEWAY_INDEX, cuts[v].prefixlen) for v in (4, 6)]
         # Reach the other providers' sites through the core.
         routes = []
         for other in providers:
@@ -158,10 +197,9 @@ def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_m
                 continue
             for site in sites_of[other["name"]]:
                 for version in (4, 6):
-                    subnet = provider_subnet(version, other["index"], site, addressing.get("ipv%d_base" % version),
-                                             addressing.get("ipv%d_site_bits" % version))
-                    gateway = _core_interface(version, other["index"], addressing).split("/")[0]
-                    routes.append({"dst": str(subnet), "gateway": gateway, "metric": 10})
+                    gateway = _core_interface(cuts[version], other["index"]).split("/")[0]
+                    routes.append({"dst": str(subnet(version, other["index"], site)), "gateway": gateway,
+                                   "metric": 10})
         plan["routes"][ns] = routes
 
     for node in nodes:
@@ -178,6 +216,7 @@ def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_m
                 gateway = address(version, provider["index"], node["site"], GATEWAY_INDEX).split("/")[0]
                 plan["routes"][ns].append({"dst": "0.0.0.0/0" if version == 4 else "::/0", "gateway": gateway,
                                            "metric": 100 * provider["index"]})
-            plan["shapers"].append({"ns": ns, "ifname": provider["nic"], "rate_bps": provider["rate_up"]})
-            plan["shapers"].append({"ns": provider_ns[name], "ifname": router_side, "rate_bps": provider["rate_down"]})
+            link = dict(provider, **node["links"].get(name, {}))
+            plan["shapers"].append({"ns": ns, "ifname": provider["nic"], "rate_bps": link["rate_up"]})
+            plan["shapers"].append({"ns": provider_ns[name], "ifname": router_side, "rate_bps": link["rate_down"]})
     return plan

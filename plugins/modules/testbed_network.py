@@ -33,13 +33,15 @@ options:
     elements: dict
     default: []
   nodes:
-    description: Nodes, each with C(name), C(site_index), C(node_index) and C(providers)
-      (names of the providers the node has a NIC for).
+    description: Nodes, each with C(name), C(site_index), C(node_index), C(providers)
+      (names of the providers the node has a NIC for) and C(links) (the node's own
+      C(rate_up)/C(rate_down) per provider name, on top of the provider's).
     type: list
     elements: dict
     default: []
   addressing:
-    description: Overrides of the NorNet addressing (C(ipv4_base), C(ipv4_site_bits), C(ipv6_base), C(ipv6_site_bits)).
+    description: Overrides of the NorNet addressing (C(ipv4_base), C(ipv4_site_bits), C(ipv4_prefixlen),
+      and the same for C(ipv6)).
     type: dict
     default: {}
   burst:

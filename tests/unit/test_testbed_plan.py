@@ -95,3 +95,58 @@ def test_bad_providers_and_rates_say_what_to_fix():
         topology.plan_topology("x", [{"name": "a", "index": 1, "rate_up": "fast"}], [])
     assert topology.parse_rate("2.5M", "r") == 2_500_000
     assert topology.parse_rate("", "r") == 0
+
+
+NORNET_SCALE = {"ipv4_site_bits": 8, "ipv4_prefixlen": 26}
+
+
+def test_nornet_scale_sites_up_to_255_fit_the_benchmarking_range():
+    assert nornet.host_interface(4, 7, 255, 62, None, 8, 26) == "198.19.255.254/26"
+    assert nornet.host_interface(4, 1, 200, 10, None, 8, 26) == "198.18.114.10/26"
+    assert nornet.host_interface(6, 8, 255, 255) == "2001:2:0:8ff::ff/64"
+    nodes = [{"name": f"n{s}", "site_index": s, "node_index": 10} for s in (1, 20, 100, 200, 250)]
+    plan = topology.plan_topology("nn", providers(3), nodes, NORNET_SCALE)
+    v4 = [a[0] for key, a in plan["addresses"].items() if key[0].startswith("nn-n")]
+    assert len(set(v4)) == len(v4) == 15
+    assert all(a.startswith(("198.18.", "198.19.")) and a.endswith("/26") for a in v4)
+    assert plan["addresses"][("nn-isp3", "core")][0] == "198.19.255.195/26"
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: nornet.host_interface(4, 1, 16, 10), "site index 16 does not fit: 198.18.0.0/15 with 4 site bits"),
+    (lambda: nornet.host_interface(4, 8, 1, 10, None, 8, 26), "provider index 8 does not fit"),
+    (lambda: nornet.host_interface(4, 1, 1, 100, None, 8, 26), "host index 100 does not fit"),
+    (lambda: nornet.host_interface(4, 1, 1, 10, None, 9, 24), "9 site bits do not fit"),
+])
+def test_addressing_that_runs_out_names_the_limit_and_the_setting(call, message):
+    with pytest.raises(nornet.AddressingError, match=re.escape(message)) as raised:
+        call()
+    assert "mpstream_addressing.ipv4" in str(raised.value)
+
+
+def test_a_site_on_the_core_subnet_is_refused():
+    nodes = [{"name": "a", "site_index": 255, "node_index": 10}]
+    with pytest.raises(topology.TopologyError, match="core link"):
+        topology.plan_topology("x", providers(7)[6:], nodes, NORNET_SCALE)
+
+
+def test_a_node_overrides_its_own_links():
+    plan = topology.plan_topology("x", providers(2), [
+        {"name": "server", "site_index": 1, "node_index": 2,
+         "links": {"isp1": {"rate_up": "100mbit", "rate_down": "100mbit"}, "isp2": {"rate_down": "50mbit"}}},
+        {"name": "client", "site_index": 2, "node_index": 2}])
+    rates = {(s["ns"], s["ifname"]): s["rate_bps"] for s in plan["shapers"]}
+    assert rates[("x-server", "nic1")] == rates[("x-isp1", "s1n2")] == 100_000_000
+    assert rates[("x-server", "nic2")] == 3_000_000 and rates[("x-isp2", "s1n2")] == 50_000_000
+    assert rates[("x-client", "nic1")] == rates[("x-isp1", "s2n2")] == 3_000_000
+
+
+@pytest.mark.parametrize("links,message", [
+    ({"isp9": {"rate_up": "1mbit"}}, "names provider isp9, which the node has no NIC for"),
+    ({"isp1": {"speed": "1mbit"}}, "unknown setting(s) speed"),
+    ({"isp1": {"rate_up": "quick"}}, "not a tc rate"),
+    (["isp1"], "must map provider names"),
+])
+def test_bad_node_links_say_what_to_fix(links, message):
+    with pytest.raises(topology.TopologyError, match=re.escape(message)):
+        topology.plan_topology("x", providers(2), [{"name": "a", "site_index": 1, "node_index": 2, "links": links}])
