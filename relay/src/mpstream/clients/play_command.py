@@ -17,11 +17,16 @@ import argparse
 import json
 import logging
 import sys
+import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="rtmp://HOST[:PORT]/APP/STREAM (IPv6 literals in brackets)")
-    parser.add_argument("--duration", type=float, default=100.0, help="seconds to play (default: 100)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--duration", type=float, default=100.0, help="seconds to play (default: 100)")
+    length.add_argument("--until", type=float, metavar="UNIX_TIME",
+                        help="play until this wall-clock time instead (a scenario's end, however late "
+                             "the player was started)")
     parser.add_argument("--buffer-ms", type=int, default=1000,
                         help="playback buffer of the player model, in ms (default: 1000)")
     parser.add_argument("--json", help="write the summary to this file")
@@ -44,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
     from mpstream.clients.player import Player, PlayError, PlayOptions
     from mpstream.clients.summary import describe, progress_line, summarize, write_csv
 
+    if args.until is not None:
+        args.duration = args.until - time.time()
+        if args.duration <= 0:
+            print(f"mpstream play: --until {args.until:.3f} has passed already", file=sys.stderr)
+            return 2
     if args.duration <= 0 or args.buffer_ms < 0:
         print("mpstream play: --duration must be positive and --buffer-ms not negative", file=sys.stderr)
         return 2
