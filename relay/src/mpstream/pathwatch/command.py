@@ -1,7 +1,10 @@
 """Watch each provider path and re-create its MPTCP subflows when it comes back.
 
-Probes every provider with ICMP echo from each local address to a peer's address over
-the same provider (`--probe PROVIDER,SOURCE,TARGET`, or a JSON `--config`), listens to
+Probes every provider with ICMP echo from its local addresses to the peers' addresses over
+the same provider (`--probe PROVIDER,SOURCE,TARGET[,PEER]`, or a JSON `--config`): a few
+probes a round per provider, whatever the number of peers (`--probe-all`: every probe
+every round). A provider is down after `--down-after` seconds of silence, longer where its
+measured round-trip time asks for it (see tracker.Tracker). It listens to
 link events of the providers' devices, and when a provider that was down answers again
 removes and re-adds the MPTCP endpoints on its addresses (once it has stayed up for three
 probe rounds, and only while another provider answers), so that the kernel opens (or
@@ -23,15 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        help="JSON: {interval, down_after, recreate, abort, providers: "
-        "[{name, devices, addresses, probes: [{source, target}]}]}",
+        help="JSON: {interval, down_after, down_after_max, rtt_factor, probes_per_round, probe_all, "
+        "recreate, abort, providers: [{name, devices, addresses, probes: [{source, target, peer}]}]}",
     )
     parser.add_argument(
         "--probe",
         action="append",
         default=[],
-        metavar="PROVIDER,SOURCE,TARGET",
-        help="probe PROVIDER by echo from SOURCE to TARGET (repeatable)",
+        metavar="PROVIDER,SOURCE,TARGET[,PEER]",
+        help="probe PROVIDER by echo from SOURCE to TARGET, an address of PEER (repeatable)",
     )
     parser.add_argument(
         "--device",
@@ -44,7 +47,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--down-after",
         type=float,
-        help="seconds without an answer before a provider counts as down (default 0.6)",
+        help="seconds without an answer before a provider counts as down, at least (default 0.6)",
+    )
+    parser.add_argument(
+        "--rtt-factor",
+        type=float,
+        help="down after at least this many times srtt + 4 rttvar without an answer (default 2; 0: fixed)",
+    )
+    parser.add_argument(
+        "--probes-per-round",
+        type=int,
+        help="probes a round per provider, whatever the number of peers (default 2)",
+    )
+    parser.add_argument(
+        "--probe-all",
+        action="store_true",
+        help="send every probe every round (the cost grows with the number of peers)",
     )
     parser.add_argument("--no-recreate", action="store_true", help="only watch and log, change nothing")
     parser.add_argument(
@@ -66,11 +84,11 @@ def build_config(args: argparse.Namespace):
         data = cfg.json.loads(args.config.read_text())
     by_name = {entry["name"]: entry for entry in data.setdefault("providers", [])}
     for text in args.probe:
-        name, source, target = cfg.parse_probe(text)
+        name, source, target, peer = cfg.parse_probe(text)
         by_name.setdefault(name, {"name": name})
         if by_name[name] not in data["providers"]:
             data["providers"].append(by_name[name])
-        by_name[name].setdefault("probes", []).append({"source": source, "target": target})
+        by_name[name].setdefault("probes", []).append({"source": source, "target": target, "peer": peer})
     for text in args.device:
         name, _, device = text.partition(",")
         if name not in by_name:
@@ -80,6 +98,12 @@ def build_config(args: argparse.Namespace):
         data["interval"] = args.interval
     if args.down_after is not None:
         data["down_after"] = args.down_after
+    if args.rtt_factor is not None:
+        data["rtt_factor"] = args.rtt_factor
+    if args.probes_per_round is not None:
+        data["probes_per_round"] = args.probes_per_round
+    if args.probe_all:
+        data["probe_all"] = True
     if args.no_recreate:
         data["recreate"] = False
     if args.no_abort:

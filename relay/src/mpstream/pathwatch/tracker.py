@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mpstream.pathwatch.rtt import RttEstimator
+
 UP, DOWN, UNKNOWN = "up", "down", "unknown"
+# How long an answer may take while nothing is known of a path's round-trip time (TCP's
+# initial retransmission timeout, RFC 6298): a far path is not late before it could answer.
+INITIAL_RTO = 1.0
+
+
+@dataclass
+class PathState:
+    """One probe target of a provider."""
+
+    peer: str
+    rtt: RttEstimator = field(default_factory=RttEstimator)
+    last_reply: float | None = None
+    waiting_since: float | None = None  # the first probe sent after its last answer
 
 
 @dataclass
@@ -15,6 +30,10 @@ class ProviderState:
     last_reply: float | None = None
     started: float = 0.0
     links_down: set[str] = field(default_factory=set)
+    rtt: RttEstimator = field(default_factory=RttEstimator)  # over all its targets
+    paths: dict[str, PathState] = field(default_factory=dict)
+    # target -> the first probe sent to it since the provider's last answer
+    unanswered: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -28,16 +47,33 @@ class Transition:
 
 
 class Tracker:
-    """A provider is up while some probe over it was answered within `down_after` seconds.
+    """A provider is up while some probe over it is answered; one answer brings it back up
+    (returning fast is the point), a carrier loss on one of its links takes it down, and
+    so does silence, when both hold:
 
-    One answer brings it back up (returning fast is the point); silence for `down_after`
-    seconds, or a carrier loss on one of its links, takes it down.
+    - no probe over it has been answered for its threshold,
+      max(down_after, rtt_factor x (srtt + 4 rttvar)) and at most down_after_max, from the
+      round-trip times of its answers (smoothed like TCP's): a 300 ms path is not declared
+      down while its answers are on their way, a 1 ms one is after `down_after`;
+    - since the last answer, probes to at least two different peers (one where there is
+      only one) are late: unanswered for longer than that target's srtt + 4 rttvar (the
+      provider's while the target never answered, INITIAL_RTO while nothing answered).
+      One peer that is gone does not take a working provider down with it.
     """
 
-    def __init__(self, providers: list[str], down_after: float, now: float) -> None:
+    def __init__(
+        self,
+        providers: list[str],
+        down_after: float,
+        now: float,
+        rtt_factor: float = 2.0,
+        down_after_max: float | None = None,
+    ) -> None:
         if down_after <= 0:
             raise ValueError("down_after must be positive")
         self.down_after = down_after
+        self.rtt_factor = rtt_factor
+        self.down_after_max = max(down_after, down_after_max if down_after_max is not None else 3.0)
         self.providers = {name: ProviderState(name, since=now, started=now) for name in providers}
         self.returned: dict[str, float] = {}  # providers back up, waiting to have their subflows re-created
 
@@ -49,13 +85,70 @@ class Tracker:
     def state(self, provider: str) -> str:
         return self.providers[provider].state
 
-    def reply(self, provider: str, now: float) -> list[Transition]:
-        """A probe over `provider` was answered."""
+    def sent(self, provider: str, target: str, now: float, peer: str = "") -> None:
+        """A probe over `provider` went to `target` (an address of `peer`, default itself)."""
+        entry = self.providers[provider]
+        path = entry.paths.get(target)
+        if path is None:
+            path = entry.paths[target] = PathState(peer or target)
+        if path.waiting_since is None:
+            path.waiting_since = now
+        entry.unanswered.setdefault(target, now)
+
+    def reply(self, provider: str, now: float, target: str | None = None, rtt: float | None = None) -> list[Transition]:
+        """A probe over `provider` (to `target`, answered after `rtt` seconds) was answered."""
         entry = self.providers[provider]
         entry.last_reply = now
+        entry.unanswered.clear()
+        if target is not None:
+            path = entry.paths.get(target)
+            if path is None:
+                path = entry.paths[target] = PathState(target)
+            path.last_reply, path.waiting_since = now, None
+            if rtt is not None:
+                path.rtt.sample(rtt)
+                entry.rtt.sample(rtt)
         if entry.links_down or entry.state == UP:
             return []
         return [self._move(entry, UP, now, "probe answered")]
+
+    def threshold(self, provider: str) -> float:
+        """Seconds of silence after which `provider` may be declared down."""
+        entry = self.providers[provider]
+        derived = self.rtt_factor * entry.rtt.rto()
+        return min(self.down_after_max, max(self.down_after, derived))
+
+    def srtt(self, provider: str) -> float | None:
+        return self.providers[provider].rtt.srtt
+
+    def _rto(self, entry: ProviderState, path: PathState) -> float:
+        if path.rtt.known:
+            return path.rtt.rto()
+        return entry.rtt.rto() if entry.rtt.known else INITIAL_RTO
+
+    def late_peers(self, provider: str, now: float) -> set[str]:
+        """Peers with a probe sent since the provider's last answer and late by now."""
+        entry = self.providers[provider]
+        return {
+            entry.paths[target].peer
+            for target, sent in entry.unanswered.items()
+            if now - sent >= self._rto(entry, entry.paths[target])
+        }
+
+    def anchor(self, provider: str, now: float) -> str | None:
+        """The target to probe every round: the quickest of those that answer (none of
+        their probes late), else the one heard from last; None before any answer."""
+        entry = self.providers[provider]
+        answering = [
+            (path.rtt.srtt if path.rtt.known else INITIAL_RTO, target)
+            for target, path in entry.paths.items()
+            if path.last_reply is not None
+            and (path.waiting_since is None or now - path.waiting_since < self._rto(entry, path))
+        ]
+        if answering:
+            return min(answering)[1]
+        heard = [(path.last_reply, target) for target, path in entry.paths.items() if path.last_reply is not None]
+        return max(heard)[1] if heard else None
 
     def link(self, provider: str, device: str, carrier: bool, now: float) -> list[Transition]:
         """A link of `provider` lost or regained its carrier (netlink)."""
@@ -72,10 +165,22 @@ class Tracker:
         """Providers whose probes have gone unanswered for too long."""
         transitions = []
         for entry in self.providers.values():
+            if entry.state == DOWN:
+                continue
             heard = entry.last_reply if entry.last_reply is not None else entry.started
-            if entry.state != DOWN and now - heard >= self.down_after:
-                silence = now - heard
-                transitions.append(self._move(entry, DOWN, now, f"no probe answered for {silence:.2f} s"))
+            silence = now - heard
+            if silence < self.threshold(entry.name):
+                continue
+            # Two peers, or the one there is (none: probes are not reported, silence decides).
+            needed = min(2, len({path.peer for path in entry.paths.values()}))
+            late = self.late_peers(entry.name, now)
+            if len(late) < needed:
+                continue
+            transitions.append(
+                self._move(
+                    entry, DOWN, now, f"no probe answered for {silence:.2f} s ({len(late)} peers late)"
+                )
+            )
         return transitions
 
     def due(

@@ -8,12 +8,14 @@ import logging
 import os
 import select
 import socket
+import struct
 import time
 from pathlib import Path
 
-from mpstream.pathwatch import icmp, mptcp_events, netlink_events, sockets, subflows
-from mpstream.pathwatch.config import Config, Probe
+from mpstream.pathwatch import echoes, icmp, mptcp_events, netlink_events, sockets, subflows
+from mpstream.pathwatch.config import Config
 from mpstream.pathwatch.endpoints import FLAG_SIGNAL, FLAG_SUBFLOW, Endpoint
+from mpstream.pathwatch.schedule import Rotation
 from mpstream.pathwatch.tracker import DOWN, Tracker, Transition
 
 log = logging.getLogger("mpstream.pathwatch")
@@ -24,40 +26,61 @@ def _open_subflows_only(endpoints: list[Endpoint] | None) -> bool:
     return bool(endpoints) and all(ep.flags & FLAG_SUBFLOW and not ep.flags & FLAG_SIGNAL for ep in endpoints)
 
 
-class ProbeSocket:
-    """One raw ICMP socket per probe, bound to its source address (so policy routing
-    sends it out through the probe's provider)."""
+# Raw ICMP sockets see every ICMP message to their address (the peers' own probes among
+# them): the kernel drops all but echo replies before they reach us.
+_ICMP_FILTER = 1  # SOL_RAW option: bit set = type blocked (types 0-31)
+_ICMP6_FILTER = 1  # IPPROTO_ICMPV6 option: 256-bit mask, bit set = type blocked
+_SOL_RAW = 255
 
-    def __init__(self, probe: Probe, ident: int) -> None:
-        self.probe, self.ident, self.seq = probe, ident, 0
-        if probe.version == 4:
+
+def _echo_replies_only(sock: socket.socket, version: int) -> None:
+    try:
+        if version == 4:
+            sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", 0xFFFFFFFF & ~(1 << icmp.ECHO_REPLY[4])))
+        else:
+            words = [0xFFFFFFFF] * 8
+            reply = icmp.ECHO_REPLY[6]
+            words[reply >> 5] &= ~(1 << (reply & 31))
+            sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("8I", *words))
+    except OSError as exc:  # only a cost: replies are matched anyway
+        log.debug("no ICMP filter: %s", exc)
+
+
+class ProbeSocket:
+    """One raw ICMP socket per source address, bound to it (so policy routing sends its
+    probes out through the provider), whatever the number of targets it probes."""
+
+    def __init__(self, provider: str, source: str, version: int, ident: int) -> None:
+        self.provider, self.source, self.version, self.ident = provider, source, version, ident
+        self.ledger = echoes.Ledger()
+        if version == 4:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         else:
             self.sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        _echo_replies_only(self.sock, version)
         self.sock.setblocking(False)
-        self.sock.bind((probe.source, 0))
+        self.sock.bind((source, 0))
 
-    def send(self) -> None:
-        self.seq = (self.seq + 1) & 0xFFFF
+    def send(self, target: str, now: float) -> None:
+        seq = self.ledger.sent(target, now)
         try:
-            packet = icmp.echo_request(self.probe.version, self.ident, self.seq)
-            self.sock.sendto(packet, (self.probe.target, 0))
+            self.sock.sendto(icmp.echo_request(self.version, self.ident, seq), (target, 0))
         except OSError as exc:  # no route, address gone: the provider is as good as down
-            log.debug("probe %s -> %s not sent: %s", self.probe.source, self.probe.target, exc)
+            log.debug("probe %s -> %s not sent: %s", self.source, target, exc)
 
-    def answered(self) -> bool:
-        """Drain the socket; whether an answer to one of our recent probes arrived."""
-        answered = False
+    def replies(self, clock) -> list[tuple[str, float, float]]:
+        """Drain the socket: (target, sent at, answered at) of our probes answered."""
+        answered = []
         while True:
             try:
                 packet, sender = self.sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # BlockingIOError (drained), InterruptedError, or an error report
                 return answered
-            except OSError:
-                return answered
-            reply = icmp.parse_echo_reply(self.probe.version, packet)
-            if reply and reply[0] == self.ident and sender[0] == self.probe.target:
-                answered = True
+            reply = icmp.parse_echo_reply(self.version, packet)
+            if reply and reply[0] == self.ident:
+                probe = self.ledger.answered(reply[1], sender[0])
+                if probe:
+                    answered.append((probe[0], probe[1], clock()))
 
     def close(self) -> None:
         self.sock.close()
@@ -67,9 +90,22 @@ class Watcher:
     def __init__(self, config: Config, events_file: Path | None = None, clock=time.monotonic) -> None:
         self.config = config
         self.clock = clock
-        self.tracker = Tracker(list(config.providers), config.down_after, clock())
+        self.tracker = Tracker(
+            list(config.providers), config.down_after, clock(), config.rtt_factor, config.down_after_max
+        )
         base = (os.getpid() << 4) & 0xFFFF
-        self.probes = [ProbeSocket(probe, (base + i) & 0xFFFF) for i, probe in enumerate(config.probes())]
+        sources = sorted({(p.provider, p.source, p.version) for p in config.probes()})
+        self.probes: list[ProbeSocket] = []
+        try:
+            for i, (provider, source, version) in enumerate(sources):
+                self.probes.append(ProbeSocket(provider, source, version, (base + i) & 0xFFFF))
+        except OSError:
+            for probe in self.probes:
+                probe.close()
+            raise
+        self.socket_of = {(p.provider, p.source): p for p in self.probes}
+        per_round = None if config.probe_all else config.probes_per_round
+        self.rotations = {name: Rotation(p.probes, per_round) for name, p in config.providers.items()}
         self.device_provider = {dev: p.name for p in config.providers.values() for dev in p.devices}
         self.ifnames: dict[int, str] = {}
         self.netlink = self._open_netlink()
@@ -136,17 +172,22 @@ class Watcher:
         next_probe = started
         self.tracker.restart(started)
         log.info(
-            "watching %s every %.2f s (down after %.2f s of silence), re-create endpoints: %s",
-            ", ".join(f"{p.name} ({len(p.probes)} probes)" for p in self.config.providers.values()),
+            "watching %s every %.2f s (down after %.2f s of silence or %.1f x srtt + 4 rttvar, at most %.2f s), "
+            "re-create endpoints: %s",
+            ", ".join(
+                f"{p.name} ({len(p.probes)} probes, {self.rotations[p.name].size} a round)"
+                for p in self.config.providers.values()
+            ),
             self.config.interval,
             self.config.down_after,
+            self.config.rtt_factor,
+            self.config.down_after_max,
             "yes" if self.config.recreate else "no",
         )
         while duration is None or self.clock() - started < duration:
             now = self.clock()
             if now >= next_probe:
-                for probe in self.probes:
-                    probe.send()
+                self._probe_round(now)
                 next_probe = max(next_probe + self.config.interval, now)
             readable = [p.sock for p in self.probes] + [s for s in (self.netlink, self.mptcp) if s]
             timeout = max(0.0, min(next_probe - self.clock(), 0.05))
@@ -154,8 +195,9 @@ class Watcher:
             now = self.clock()
             transitions: list[Transition] = []
             for probe in self.probes:
-                if probe.sock in ready and probe.answered():
-                    transitions += self.tracker.reply(probe.probe.provider, now)
+                if probe.sock in ready:
+                    for target, sent, answered in probe.replies(self.clock):
+                        transitions += self.tracker.reply(probe.provider, answered, target, answered - sent)
             if self.netlink in ready:
                 transitions += self._netlink(now)
             if self.mptcp in ready:
@@ -189,6 +231,12 @@ class Watcher:
                         provider,
                     )
                     self.record("recreate_skipped", provider=provider)
+
+    def _probe_round(self, now: float) -> None:
+        for provider, rotation in self.rotations.items():
+            for probe in rotation.round(self.tracker.anchor(provider, now)):
+                self.socket_of[(provider, probe.source)].send(probe.target, now)
+                self.tracker.sent(provider, probe.target, now, probe.peer)
 
     def _netlink(self, now: float) -> list[Transition]:
         transitions = []
@@ -364,6 +412,8 @@ class Watcher:
             new=transition.new,
             reason=transition.reason,
             outage=transition.outage,
+            srtt=self.tracker.srtt(transition.provider),
+            threshold=self.tracker.threshold(transition.provider),
         )
 
     def recreate(self, provider: str) -> None:
