@@ -15,28 +15,36 @@ PHASES = [("all up", []), ("isp2 down", ["isp2"]), ("isp1 down, isp2 up", ["isp1
 PHASE_S = 10.0
 
 
-def push_pattern(t: float, handover_s: float) -> tuple[int, int]:
-    """Bytes per 0.5 s sample on (isp1, isp2) for the sample interval ending at `t` (seconds after t0)."""
-    if t <= 10:
+BOUNDS = (10.0, 20.0, 30.0)
+
+
+def push_pattern(t: float, handover_s: float, bounds: tuple[float, float, float] = BOUNDS) -> tuple[int, int]:
+    """Bytes per 0.5 s sample on (isp1, isp2) for the sample interval ending at `t` (seconds after t0).
+
+    `bounds`: when phases 2, 3 and 4 really began (the traffic follows the real switches).
+    """
+    first, second, third = bounds
+    if t <= first:
         return 60_000, 40_000
-    if t <= 20:
+    if t <= second:
         return 100_000, 0
-    if t <= 30:
-        if t == 20.5:
+    if t <= third:
+        if t == second + STEP:
             return 0, 500  # a probe on the surviving provider: too little to count as handover
-        return (0, 100_000) if t > 20 + handover_s - STEP else (0, 0)
+        return (0, 100_000) if t > second + handover_s - STEP else (0, 0)
     return 50_000, 50_000
 
 
 def write_rates(path: Path, nics: tuple[str, str], tx_handover: float | None, rx_handover: float | None,
-                end_s: float = 40.0) -> None:
+                end_s: float = 40.0, bounds: tuple[float, float, float] = BOUNDS,
+                start_s: float = 0.0) -> None:
     """A recorder CSV: interface rows for `nics` (isp1, isp2), `lo` with noise, and `total` rows."""
     lines = []
     k = 0
-    while k * STEP <= end_s + 1e-9:
-        t = k * STEP
-        tx = push_pattern(t, tx_handover) if (k and tx_handover is not None) else (0, 0)
-        rx = push_pattern(t, rx_handover) if (k and rx_handover is not None) else (0, 0)
+    while start_s + k * STEP <= end_s + 1e-9:
+        t = start_s + k * STEP
+        tx = push_pattern(t, tx_handover, bounds) if (k and tx_handover is not None) else (0, 0)
+        rx = push_pattern(t, rx_handover, bounds) if (k and rx_handover is not None) else (0, 0)
         total = Delta()
         for name, delta in (
             ("lo", Delta(rx_bytes=7777 if k else 0, tx_bytes=7777 if k else 0)),
@@ -51,8 +59,47 @@ def write_rates(path: Path, nics: tuple[str, str], tx_handover: float | None, rx
     path.write_text("".join(lines))
 
 
-def make_run(root: Path, run_id: str = "20261123T221500Z", phases: int = 4, last_end: float | None = None,
-             client_handover: float = 5.0, stall_total_s: float = 3.1) -> Path:
+NODES = ("push1", "server1", "client1")
+# a healthy run: small lags, different per node (clocks differ); the latest node is exactly on time,
+# so the actual phases equal the planned ones and the byte counts below stay round
+HEALTHY_LAG = {"push1": -0.012, "server1": -0.004, "client1": 0.0}
+
+
+def write_switches(run: Path, node: str, run_id: str, lags: dict[int, float], phases: int = 4,
+                   stop_after: int | None = None, cancelled_at: float | None = None) -> None:
+    """A switcher's record: start, one line per switch (`lags`: phase index -> seconds late; the final
+    switch is index `phases`), then done (or cancelled at `cancelled_at`, or nothing after `stop_after`)."""
+    lines = [{"event": "start", "run_id": run_id, "pid": 4242, "host": node, "clock": T0 - 5.0}]
+    for k in range(phases + 1):
+        if stop_after is not None and k > stop_after:
+            break
+        name, down = PHASES[k] if k < phases else ("end", [])
+        planned = T0 + k * PHASE_S
+        lag = lags.get(k, HEALTHY_LAG.get(node, 0.005))
+        lines.append({"event": "switch", "phase": k, "name": name, "netns": None,
+                      "nics": ["nic2" if "isp2" in down else "nic1"] if down else [], "forwarding": False,
+                      "planned": planned, "actual": planned + lag, "lag_s": lag, "ok": True, "error": None})
+    if cancelled_at is not None:
+        lines.append({"event": "cancelled", "at": T0 + cancelled_at})
+    elif stop_after is None:
+        lines.append({"event": "done"})
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    path = run / "nodes" / node / "switches.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def make_run(root: Path, run_id: str = "20261123T221500Z", phases: int = 4, client_handover: float = 5.0,
+             stall_total_s: float = 3.1, legacy: bool = False, legacy_last_end: float | None = None,
+             lags: dict[str, dict[int, float]] | None = None, interrupted_at: float | None = None,
+             bounds: tuple[float, float, float] = BOUNDS, player_span: tuple[float, float] = (-2.0, 42.0),
+             rates_end: float | None = None) -> Path:
+    """A run folder as the failover playbook writes it: schedule.json and every node's switch record
+    (or, `legacy`, only an old planned timeline.json), rates, a player.
+
+    `lags`: node -> phase index -> seconds its switch landed late; `bounds`: when phases 2-4 really
+    began in the traffic; `interrupted_at`: seconds after t0 when the run was interrupted (switchers
+    cancelled then, data ends then)."""
     run = root / run_id
     run.mkdir(parents=True)
     meta = {
@@ -71,22 +118,36 @@ def make_run(root: Path, run_id: str = "20261123T221500Z", phases: int = 4, last
         "outage_method": "nftables drop per provider",
     }
     (run / "meta.json").write_text(json.dumps(meta))
-    timeline = {"t0": T0, "phases": [
-        {"name": name, "down": down, "start": T0 + i * PHASE_S, "end": T0 + (i + 1) * PHASE_S}
-        for i, (name, down) in enumerate(PHASES[:phases])]}
-    if last_end is not None:
-        timeline["phases"][-1]["end"] = T0 + last_end
-    (run / "timeline.json").write_text(json.dumps(timeline))
-    end = last_end if last_end is not None else phases * PHASE_S
-    write_rates(run / "nodes/push1/rates.csv", ("nic1", "nic2"), tx_handover=2.5, rx_handover=None, end_s=end)
+    planned = [{"name": name, "down": down, "start": T0 + i * PHASE_S, "end": T0 + (i + 1) * PHASE_S}
+               for i, (name, down) in enumerate(PHASES[:phases])]
+    if legacy:
+        timeline = {"t0": T0, "phases": planned}
+        if legacy_last_end is not None:
+            timeline["phases"][-1]["end"] = T0 + legacy_last_end
+        (run / "timeline.json").write_text(json.dumps(timeline))
+    else:
+        schedule = {"format": "mpstream-schedule/1", "run_id": run_id, "t0": T0, "phase_seconds": PHASE_S,
+                    "tolerance_s": 0.1, "lead_s": 3, "tail_s": 2, "phases": planned,
+                    "switchers": {node: f"nodes/{node}/switches.jsonl" for node in NODES},
+                    "interrupted_at": None if interrupted_at is None else T0 + interrupted_at}
+        (run / "schedule.json").write_text(json.dumps(schedule))
+        for node in NODES:
+            stop = None if interrupted_at is None else int(interrupted_at // PHASE_S)
+            write_switches(run, node, run_id, (lags or {}).get(node, {}), phases=phases, stop_after=stop,
+                           cancelled_at=interrupted_at)
+    end = rates_end if rates_end is not None else (
+        legacy_last_end or interrupted_at or phases * PHASE_S)
+    write_rates(run / "nodes/push1/rates.csv", ("nic1", "nic2"), tx_handover=2.5, rx_handover=None, end_s=end,
+                bounds=bounds)
     write_rates(run / "nodes/server1/rates.csv", ("nic1", "nic2"), tx_handover=client_handover, rx_handover=2.5,
-                end_s=end)
+                end_s=end, bounds=bounds)
     write_rates(run / "nodes/client1/rates.csv", ("eth1", "eth2"), tx_handover=None, rx_handover=client_handover,
-                end_s=end)
+                end_s=end, bounds=bounds)
+    began, ended = player_span
     player = {"startup_s": 1.2, "stall_count": 1, "stall_total_s": stall_total_s, "stall_max_s": stall_total_s,
-              "stalls": [{"at_s": 19.0, "duration_s": stall_total_s}], "video_frames": 1000, "audio_frames": 1800,
+              "stalls": [{"at_s": 22.5, "duration_s": stall_total_s}], "video_frames": 1000, "audio_frames": 1800,
               "bitrate_bps": 2_000_000, "latency_ms": {"p50": 120.0, "p95": 300.0, "p99": 900.0},
-              "started_at": T0 + 1.5}
+              "started_at": T0 + began, "ended_at": T0 + ended}
     (run / "nodes/client1/player.json").write_text(json.dumps(player))
     (run / "nodes/client1/player.log").write_text("a log the report ignores\n")
     return run
@@ -145,13 +206,15 @@ def test_player_summary_copied(full_run):
 
 def test_plots_and_report_written(full_run):
     run, summary = full_run
-    for stem in ("rates", "rates-push1", "rates-server1", "rates-client1"):
+    for stem in ("overview", "rates", "rates-push1", "rates-server1", "rates-client1"):
         for fmt in ("png", "svg"):
             path = run / "plots" / f"{stem}.{fmt}"
             assert path.is_file() and path.stat().st_size > 5000, path
     assert (run / "plots/rates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "plots/rates.png" in summary["plots"]
+    assert "plots/rates.png" in summary["plots"] and "plots/overview.png" in summary["plots"]
     report = (run / "report.md").read_text()
+    assert report.startswith("# mpstream run ") and "INVALID" not in report
+    assert "![plots/overview.png](plots/overview.png)" in report
     assert "![plots/rates.png](plots/rates.png)" in report
     assert "isp1 down, isp2 up" in report and "6.18.0-test" in report and "net.mptcp.enabled" in report
     assert "198.18.18.2 id 1 signal dev nic1" in report and "nftables drop per provider" in report
@@ -169,13 +232,22 @@ def test_console_summary_names_slow_handovers_and_stalls(tmp_path, capsys):
     assert out.rstrip().endswith("report.md")
 
 
-def test_interrupted_run_has_a_shorter_last_phase(tmp_path):
-    run = make_run(tmp_path, phases=3, last_end=25.0)
-    assert main(["report", str(run), "--no-plots"]) == 0
+def test_interrupted_run_has_a_shorter_last_phase_and_is_invalid(tmp_path):
+    run = make_run(tmp_path, interrupted_at=25.0)
+    assert main(["report", str(run), "--no-plots"]) == 3
     summary = json.loads((run / "summary.json").read_text())
     assert len(summary["phases"]) == 3 and summary["phases"][-1]["end_s"] == 25.0
     assert summary["phases"][-1]["nodes"]["push1"]["isp2"]["tx_bytes"] == 500 + 6 * 100_000
     assert not (run / "plots").exists()
+    assert summary["reasons"] == [
+        "client1: its switcher was cancelled at +25 s, before the switch to phase 4 'all up again' (planned +30 s); "
+        "2 switches not made",
+        "push1: its switcher was cancelled at +25 s, before the switch to phase 4 'all up again' (planned +30 s); "
+        "2 switches not made",
+        "run: interrupted at +25 s, during phase 3 'isp1 down, isp2 up' (the schedule ends at +40 s)",
+        "server1: its switcher was cancelled at +25 s, before the switch to phase 4 'all up again' (planned +30 s); "
+        "2 switches not made",
+    ]
 
 
 def test_baseline_columns(tmp_path):
@@ -192,20 +264,23 @@ def test_baseline_columns(tmp_path):
 def test_folder_without_metadata_still_reports(tmp_path):
     run = tmp_path / "copied"
     write_rates(run / "nodes/n1/rates.csv", ("nic1", "nic2"), tx_handover=2.5, rx_handover=None)
-    assert main(["report", str(run), "--no-plots"]) == 0
+    assert main(["report", str(run), "--no-plots"]) == 3  # no phases known: not the scenario
+    assert main(["report", str(run), "--no-plots", "--allow-invalid"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     (phase,) = summary["phases"]
     assert phase["name"] == "whole run" and phase["start_s"] == 0.0
     assert set(phase["nodes"]["n1"]) == {"nic1", "nic2"}
     assert phase["nodes"]["n1"]["nic1"]["tx_bytes"] == 20 * 60_000 + 20 * 100_000 + 20 * 50_000
-    assert "timeline.json is missing" in (run / "report.md").read_text()
+    assert "schedule.json and timeline.json are missing" in (run / "report.md").read_text()
+    assert summary["reasons"] == ["run: no schedule.json and no timeline.json, so the phases are unknown"]
 
 
 def test_node_without_recording_keeps_its_player(tmp_path):
     run = make_run(tmp_path)
     (run / "nodes/client1/rates.csv").unlink()
-    assert main(["report", str(run)]) == 0
+    assert main(["report", str(run)]) == 3
     summary = json.loads((run / "summary.json").read_text())
+    assert summary["reasons"] == ["client1: no usable rates.csv, so its traffic was not recorded"]
     assert "client1" not in summary["phases"][0]["nodes"] and "push1" in summary["phases"][0]["nodes"]
     assert summary["players"]["client1"]["stall_total_s"] == 3.1
     assert not any(e["node"] == "client1" for e in summary["handover_s"])
@@ -216,3 +291,93 @@ def test_node_without_recording_keeps_its_player(tmp_path):
 def test_missing_folder_is_an_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "no run folder" in capsys.readouterr().err
+
+
+def test_valid_run_writes_the_timeline_from_the_records(full_run):
+    run, summary = full_run
+    timeline = json.loads((run / "timeline.json").read_text())
+    assert timeline["format"] == "mpstream-timeline/2" and timeline["valid"] is True and timeline["reasons"] == []
+    assert timeline["t0"] == T0 and timeline["tolerance_s"] == 0.1
+    assert [(p["planned_start"], p["start"], p["end"]) for p in timeline["phases"]] == [
+        (T0 + k * PHASE_S, T0 + k * PHASE_S, T0 + (k + 1) * PHASE_S) for k in range(4)]
+    assert sorted(timeline["switches"]) == ["client1", "push1", "server1"]
+    push = timeline["switches"]["push1"]
+    assert [s["phase"] for s in push] == [0, 1, 2, 3, 4] and push[1]["nics"] == ["nic2"]
+    assert push[1]["lag_s"] == pytest.approx(-0.012) and push[1]["ok"] is True
+    assert timeline["lag_s"]["count"] == 15 and timeline["lag_s"]["max"] == 0.0
+    assert timeline["lag_s"]["p50"] == pytest.approx(-0.004)
+    assert summary["valid"] is True and summary["reasons"] == []
+    assert summary["switch_lag_s"]["worst"]["node"] == "client1"
+    assert summary["phases"][1]["planned_start_s"] == 10.0
+    report = (run / "report.md").read_text()
+    assert "## Switches" in report and "over 15 switches" in report and "max 0.000 s (worst: client1" in report
+
+
+def test_late_switch_moves_the_phase_and_its_bytes_and_makes_the_run_invalid(tmp_path, capsys):
+    # push1 switched isp2 off 5 s late: the traffic changed at +15 s, not at +10 s
+    run = make_run(tmp_path, lags={"push1": {1: 5.0}}, bounds=(15.0, 20.0, 30.0))
+    assert main(["report", str(run), "--no-plots"]) == 3
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["valid"] is False
+    assert summary["reasons"] == ["push1: switch to phase 2 'isp2 down' took effect 5.000 s late (tolerance 0.100 s)"]
+    first, second = summary["phases"][:2]
+    assert (first["start_s"], first["end_s"], second["start_s"], second["end_s"]) == (0.0, 15.0, 15.0, 20.0)
+    assert (second["planned_start_s"], second["planned_end_s"]) == (10.0, 20.0)
+    push = [p["nodes"]["push1"] for p in summary["phases"]]
+    assert push[0]["isp1"]["tx_bytes"] == 30 * 60_000 and push[0]["isp2"]["tx_share"] == 0.4
+    assert push[1]["isp2"]["tx_bytes"] == 0 and push[1]["isp1"]["tx_share"] == 1.0  # planned slicing: 0.2
+    handovers = {(e["to"], e["node"], e["direction"]): e for e in summary["handover_s"]}
+    assert handovers[("isp2 down", "push1", "tx")]["at_s"] == 15.0
+    assert summary["switch_lag_s"]["max"] == 5.0 and summary["switch_lag_s"]["worst"]["node"] == "push1"
+    err = capsys.readouterr().err
+    assert "INVALID RUN" in err and "push1: switch to phase 2 'isp2 down' took effect 5.000 s late" in err
+    report = (run / "report.md").read_text()
+    assert report.startswith("**INVALID RUN** — these numbers do not describe the planned scenario:\n\n- push1: ")
+    assert "### 2. isp2 down — down: isp2, 15.0 s to 20.0 s (planned 10.0 s to 20.0 s)" in report
+
+
+def test_invalid_run_exits_3_but_writes_everything_and_allow_invalid_exits_0(tmp_path, capsys):
+    run = make_run(tmp_path, lags={"client1": {2: 0.35}})
+    assert main(["report", str(run)]) == 3
+    captured = capsys.readouterr()
+    reason = "client1: switch to phase 3 'isp1 down, isp2 up' took effect 0.350 s late (tolerance 0.100 s)"
+    assert reason in captured.err and "report.md" in captured.out
+    for name in ("summary.json", "report.md", "timeline.json", "plots/overview.png", "plots/rates-client1.svg"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "timeline.json").read_text())["reasons"] == [reason]
+    assert main(["report", str(run), "--allow-invalid", "--no-plots"]) == 0
+    assert reason in capsys.readouterr().err  # still said, just not failed
+
+
+def test_old_planned_timeline_renders_but_is_invalid(tmp_path, capsys):
+    run = make_run(tmp_path, legacy=True)
+    assert main(["report", str(run), "--no-plots"]) == 3
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["reasons"] == ["run: no record of when the switches took effect (planned times only)"]
+    assert [(p["start_s"], p["end_s"]) for p in summary["phases"]] == [(0, 10), (10, 20), (20, 30), (30, 40)]
+    assert summary["switch_lag_s"] is None and summary["timeline_format"] == "mpstream-timeline/1"
+    assert json.loads((run / "timeline.json").read_text()).get("format") is None  # the old file is left alone
+    report = (run / "report.md").read_text()
+    assert report.startswith("**INVALID RUN**") and "Only the planned times are known" in report
+    assert main(["report", str(run), "--no-plots", "--allow-invalid"]) == 0
+
+
+def test_players_and_recorders_that_miss_the_schedule_make_the_run_invalid(tmp_path):
+    run = make_run(tmp_path, player_span=(12.0, 40.3), rates_end=35.0)
+    assert main(["report", str(run), "--no-plots"]) == 3
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["reasons"] == [
+        "client1: rates.csv covers +0 s to +35 s, not the whole schedule 0-40 s",
+        "client1: the player played from +12 s to +40.3 s, not the whole schedule 0-40 s",
+        "push1: rates.csv covers +0 s to +35 s, not the whole schedule 0-40 s",
+        "server1: rates.csv covers +0 s to +35 s, not the whole schedule 0-40 s",
+    ]
+
+
+def test_players_overall_in_summary_and_report(full_run):
+    run, summary = full_run
+    overall = summary["players_overall"]
+    assert overall["clients"] == 1 and overall["stall_free"] == 0 and overall["stall_total_s"] == 3.1
+    assert overall["startup_s"] == {"p50": 1.2, "p95": 1.2} and overall["without_player"] == []
+    assert "All clients: 0/1 stall-free, startup p50 1.200 s / p95 1.200 s, 3.100 s stalled in all (1 stalls)." in (
+        run / "report.md").read_text()

@@ -35,6 +35,9 @@ class Phase:
     down: tuple[str, ...]
     start_s: float
     end_s: float
+    # when the schedule meant it to run (None: only one set of times is known)
+    planned_start_s: float | None = None
+    planned_end_s: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -65,6 +68,8 @@ class ProviderSeries:
 def phases_from_timeline(timeline: dict, data_end: float | None = None) -> list[Phase]:
     """Phases relative to `timeline['t0']`, in order.
 
+    `start`/`end` are when the phase really ran (format 2: from the switchers' records;
+    format 1: as planned); `planned_start`/`planned_end` (format 2) are kept alongside.
     A phase without `end` (the run died before it could close the timeline) ends with the
     data at `data_end` (unix seconds); without data after its start it is dropped.
     """
@@ -77,11 +82,13 @@ def phases_from_timeline(timeline: dict, data_end: float | None = None) -> list[
             if data_end is None or data_end <= float(raw["start"]):
                 continue
             raw = {**raw, "end": data_end}
+        planned = [None if raw.get(k) is None else float(raw[k]) - t0 for k in ("planned_start", "planned_end")]
         phases.append(Phase(
             name=str(raw.get("name", f"phase {len(phases) + 1}")),
             down=tuple(raw.get("down") or ()),
             start_s=float(raw["start"]) - t0,
             end_s=float(raw["end"]) - t0,
+            planned_start_s=planned[0], planned_end_s=planned[1],
         ))
     return phases
 
@@ -289,6 +296,8 @@ def summarize(meta: dict, timeline: dict, nodes: dict[str, NodeData]) -> dict:
             "name": phase.name, "down": list(phase.down),
             "start_s": round(phase.start_s, 6), "end_s": round(phase.end_s, 6),
             "duration_s": round(phase.duration_s, 6),
+            "planned_start_s": None if phase.planned_start_s is None else round(phase.planned_start_s, 6),
+            "planned_end_s": None if phase.planned_end_s is None else round(phase.planned_end_s, 6),
             "nodes": {node: {p: traffic[p] for p in provider_order(meta, traffic)}
                       for node, series in per_node_series.items()
                       for traffic in [phase_traffic(series, phase)] if series},

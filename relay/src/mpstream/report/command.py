@@ -1,17 +1,34 @@
-"""Turn a run folder into plots, summary.json and report.md.
+"""Turn a run folder into plots, summary.json and report.md, and say whether the run is valid.
 
-Reads `RUN_DIR` as the failover playbook writes it (meta.json, timeline.json,
-nodes/<NODE>/rates.csv and player.json) and writes into it:
+Reads `RUN_DIR` as the failover playbook writes it (meta.json, schedule.json, the switchers'
+records nodes/<NODE>/switches.jsonl and routers/switches.jsonl, nodes/<NODE>/rates.csv and
+player.json; older runs: a planned timeline.json) and writes into it:
 
-- `plots/rates.{png,svg}` (all nodes) and `plots/rates-<NODE>.{png,svg}`: per-interface data
-  rate over time (push: outgoing, client: incoming, server: both), phases shaded and labelled;
-- `summary.json`: `phases` (in order: `name`, `down`, `start_s`, `end_s` relative to t0, and
-  `nodes` -> node -> provider -> `tx_bytes`, `rx_bytes`, `tx_share`, `rx_share`,
-  `tx_mean_bps`, `rx_mean_bps`), `handover_s` (one entry per phase change, node and
-  direction: `from`, `to`, `at_s`, `node`, `direction`, `surviving`, `handover_s` = seconds
-  until the surviving providers carry >= 90 % of that traffic, null if never within the
-  phase), `players` (client node -> its player summary), `nodes`, `thresholds`;
-- `report.md`: the plots, a table per phase, handovers, players and the run's setup.
+- `timeline.json` (when schedule.json is there; format `mpstream-timeline/2`): per phase the
+  planned and the actual `start`/`end` (a phase starts when its switch had taken effect at
+  every switcher: the latest actual time), every recorded switch with its lag, the lags'
+  p50/p99/max, and `valid` with its `reasons`;
+- `plots/overview.{png,svg}`: every node and provider at once (share per phase, down
+  providers hatched); `plots/rates-<NODE>.{png,svg}`: per-interface data rate over time
+  (push: outgoing, client: incoming, server: both), actual phases shaded, missed planned
+  instants dotted; `plots/rates.{png,svg}`: all nodes stacked, for runs of a few nodes;
+- `summary.json`: `valid`, `reasons`, `switch_lag_s` (p50, p99, max, count, worst),
+  `phases` (in order: `name`, `down`, `start_s`, `end_s` relative to t0 as they really ran,
+  `planned_start_s`, `planned_end_s`, and `nodes` -> node -> provider -> `tx_bytes`,
+  `rx_bytes`, `tx_share`, `rx_share`, `tx_mean_bps`, `rx_mean_bps`), `handover_s` (one entry
+  per phase change, node and direction: `from`, `to`, `at_s`, `node`, `direction`,
+  `surviving`, `handover_s` = seconds until the surviving providers carry >= 90 % of that
+  traffic, null if never within the phase), `players` (client node -> its player summary),
+  `players_overall` (stall-free clients, startup p50/p95, stalls in all), `nodes`, `thresholds`;
+- `report.md`: a banner and the reasons when the run is invalid, the switch lags, the plots,
+  a table per phase, handovers, players (worst first) and the run's setup.
+
+A run is invalid when a switch took effect later or earlier than the schedule's tolerance,
+failed or was not recorded, a switcher was cancelled or the run interrupted, a client has no
+player summary or its player did not play through the whole schedule, or a node's recording
+does not cover it; a run with only planned times (old timeline.json) is never valid.
+Exit status: 0, or 3 for an invalid run (every file is still written; the reasons go to
+stderr) unless `--allow-invalid`; 2 when RUN_DIR is no folder.
 
 With `--baseline OTHER_RUN_DIR` the report shows the other run's shares, handover times
 and stall seconds next to this run's.
@@ -23,6 +40,8 @@ import argparse
 import json
 import sys
 
+EXIT_INVALID = 3
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (results/<run-id>)")
@@ -31,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bin", type=float, default=0.5, metavar="SECONDS",
                         help="plot rates over bins of this many seconds (default 0.5, 0: raw samples)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots (no matplotlib needed)")
+    parser.add_argument("--allow-invalid", action="store_true",
+                        help=f"exit 0 also for an invalid run (default: exit {EXIT_INVALID}; the reasons are "
+                             "printed either way)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,4 +66,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(console_summary(json.loads(written.summary.read_text(encoding="utf-8"))))
     print(f"report: {written.report}")
-    return 0
+    if written.valid:
+        return 0
+    print(f"mpstream report: INVALID RUN {args.run_dir}: its numbers do not describe the planned scenario:",
+          file=sys.stderr)
+    for reason in written.reasons:
+        print(f"  - {reason}", file=sys.stderr)
+    return 0 if args.allow_invalid else EXIT_INVALID

@@ -1,4 +1,5 @@
-"""`report.md`: the plots, a table per phase, handovers, players and what the run was.
+"""`report.md`: whether the run is valid, the switches, the plots, a table per phase,
+handovers, players and what the run was.
 
 Pure: takes the summary (and the run's metadata) and returns text.
 """
@@ -7,6 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+
+from mpstream.report.players import worst_first
+
+INVALID_BANNER = "**INVALID RUN** — these numbers do not describe the planned scenario:"
 
 PLAYER_COLUMNS = (
     ("startup_s", "startup [s]"), ("stall_count", "stalls"), ("stall_total_s", "stalled [s]"),
@@ -48,7 +53,10 @@ def _phase_lookup(summary: dict | None) -> dict[int, dict]:
 def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
            baseline: dict | None = None, baseline_name: str | None = None) -> str:
     run_id = summary.get("run_id") or meta.get("run_id") or "run"
-    out = [f"# mpstream run {run_id}", ""]
+    out = []
+    if not summary.get("valid", True):
+        out += [INVALID_BANNER, ""] + [f"- {reason}" for reason in summary.get("reasons") or []] + [""]
+    out += [f"# mpstream run {run_id}", ""]
     facts = [
         ("started", meta.get("started_at")), ("baseline run", meta.get("baseline")),
         ("phase length [s]", meta.get("phase_seconds")), ("outage method", meta.get("outage_method")),
@@ -62,10 +70,18 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
     if notes:
         out.append("")
 
+    out += _switch_section(summary)
+    pngs = [p for p in plots if p.endswith(".png")]
+    overview = [p for p in pngs if p.endswith("overview.png")]
+    if overview:
+        out += ["## Overview", ""] + [f"![{p}]({p})" for p in overview] + [""]
+        out += ["Each row a node and direction, each column a provider in a phase; the number is the provider's "
+                "share of that traffic in %. Hatched red: the provider is down in that phase. Grey: nothing moved, "
+                "or the node has no such provider.", ""]
     out += ["## Data rate per interface", ""]
-    out += [f"![{p}]({p})" for p in plots if p.endswith(".png")] + [""]
-    out += ["Shaded: phases (red: a provider is down). Red marks at the bottom of a client's panel: "
-            "player stalls.", ""]
+    out += [f"![{p}]({p})" for p in pngs if p not in overview] + [""]
+    out += ["Shaded: phases as they really ran (red: a provider is down); dotted red: a planned switch instant "
+            "that the real switch missed. Red marks at the bottom of a client's panel: player stalls.", ""]
 
     out += _phase_section(summary, baseline)
     out += _handover_section(summary, baseline)
@@ -74,13 +90,43 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
     return "\n".join(out).rstrip() + "\n"
 
 
+def _switch_section(summary: dict) -> list[str]:
+    lag = summary.get("switch_lag_s")
+    phases = summary.get("phases", [])
+    out = ["## Switches", ""]
+    if not lag:
+        return out + ["Only the planned times are known: nothing recorded when the switches took effect.", ""]
+    tolerance = summary.get("tolerance_s")
+    if lag.get("count"):
+        worst = lag.get("worst") or {}
+        out += [f"Lag of each switch behind its planned instant, over {lag['count']} switches at every node "
+                f"(tolerance {_fmt(tolerance)} s): p50 {_fmt(lag.get('p50'))} s, p99 {_fmt(lag.get('p99'))} s, "
+                f"max {_fmt(lag.get('max'))} s (worst: {worst.get('node', '?')}, switch to "
+                f"{worst.get('name', '?')}).", ""]
+    else:
+        out += ["No switch was recorded as taking effect.", ""]
+    out += ["A phase starts when its switch had taken effect everywhere (the latest node); the tables below "
+            "slice the traffic by these actual phases.", ""]
+    rows = []
+    for index, phase in enumerate(phases, start=1):
+        planned = phase.get("planned_start_s")
+        rows.append([f"{index}. {phase['name']}", _fmt(planned, 3), _fmt(phase["start_s"], 3),
+                     _fmt(None if planned is None else phase["start_s"] - planned, 3)])
+    return out + table(["phase", "planned start [s]", "actual start [s]", "later by [s]"], rows)
+
+
 def _phase_section(summary: dict, baseline: dict | None) -> list[str]:
     out = ["## Phases", ""]
     base_phases = _phase_lookup(baseline)
     for index, phase in enumerate(summary.get("phases", [])):
         down = ", ".join(phase.get("down") or []) or "none"
+        planned = ""
+        if phase.get("planned_start_s") is not None and (
+                abs(phase["planned_start_s"] - phase["start_s"]) >= 0.05
+                or abs((phase.get("planned_end_s") or phase["end_s"]) - phase["end_s"]) >= 0.05):
+            planned = f" (planned {phase['planned_start_s']:.1f} s to {_fmt(phase.get('planned_end_s'), 1)} s)"
         out += [f"### {index + 1}. {phase['name']} — down: {down}, "
-                f"{phase['start_s']:.1f} s to {phase['end_s']:.1f} s", ""]
+                f"{phase['start_s']:.1f} s to {phase['end_s']:.1f} s{planned}", ""]
         base = base_phases.get(index, {}).get("nodes", {})
         header = ["node", "provider", "out [bytes]", "out share", "out [Mbit/s]", "in [bytes]", "in share",
                   "in [Mbit/s]"]
@@ -127,13 +173,15 @@ def _player_section(summary: dict, baseline: dict | None) -> list[str]:
     players = summary.get("players", {})
     if not players:
         return []
-    out = ["## Players", ""]
+    out = ["## Players", "", "Worst first: stall seconds, then stalls, then startup (a player that never "
+           "started leads).", ""]
     header = ["client"] + [label for _, label in PLAYER_COLUMNS] + ["latency p50/p95/p99 [ms]"]
     if baseline is not None:
         header += ["stalled [s] *baseline*", "stalls *baseline*"]
     rows = []
     base_players = (baseline or {}).get("players", {})
-    for node, p in players.items():
+    for node in worst_first(players):
+        p = players[node]
         latency = p.get("latency_ms") or {}
         row = [node] + [_fmt(p.get(key)) for key, _ in PLAYER_COLUMNS]
         row.append("/".join(_fmt(latency.get(q), 1) for q in ("p50", "p95", "p99")))
@@ -142,6 +190,9 @@ def _player_section(summary: dict, baseline: dict | None) -> list[str]:
             row += [_fmt(b.get("stall_total_s")), _fmt(b.get("stall_count"))]
         rows.append(row)
     out += table(header, rows)
+    overall = summary.get("players_overall")
+    if overall:
+        out += [overall_line(overall), ""]
     t0 = summary.get("t0")
     for node, p in players.items():
         stalls = p.get("stalls") or []
@@ -154,6 +205,19 @@ def _player_section(summary: dict, baseline: dict | None) -> list[str]:
             for s in stalls))
         out.append("")
     return out
+
+
+def overall_line(overall: dict) -> str:
+    """One line across all clients."""
+    startup = overall.get("startup_s") or {}
+    line = (f"All clients: {overall.get('stall_free', 0)}/{overall.get('clients', 0)} stall-free, startup p50 "
+            f"{_fmt(startup.get('p50'))} s / p95 {_fmt(startup.get('p95'))} s, {_fmt(overall.get('stall_total_s'))} s "
+            f"stalled in all ({_fmt(overall.get('stall_count'))} stalls)")
+    if overall.get("never_started"):
+        line += f"; never started: {', '.join(overall['never_started'])}"
+    if overall.get("without_player"):
+        line += f"; no player summary: {', '.join(overall['without_player'])}"
+    return line + "."
 
 
 def _setup_section(meta: dict) -> list[str]:
@@ -191,7 +255,13 @@ def _setup_section(meta: dict) -> list[str]:
 
 def console_summary(summary: dict) -> str:
     """A few lines for the terminal: per phase the share of each provider, handovers, stalls."""
-    lines = [f"run {summary.get('run_id') or '?'}"]
+    valid = summary.get("valid", True)
+    lines = [f"run {summary.get('run_id') or '?'}" + ("" if valid else
+             f": INVALID RUN ({len(summary.get('reasons') or [])} reasons)")]
+    lag = summary.get("switch_lag_s")
+    if lag and lag.get("count"):
+        lines.append(f"  switch lag p50 {_fmt(lag.get('p50'))} s, p99 {_fmt(lag.get('p99'))} s, max "
+                     f"{_fmt(lag.get('max'))} s ({(lag.get('worst') or {}).get('node', '?')})")
     for index, phase in enumerate(summary.get("phases", []), start=1):
         down = ", ".join(phase.get("down") or []) or "none"
         lines.append(f"  phase {index} {phase['name']} (down: {down}, {phase['start_s']:.1f}-{phase['end_s']:.1f} s)")
@@ -204,7 +274,11 @@ def console_summary(summary: dict) -> str:
         if e.get("handover_s") is None or e["handover_s"] > 1.0:
             lines.append(f"  handover {e['from']} -> {e['to']} at {e['node']} "
                          f"({'out' if e['direction'] == 'tx' else 'in'}): {_fmt(e.get('handover_s'))} s")
-    for node, p in summary.get("players", {}).items():
+    players = summary.get("players", {})
+    for node in worst_first(players):
+        p = players[node]
         lines.append(f"  player {node}: startup {_fmt(p.get('startup_s'))} s, {_fmt(p.get('stall_count'))} stalls, "
                      f"{_fmt(p.get('stall_total_s'))} s stalled")
+    if summary.get("players_overall") and len(players) > 1:
+        lines.append("  " + overall_line(summary["players_overall"]))
     return "\n".join(lines)

@@ -1,5 +1,8 @@
 """Figures in the style of the paper's Fig. 3: per-interface data rate over time, phases shaded.
 
+Phases are shaded where they really ran; a dotted red line marks a planned switch instant
+that the real one missed.
+
 matplotlib is imported here only (Agg backend: no display needed), so that nodes which
 only record never load it.
 """
@@ -13,6 +16,7 @@ from mpstream.report.analysis import Phase, ProviderSeries, binned_rates
 
 DIRECTION_LABEL = {"tx": "outgoing", "rx": "incoming"}
 FORMATS = ("png", "svg")
+LATE_MARK_S = 0.05  # a phase edge this far from its planned instant gets a mark at the planned one
 
 
 @dataclass
@@ -26,7 +30,7 @@ class Panel:
     stalls: list[tuple[float, float]]  # (start_s, duration_s) of player stalls, relative to t0
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,10 +40,16 @@ def _pyplot():
 
 
 def _shade_phases(ax, phases: list[Phase], label: bool) -> None:
+    first_late = next((n for n, p in enumerate(phases, start=1) if p.planned_start_s is not None
+                       and abs(p.planned_start_s - p.start_s) > LATE_MARK_S), None)
     for number, phase in enumerate(phases, start=1):
         colour = "#f4cccc" if phase.down else "#e8f0e8"
         ax.axvspan(phase.start_s, phase.end_s, color=colour, alpha=0.6, lw=0, zorder=0)
         ax.axvline(phase.start_s, color="grey", lw=0.6, ls="--", zorder=1)
+        if phase.planned_start_s is not None and abs(phase.planned_start_s - phase.start_s) > LATE_MARK_S:
+            # the switch landed away from its planned instant: show where it was meant to be
+            ax.axvline(phase.planned_start_s, color="#d62728", lw=0.9, ls=":", zorder=2,
+                       label="planned switch" if number == first_late else None)
         if label:
             text = f"{number}: {phase.name}"
             ax.text((phase.start_s + phase.end_s) / 2, 1.01, text, transform=ax.get_xaxis_transform(),
@@ -75,7 +85,7 @@ def provider_colours(providers: list[str]) -> dict[str, str]:
 def draw(panels: list[Panel], phases: list[Phase], colours: dict[str, str], stem: Path,
          title: str | None = None, bin_s: float = 0.5) -> list[Path]:
     """One figure with `panels` stacked on a shared time axis; written as `stem`.png and .svg."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.8 * len(panels) + 0.6), sharex=True, squeeze=False)
     for index, (ax, panel) in enumerate(zip(axes[:, 0], panels, strict=True)):
         _draw_panel(ax, panel, phases, label_phases=index == 0, colours=colours, bin_s=bin_s)

@@ -1,11 +1,18 @@
 """Reading a run folder (`results/<run-id>/`) as the failover playbook writes it.
 
     meta.json                 run metadata (inventory, kernel, sysctls, versions ...)
-    timeline.json             {"t0": unix, "phases": [{"name", "down", "start", "end"}, ...]}
+    schedule.json             the planned switches (`mpstream-schedule/1`) and where each
+                              switcher's record lies ("switchers": name -> relative path)
+    nodes/<NODE>/switches.jsonl, routers/switches.jsonl
+                              when each switch really took effect (`mpstream outage schedule`)
+    timeline.json             written by the report from the two above (`mpstream-timeline/2`);
+                              older runs have only a planned one: {"t0", "phases": [{"name",
+                              "down", "start", "end"}]}
     nodes/<NODE>/rates.csv    `mpstream record` output (bwm-ng CSV)
     nodes/<NODE>/player.json  `mpstream play --json` summary (client nodes)
 
-Every file is optional; what is missing is reported as a note, not as an error.
+Every file is optional; what is missing is reported as a note (and, where it makes the
+numbers untrustworthy, as a reason for invalidity by the report), not as an error.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from pathlib import Path
 
 from mpstream.recorder.csvformat import CSVFormatError, parse_text
 from mpstream.report.analysis import NodeData
+from mpstream.report.timeline import RecordSource
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +33,9 @@ log = logging.getLogger(__name__)
 class Run:
     path: Path
     meta: dict = field(default_factory=dict)
-    timeline: dict = field(default_factory=dict)
+    timeline: dict = field(default_factory=dict)  # as found in the folder
+    schedule: dict | None = None
+    records: dict[str, RecordSource] = field(default_factory=dict)  # switcher -> its record
     nodes: dict[str, NodeData] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -48,6 +58,23 @@ def _read_json(path: Path, notes: list[str]) -> dict | None:
     return value
 
 
+def _read_records(root: Path, schedule: dict, notes: list[str]) -> dict[str, RecordSource]:
+    switchers = schedule.get("switchers") or {}
+    if not isinstance(switchers, dict):
+        notes.append("schedule.json: switchers is not an object (switcher name -> record path)")
+        return {}
+    records = {}
+    for name, relative in switchers.items():
+        path = root / str(relative)
+        try:
+            text = path.read_bytes().decode("utf-8", errors="replace") if path.is_file() else None
+        except OSError as exc:
+            notes.append(f"{relative} could not be read: {exc}")
+            text = None
+        records[str(name)] = RecordSource(str(relative), text)
+    return records
+
+
 def load_run(path: str | Path) -> Run:
     """Everything the report needs from `path`; raises FileNotFoundError if it is no folder."""
     root = Path(path)
@@ -57,9 +84,12 @@ def load_run(path: str | Path) -> Run:
     run.meta = _read_json(root / "meta.json", run.notes) or {}
     if not (root / "meta.json").is_file():
         run.notes.append("meta.json is missing: no inventory, providers are the interface names")
+    run.schedule = _read_json(root / "schedule.json", run.notes)
+    if run.schedule is not None:
+        run.records = _read_records(root, run.schedule, run.notes)
     run.timeline = _read_json(root / "timeline.json", run.notes) or {}
-    if not (root / "timeline.json").is_file():
-        run.notes.append("timeline.json is missing: the whole recording is one phase")
+    if run.schedule is None and not (root / "timeline.json").is_file():
+        run.notes.append("schedule.json and timeline.json are missing: the whole recording is one phase")
     nodes_dir = root / "nodes"
     for node_dir in sorted(p for p in nodes_dir.iterdir() if p.is_dir()) if nodes_dir.is_dir() else []:
         data = NodeData()

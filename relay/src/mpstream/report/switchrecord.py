@@ -1,0 +1,110 @@
+"""Reading one switcher's record (`mpstream outage schedule --record`): JSON lines, pure.
+
+    {"event": "start", "run_id": ..., "pid": ..., "host": ..., "clock": ...}
+    {"event": "switch", "phase": 1, "name": "isp2 down", "netns": null, "nics": ["nic2"],
+     "forwarding": false, "planned": ..., "actual": ..., "lag_s": ..., "ok": true, "error": null}
+    ... one line per switch and target ...
+    {"event": "done"}  or  {"event": "cancelled", "at": ...}
+
+A record can be cut short (the node died, the disk filled, the copy was interrupted): every
+line that parses is used, the rest is counted, never guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SwitchEvent:
+    """One switch at one target, as the switcher saw it."""
+
+    phase: int
+    name: str
+    netns: str | None
+    nics: tuple[str, ...]
+    forwarding: bool
+    planned: float | None
+    actual: float | None  # when the change had taken effect (None: it did not)
+    ok: bool
+    error: str | None
+
+
+@dataclass
+class Record:
+    run_id: str | None = None
+    host: str | None = None
+    started: bool = False
+    switches: list[SwitchEvent] = field(default_factory=list)
+    done: bool = False
+    cancelled_at: float | None = None
+    cancelled: bool = False
+    bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of lines that are no JSON object
+    cut: bool = False  # the last line is incomplete
+
+    @property
+    def finished(self) -> bool:
+        return self.done or self.cancelled
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _switch(line: dict) -> SwitchEvent | None:
+    phase = line.get("phase")
+    if isinstance(phase, bool) or not isinstance(phase, int):
+        return None
+    actual = _number(line.get("actual"))
+    ok = line.get("ok") is True and actual is not None
+    error = line.get("error")
+    if line.get("ok") is True and actual is None:
+        error = "recorded as done but without the time it took effect"
+    netns = line.get("netns")
+    return SwitchEvent(
+        phase=phase, name=str(line.get("name") or ""), netns=str(netns) if netns is not None else None,
+        nics=tuple(str(n) for n in line.get("nics") or ()), forwarding=bool(line.get("forwarding")),
+        planned=_number(line.get("planned")), actual=actual, ok=ok,
+        error=None if error is None else " ".join(str(error).split()),  # nft errors span lines
+    )
+
+
+def parse_record(text: str) -> Record:
+    record = Record()
+    lines = text.split("\n")
+    complete = text.endswith("\n")
+    if complete:
+        lines.pop()  # the empty string after the final newline
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            line = None
+        if not isinstance(line, dict):
+            if number == len(lines) and not complete:
+                record.cut = True
+            else:
+                record.bad_lines.append(number)
+            continue
+        event = line.get("event")
+        if event == "start":
+            record.started = True
+            record.run_id = None if line.get("run_id") is None else str(line["run_id"])
+            record.host = None if line.get("host") is None else str(line["host"])
+        elif event == "switch":
+            switch = _switch(line)
+            if switch is None:
+                record.bad_lines.append(number)
+            else:
+                record.switches.append(switch)
+        elif event == "done":
+            record.done = True
+        elif event == "cancelled":
+            record.cancelled = True
+            record.cancelled_at = _number(line.get("at"))
+    return record
