@@ -57,8 +57,11 @@ class ChunkReader:
         self.limits = limits or Limits()
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.bytes_received = 0
+        self.messages_received = 0
+        self.stalled = False  # the last feed stopped at its message budget with input left
         self._buffer = bytearray()
         self._streams: dict[int, _InState] = {}
+        self._partial = 0  # bytes in unfinished messages, all chunk streams together
 
     def set_chunk_size(self, size: int) -> None:
         """Apply the peer's Set Chunk Size (it affects the chunks after that message)."""
@@ -72,23 +75,37 @@ class ChunkReader:
     def abort(self, chunk_stream_id: int) -> None:
         """Drop the partial message on a chunk stream (the peer's Abort message)."""
         state = self._streams.get(chunk_stream_id)
-        if state is not None:
+        if state is not None and state.payload is not None:
+            self._partial -= len(state.payload)
             state.payload = None
 
     @property
     def buffered(self) -> int:
         """Bytes held: unparsed input plus partial messages."""
-        return len(self._buffer) + sum(len(s.payload) for s in self._streams.values() if s.payload)
+        return len(self._buffer) + self._partial
 
-    def feed(self, data: bytes) -> list[Message]:
-        """Add bytes from the peer; return the messages they complete, in order."""
+    def feed(self, data: bytes, max_messages: int | None = None) -> list[Message]:
+        """Add bytes from the peer; return the messages they complete, in order.
+
+        With `max_messages`, parsing stops after that many messages and the rest of the
+        input waits (`stalled` says so) for a later call, `feed(b"")` included: this is
+        how the caller rations CPU per peer, empty messages included.
+        """
         self.bytes_received += len(data)
         buf = self._buffer
         buf += data
+        if len(buf) + self._partial > self.limits.max_buffered_bytes:
+            raise LimitExceeded(f"{len(buf) + self._partial} bytes of unfinished messages over the limit "
+                                f"{self.limits.max_buffered_bytes}")
         messages: list[Message] = []
+        budget = -1 if max_messages is None else max_messages
+        self.stalled = False
         pos = 0
         end = len(buf)
         while pos < end:
+            if budget == 0:
+                self.stalled = True
+                break
             b0 = buf[pos]
             fmt = b0 >> 6
             csid = b0 & 0x3F
@@ -166,14 +183,23 @@ class ChunkReader:
                 state.type_id = type_id
                 state.stream_id = stream_id
                 state.fmt = fmt
+                if state.payload is not None:  # a full header abandons the partial message
+                    self._partial -= len(state.payload)
                 state.payload = bytearray()
             payload = state.payload
             payload += buf[p:p + take]  # type: ignore[operator]
+            self._partial += take
+            if self._partial > self.limits.max_buffered_bytes:
+                raise LimitExceeded(f"{self._partial} bytes of unfinished messages over the limit "
+                                    f"{self.limits.max_buffered_bytes}")
             pos = p + take
             if len(payload) >= state.length:  # type: ignore[arg-type]
                 messages.append(Message(state.type_id, state.stream_id, state.message_timestamp,
                                         bytes(payload), csid))  # type: ignore[arg-type]
+                self._partial -= len(payload)  # type: ignore[arg-type]
                 state.payload = None
+                self.messages_received += 1
+                budget -= 1
                 if state.type_id == 1 and len(payload) >= 4:  # type: ignore[arg-type]
                     # Set Chunk Size takes effect for the very next chunk.
                     self.set_chunk_size(struct.unpack(">I", bytes(payload[:4]))[0])  # type: ignore[index]

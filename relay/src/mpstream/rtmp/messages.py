@@ -5,11 +5,12 @@ Bodies are built and parsed here; `chunk` turns them into bytes on the wire.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 
 from mpstream.rtmp import amf0, amf3
-from mpstream.rtmp.errors import AMFError, ProtocolError
+from mpstream.rtmp.errors import AMFError, LimitExceeded, ProtocolError
 
 # Message type ids.
 SET_CHUNK_SIZE = 1
@@ -99,8 +100,8 @@ def decode_command(type_id: int, body: bytes, max_depth: int = amf0.DEFAULT_MAX_
     if not values or not isinstance(values[0], str):
         raise AMFError("command message without a command name")
     tid = values[1] if len(values) > 1 else 0.0
-    if not isinstance(tid, (int, float)) or isinstance(tid, bool):
-        tid = 0.0
+    if not isinstance(tid, (int, float)) or isinstance(tid, bool) or not math.isfinite(tid):
+        tid = 0.0  # answered as a call that expects no answer
     return Command(values[0], float(tid), values[2] if len(values) > 2 else None, values[3:])
 
 
@@ -116,15 +117,18 @@ def decode_data(type_id: int, body: bytes, max_depth: int = amf0.DEFAULT_MAX_DEP
     return amf0.decode_all(body, max_depth)
 
 
-def split_aggregate(body: bytes, base_timestamp: int) -> list[tuple[int, int, bytes]]:
+def split_aggregate(body: bytes, base_timestamp: int, max_messages: int = 256) -> list[tuple[int, int, bytes]]:
     """The (type, timestamp, body) of each message in an aggregate message.
 
     Sub-message timestamps are rebased so that the first one equals the aggregate's.
+    More than `max_messages` sub-messages (empty ones included) is a `LimitExceeded`.
     """
-    out = []
+    out: list[tuple[int, int, bytes]] = []
     offset = 0
     first_ts = None
     while offset + 11 <= len(body):
+        if len(out) >= max_messages:
+            raise LimitExceeded(f"aggregate message with more than {max_messages} sub-messages")
         type_id = body[offset]
         size = int.from_bytes(body[offset + 1:offset + 4], "big")
         ts = int.from_bytes(body[offset + 4:offset + 7], "big") | body[offset + 7] << 24

@@ -13,6 +13,7 @@ handled inside; what the application must decide or consume comes out as events
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 from mpstream.rtmp import amf0
@@ -53,6 +54,24 @@ def _split_name(name: str) -> tuple[str, str]:
     return base, query
 
 
+def _app_from_tc_url(tc_url: str) -> str:
+    """The first path segment of tcUrl ("" when it does not parse: ``rtmp://[::1/live``)."""
+    try:
+        path = urlsplit(tc_url).path
+    except ValueError:
+        return ""
+    return path.strip("/").partition("/")[0]
+
+
+def _message_stream_id(value: object) -> int | None:
+    """A message stream id sent as an AMF number, or None when it cannot be one (NaN, inf, 1.5, -1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value) or value != int(value) or not 0 <= value < 1 << 32:
+        return None
+    return int(value)
+
+
 class _Session:
     def __init__(self, limits: Limits | None, handshake: ServerHandshake | ClientHandshake):
         self.limits = limits or Limits()
@@ -63,6 +82,8 @@ class _Session:
         self._peer_window = 0  # the peer wants an Acknowledgement every this many bytes
         self._acked = 0
         self._window_sent = 0
+        self._held: list[Message] = []  # received while an answer of ours is pending (see holding)
+        self._sub_messages = 0  # aggregate sub-messages, which cost as much as messages
         self._out += handshake.outgoing
         handshake.outgoing.clear()
 
@@ -81,14 +102,34 @@ class _Session:
     def bytes_received(self) -> int:
         return self._reader.bytes_received
 
+    @property
+    def messages_received(self) -> int:
+        """Messages parsed so far, each aggregate sub-message and each empty message counted."""
+        return self._reader.messages_received + self._sub_messages
+
+    @property
+    def stalled(self) -> bool:
+        """Input is waiting: the last `receive_data` stopped at its `max_messages` or at a pending answer."""
+        return self._reader.stalled or bool(self._held)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the peer's unfinished messages and unparsed input."""
+        return self._reader.buffered + sum(len(message.body) for message in self._held)
+
     def data_to_send(self) -> bytes:
         """Bytes queued for the peer since the last call."""
         out = bytes(self._out)
         self._out.clear()
         return out
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Process bytes from the peer; raises `ProtocolError` when the connection must end."""
+    def receive_data(self, data: bytes, max_messages: int | None = None) -> list[Event]:
+        """Process bytes from the peer; raises `ProtocolError` when the connection must end.
+
+        With `max_messages`, at most that many messages are parsed and the rest waits
+        (`stalled`); call again, with b"" if nothing new came, to go on. Messages that
+        follow a request still to be answered (``connect``) also wait for the next call.
+        """
         events: list[Event] = []
         if not self._handshake.done:
             data = self._handshake.feed(data)
@@ -100,7 +141,14 @@ class _Session:
             self._on_handshake_complete()
             if not data:
                 return events
-        for message in self._reader.feed(data):
+        messages = self._reader.feed(data, max_messages)
+        if self._held:
+            messages = self._held + messages
+            self._held = []
+        for index, message in enumerate(messages):
+            if self.holding():
+                self._held = messages[index:]
+                break
             self._dispatch(message, events)
         if self._peer_window and self._reader.bytes_received - self._acked >= self._peer_window:
             self._acked = self._reader.bytes_received
@@ -154,10 +202,15 @@ class _Session:
     def _on_handshake_complete(self) -> None:
         pass
 
+    def holding(self) -> bool:
+        """Whether further messages wait until the application has answered a request."""
+        return False
+
     def _dispatch(self, msg: Message, events: list[Event]) -> None:
         t = msg.type_id
         if t == m.VIDEO or t == m.AUDIO:
-            events.append(MediaMessage(t, msg.stream_id, msg.timestamp, msg.body))
+            if msg.body:  # an empty FLV tag body carries nothing a player could use
+                events.append(MediaMessage(t, msg.stream_id, msg.timestamp, msg.body))
         elif t == m.DATA_AMF0 or t == m.DATA_AMF3:
             values = m.decode_data(t, msg.body, self.limits.max_amf_depth)
             if t == m.DATA_AMF0:
@@ -186,8 +239,10 @@ class _Session:
         elif t == m.USER_CONTROL:
             self._on_user_control(*m.parse_user_control(msg.body), events)
         elif t == m.AGGREGATE:
-            for type_id, ts, body in m.split_aggregate(msg.body, msg.timestamp):
-                if type_id in (m.AUDIO, m.VIDEO):
+            parts = m.split_aggregate(msg.body, msg.timestamp, self.limits.max_aggregate_messages)
+            self._sub_messages += len(parts)
+            for type_id, ts, body in parts:
+                if type_id in (m.AUDIO, m.VIDEO) and body:
                     events.append(MediaMessage(type_id, msg.stream_id, ts, body))
         # Acknowledgements and shared objects need nothing from us.
 
@@ -225,6 +280,13 @@ class ServerSession(_Session):
     def connected(self) -> bool:
         return self.app is not None
 
+    def holding(self) -> bool:
+        return self._pending_connect is not None
+
+    def _echo(self, name: str) -> str:
+        """A peer's name as we say it back: never longer than a name may be."""
+        return name[:self.limits.max_name_length]
+
     # ------------------------------------------------------------ answers
 
     def accept_connect(self, request: ConnectRequest) -> None:
@@ -234,7 +296,7 @@ class ServerSession(_Session):
         self.set_chunk_size(self.desired_chunk_size)
         encoding = request.params.get("objectEncoding", 0)
         info = _status("status", "NetConnection.Connect.Success", "Connection succeeded.",
-                       objectEncoding=encoding if isinstance(encoding, (int, float)) else 0)
+                       objectEncoding=3.0 if encoding == 3 else 0.0)  # AMF0 or AMF3, nothing else
         props = {"fmsVer": "FMS/3,0,1,123", "capabilities": 31.0, "mode": 1.0}
         self.send_command(0, m.Command("_result", request.transaction_id, props, [info]))
         self.app = request.app
@@ -252,25 +314,25 @@ class ServerSession(_Session):
 
     def accept_publish(self, request: PublishRequest) -> None:
         self.send_user_control(m.STREAM_BEGIN, request.stream_id)
-        self.send_status(request.stream_id, "NetStream.Publish.Start", f"{request.name} is now published.",
-                         details=request.name)
+        name = self._echo(request.name)
+        self.send_status(request.stream_id, "NetStream.Publish.Start", f"{name} is now published.", details=name)
 
     def reject_publish(self, request: PublishRequest, description: str,
                        code: str = "NetStream.Publish.BadName") -> None:
-        self.send_status(request.stream_id, code, description, level="error", details=request.name)
+        self.send_status(request.stream_id, code, description, level="error", details=self._echo(request.name))
 
     def accept_play(self, request: PlayRequest) -> None:
         sid = request.stream_id
+        name = self._echo(request.name)
         self.send_user_control(m.STREAM_BEGIN, sid)
-        self.send_status(sid, "NetStream.Play.Reset", f"Playing and resetting {request.name}.",
-                         details=request.name)
-        self.send_status(sid, "NetStream.Play.Start", f"Started playing {request.name}.", details=request.name)
+        self.send_status(sid, "NetStream.Play.Reset", f"Playing and resetting {name}.", details=name)
+        self.send_status(sid, "NetStream.Play.Start", f"Started playing {name}.", details=name)
         self.send_message(m.CSID_COMMAND, m.DATA_AMF0, sid, 0, amf0.encode("|RtmpSampleAccess", True, True))
         self.send_status(sid, "NetStream.Data.Start", "Started playing.")
 
     def reject_play(self, request: PlayRequest, description: str,
                     code: str = "NetStream.Play.StreamNotFound") -> None:
-        self.send_status(request.stream_id, code, description, level="error", details=request.name)
+        self.send_status(request.stream_id, code, description, level="error", details=self._echo(request.name))
 
     def stream_begin(self, stream_id: int) -> None:
         self.send_user_control(m.STREAM_BEGIN, stream_id)
@@ -292,7 +354,7 @@ class ServerSession(_Session):
             request = ConnectRequest(tid, str(app).strip("/") if isinstance(app, str) else "",
                                      tc_url if isinstance(tc_url, str) else "", dict(params))
             if not request.app and request.tc_url:
-                request.app = urlsplit(request.tc_url).path.strip("/").partition("/")[0]
+                request.app = _app_from_tc_url(request.tc_url)
             self._pending_connect = request
             events.append(request)
             return
@@ -318,8 +380,9 @@ class ServerSession(_Session):
                 start = cmd.args[1] if len(cmd.args) > 1 and isinstance(cmd.args[1], (int, float)) else -2.0
                 events.append(PlayRequest(stream_id, base, query, float(start)))
         elif name == "deleteStream":
-            sid = cmd.args[0] if cmd.args and isinstance(cmd.args[0], (int, float)) else stream_id
-            sid = int(sid)
+            sid = _message_stream_id(cmd.args[0]) if cmd.args else stream_id
+            if sid is None:
+                return  # not a stream id: nothing to delete
             self.streams.discard(sid)
             events.append(StreamClosed(sid, name))
         elif name == "closeStream":
