@@ -160,26 +160,31 @@ def test_publisher_leaves_and_returns_under_the_same_name():
     run(scenario)
 
 
-@pytest.mark.parametrize("on_busy", ["refuse", "replace", "stale"])
+@pytest.mark.parametrize("on_busy", ["refuse", "replace", "stale without key", "stale with key"])
 def test_second_publisher(on_busy):
+    """A live publisher keeps its name, silent or not, unless on_busy = replace or the key proves ownership."""
+    name = "cam?key=k" if on_busy == "stale with key" else "cam"
+
     async def scenario(relay, base):
-        first, sid = await publisher(base)
-        if on_busy == "stale":
-            await asyncio.sleep(0.4)  # the first publisher goes silent (a half-open connection)
-        second = await RtmpPeer.open(f"{base}/cam", "publish")
-        if on_busy == "refuse":
+        first, sid = await publisher(base, name)
+        if on_busy.startswith("stale"):
+            await asyncio.sleep(0.4)  # the first publisher goes silent (a stall, or a half-open connection)
+        second = await RtmpPeer.open(f"{base}/{name}", "publish")
+        if on_busy in ("refuse", "stale without key"):
             status = await second.wait_for(Status, predicate=lambda s: s.level == "error")
             assert "already" in status.description
             await second.closed.wait()
-            assert relay.streams["live/cam"].publisher is not None
+            assert relay.streams[("live", "cam")].publisher is not None
             assert not first.closed.is_set()
         else:
             await second.wait_for(PublishStarted)
             await asyncio.wait_for(first.closed.wait(), 5)
         await first.close()
         await second.close()
-    if on_busy == "stale":
+    if on_busy == "stale without key":
         run(scenario, stale_publisher_s=0.3)
+    elif on_busy == "stale with key":
+        run(scenario, stale_publisher_s=0.3, apps={"live": {"publish_key": "k"}})
     else:
         run(scenario, on_busy=on_busy)
 
@@ -199,7 +204,7 @@ def test_publish_key_and_play_deny_list(tmp_path):
             assert status.code == "NetStream.Publish.Unauthorized"
             right = await RtmpPeer.open(f"{base}/cam?key=s3", "publish")
             await right.wait_for(PublishStarted)
-            assert relay.streams["live/cam"].publisher is not None
+            assert relay.streams[("live", "cam")].publisher is not None
             player = await RtmpPeer.open(f"{base}/cam", "play")
             status = await player.wait_for(Status)
             assert status.level == "error" and not player.of(PlayStarted)
@@ -238,7 +243,7 @@ def test_slow_player_skips_then_is_dropped_while_others_keep_up():
         assert info is not None or relay.counters["slow_players_dropped"] == 1
         await asyncio.sleep(1.5)
         assert relay.counters["slow_players_dropped"] == 1
-        assert len(relay.streams["live/cam"].players) == 1
+        assert len(relay.streams[("live", "cam")].players) == 1
         for peer in (pub, good, slow):
             await peer.close()
     run(scenario, max_player_lag_ms=300, disconnect_after_ms=1000)

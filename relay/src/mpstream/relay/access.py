@@ -55,6 +55,12 @@ def check_publish(config: RelayConfig, app: str, stream: str, query: str, peer: 
     return None
 
 
+def publish_key_required(config: RelayConfig, app: str, stream: str) -> bool:
+    """Whether publishing app/stream needs a key (then a publisher that passed `check_publish` holds it)."""
+    policy = config.policy(app)
+    return policy is not None and policy.stream_keys.get(stream, policy.publish_key) is not None
+
+
 def check_play(config: RelayConfig, app: str, stream: str, peer: str) -> str | None:
     policy = config.policy(app)
     if policy is None:

@@ -8,19 +8,34 @@ Example file (every key optional):
     chunk_size = 4096                 # our outgoing chunk size
     gop_cache = true                  # late joiners start at the latest keyframe
     on_busy = "refuse"                # a second publisher on a busy stream: refuse | replace
-    stale_publisher_s = 5             # ...but a publisher silent this long is replaced anyway
+    stale_publisher_s = 5             # ...but one with the stream's publish key replaces a publisher
+                                      # silent this long (a reconnecting encoder); without a key a
+                                      # silent publisher keeps its name while its connection lives
     flush_interval_ms = 50            # merge writes to each player over this long (syscalls vs latency)
     max_player_lag_ms = 10000         # a player further behind skips to the next keyframe
     disconnect_after_ms = 30000       # a player behind this long is disconnected
-    max_connections = 1000
+    max_connections = 1000            # lowered to what the open-files limit allows, with a warning
     handshake_timeout_s = 5           # handshake + connect must be done by then
     idle_timeout_s = 30               # a connection that neither publishes nor plays
+    max_gop_bytes = 8388608           # GOP cache of one stream (beyond it late joiners wait)
+
+    # Budgets against hostile peers (0 switches a rate off):
+    max_messages_per_s = 2000         # messages parsed per connection and second (empty ones count)
+    message_burst = 5000              # ...and at once; beyond it reading from the peer pauses
+    max_throttled_s = 3               # a peer held back by its message budget this long is dropped
+    max_output_bytes = 8388608        # queued for one peer (media and control); beyond it: dropped
+    max_connection_bytes = 33554432   # all one connection holds: partial input, output, its GOP caches
+    max_total_bytes = 268435456       # all connections together; beyond it the greediest is dropped
+    log_lines_per_s = 50              # log lines per second (bursts of 10x); the rest are counted
 
     [limits]                          # per connection, see mpstream.rtmp.Limits
     max_message_size = 8388608
     min_chunk_size = 64
     max_chunk_size = 1048576
     max_chunk_streams = 64
+    max_buffered_bytes = 12582912     # unfinished messages of one connection together
+    max_aggregate_messages = 256      # sub-messages in one aggregate message
+    max_name_length = 256             # app and stream names
 
     [apps.live]                       # per application; [apps."*"] applies to all others
     publish_key = "secret"            # publishers append ?key=secret to the stream name
@@ -30,7 +45,10 @@ Example file (every key optional):
     play_allow = []                   # empty: everyone
     play_deny = ["198.18.99.0/24"]
 
-When `[apps]` is present, applications it does not name (and no "*") are refused.
+When `[apps]` is present, applications it does not name (and no "*") are refused. An
+application sent with segments ("live/x", what ffmpeg makes of rtmp://host/live/x/cam)
+takes the policy of "live/x" if named, else of its first segment "live", else of "*".
+Deny and allow entries written as IPv4-mapped IPv6 (::ffff:198.51.100.0/120) match IPv4 peers.
 """
 
 from __future__ import annotations
@@ -54,9 +72,19 @@ def _networks(values: Any, where: str) -> tuple[Network, ...]:
     if not isinstance(values, list):
         raise ConfigError(f"{where} must be a list of CIDR prefixes")
     try:
-        return tuple(ipaddress.ip_network(str(v), strict=False) for v in values)
+        return tuple(_unmapped(ipaddress.ip_network(str(v), strict=False)) for v in values)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _unmapped(network: Network) -> Network:
+    """::ffff:a.b.c.d/n as a.b.c.d/(n-96): peers are compared as IPv4 (see access.client_ip)."""
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96 and network.subnet_of(_V4_MAPPED):
+        return ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
+    return network
 
 
 @dataclass(frozen=True)
@@ -105,7 +133,14 @@ class RelayConfig:
     max_connections: int = 1000
     handshake_timeout_s: float = 5.0
     idle_timeout_s: float = 30.0
-    max_gop_bytes: int = 16 << 20
+    max_gop_bytes: int = 8 << 20
+    max_messages_per_s: float = 2000.0
+    message_burst: float = 5000.0
+    max_throttled_s: float = 3.0
+    max_output_bytes: int = 8 << 20
+    max_connection_bytes: int = 32 << 20
+    max_total_bytes: int = 256 << 20
+    log_lines_per_s: float = 50.0
     limits: Limits = field(default_factory=Limits)
     apps: dict[str, AppPolicy] | None = None  # None: every app, no restrictions
 
@@ -119,17 +154,25 @@ class RelayConfig:
         if not self.listen:
             raise ConfigError("need at least one listen address")
         for name in ("flush_interval_ms", "max_player_lag_ms", "disconnect_after_ms", "handshake_timeout_s",
-                     "idle_timeout_s", "stale_publisher_s"):
+                     "idle_timeout_s", "stale_publisher_s", "max_messages_per_s", "max_throttled_s",
+                     "log_lines_per_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
         if self.max_connections < 1:
             raise ConfigError("max_connections must be at least 1")
+        if self.max_messages_per_s and self.message_burst < 1:
+            raise ConfigError("message_burst must be at least 1")
+        for name in ("max_gop_bytes", "max_output_bytes", "max_connection_bytes", "max_total_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.max_total_bytes < self.max_connection_bytes:
+            raise ConfigError("max_total_bytes must be at least max_connection_bytes")
 
     def policy(self, app: str) -> AppPolicy | None:
         """The policy of `app`, or None when the app is not served."""
         if self.apps is None:
             return AppPolicy()
-        return self.apps.get(app) or self.apps.get("*")
+        return self.apps.get(app) or self.apps.get(app.partition("/")[0]) or self.apps.get("*")
 
 
 _SCALARS = {f.name for f in fields(RelayConfig)} - {"limits", "apps", "listen"}

@@ -1,7 +1,10 @@
 """The asyncio adapter: one `ServerSession` per accepted socket, bytes in and out, nothing more.
 
 Decisions (who may publish, where media goes) belong to `Relay`; this module only
-moves bytes between the transport and the session and keeps per-connection counters.
+moves bytes between the transport and the session, keeps per-connection counters and
+enforces the per-connection budgets: messages parsed per second (`MessageBudget`: over
+it, reading pauses; held back too long, the peer is dropped), bytes queued for the peer
+(`max_output_bytes`) and bytes held in all (`max_connection_bytes`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import time
 from typing import TYPE_CHECKING
 
 from mpstream import net
+from mpstream.relay.budget import MessageBudget
+from mpstream.relay.logs import shown
 from mpstream.relay.outbox import Outbox
 from mpstream.rtmp import ProtocolError, ServerSession
 
@@ -25,6 +30,8 @@ log = logging.getLogger("mpstream.relay")
 
 _ids = itertools.count(1)
 WRITE_HIGH_WATER = 64 * 1024
+# How long reading stays paused when a peer has used up its message budget.
+THROTTLE_PAUSE_S = 0.05
 
 
 class RelayConnection(asyncio.Protocol):
@@ -32,8 +39,10 @@ class RelayConnection(asyncio.Protocol):
         self.relay = relay
         self.id = next(_ids)
         self.transport: asyncio.Transport | None = None
-        self.session = ServerSession(relay.config.limits, chunk_size=relay.config.chunk_size)
-        self.outbox = Outbox(relay.config.max_player_lag_ms / 1000, time.monotonic)
+        config = relay.config
+        self.session = ServerSession(config.limits, chunk_size=config.chunk_size)
+        self.outbox = Outbox(config.max_player_lag_ms / 1000, time.monotonic)
+        self.output_budget = config.max_output_bytes
         self.peer = "?"
         self.local = "?"
         self.mptcp = False
@@ -43,6 +52,11 @@ class RelayConnection(asyncio.Protocol):
         self.bytes_in = 0
         self.bytes_out = 0
         self.paused = False
+        self.paused_since: float | None = None  # since when the peer has not taken what we write
+        self.budget = MessageBudget(config.max_messages_per_s, config.message_burst, self.opened)
+        self.throttled_since: float | None = None  # since when the message budget holds it back
+        self.unknown_commands = 0
+        self._reading_paused = False
         self.closed = False
         self.publishing: dict[int, Stream] = {}  # message stream id -> stream
         self.playing: dict[int, Stream] = {}
@@ -74,12 +88,31 @@ class RelayConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        self.last_received = time.monotonic()
-        self.bytes_in += len(data)
+        now = time.monotonic()
+        if data:
+            self.last_received = now
+            self.bytes_in += len(data)
+        session = self.session
         try:
-            events = self.session.receive_data(data)
-            for event in events:
-                self.relay.on_event(self, event)
+            while True:
+                before = session.messages_received
+                events = session.receive_data(data, self.budget.allowance(now))
+                self.budget.spend(session.messages_received - before)
+                data = b""
+                for event in events:
+                    if self.closed:
+                        return
+                    self.relay.on_event(self, event)
+                if self.closed:
+                    return
+                if not session.stalled:
+                    self.throttled_since = None
+                    break
+                if session.holding():
+                    break  # a request still waits for its answer
+                if self.budget.allowance(now) == 0:
+                    self._throttle(now)
+                    break
         except ProtocolError as exc:
             self.drop(f"protocol error: {exc}")
             return
@@ -88,6 +121,55 @@ class RelayConnection(asyncio.Protocol):
             self.drop("internal error")
             return
         self.send_control()
+        held = self.held_bytes()
+        if held > self.relay.config.max_connection_bytes:
+            self.relay.counters["over_budget_dropped"] += 1
+            self.drop(f"holds {held} bytes, over max_connection_bytes {self.relay.config.max_connection_bytes}")
+
+    def _throttle(self, now: float) -> None:
+        """Over the message budget: stop reading for a moment; held back too long, drop the peer."""
+        if self.throttled_since is None:
+            self.throttled_since = now
+            self.relay.counters["throttled_connections"] += 1
+        elif now - self.throttled_since > self.relay.config.max_throttled_s:
+            self.relay.counters["over_budget_dropped"] += 1
+            self.drop(f"over its message budget ({self.relay.config.max_messages_per_s:g} messages/s) "
+                      f"for {now - self.throttled_since:.1f} s ({self.session.messages_received} messages)")
+            return
+        if self.transport is not None and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        # Paused at least a moment, so that each resumption parses a batch, not one message.
+        asyncio.get_running_loop().call_later(max(THROTTLE_PAUSE_S, self.budget.wait_for(1)), self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        if self.closed or self.transport is None:
+            return
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        self.data_received(b"")  # what waits in the session's buffer
+
+    def held_bytes(self) -> int:
+        """Everything this connection makes the relay hold: input, output, its streams' caches."""
+        held = self.session.buffered + self.outbox.size
+        if self.transport is not None and not self.closed:
+            held += self.transport.get_write_buffer_size()
+        for stream in self.publishing.values():
+            held += stream.held_bytes
+        return held
+
+    def output_bytes(self) -> int:
+        """What waits to be written to the peer (our queue and the transport's buffer)."""
+        size = self.outbox.size
+        if self.transport is not None and not self.closed:
+            size += self.transport.get_write_buffer_size()
+        return size
+
+    def drop_over_output_budget(self) -> None:
+        self.relay.counters["over_budget_dropped"] += 1
+        self.drop(f"does not read: {self.output_bytes()} bytes queued for it, over max_output_bytes "
+                  f"{self.output_budget}")
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -108,9 +190,11 @@ class RelayConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.paused = True
+        self.paused_since = time.monotonic()
 
     def resume_writing(self) -> None:
         self.paused = False
+        self.paused_since = None
         self.flush()
 
     # ------------------------------------------------------------ output
@@ -120,6 +204,9 @@ class RelayConnection(asyncio.Protocol):
         data = self.session.data_to_send()
         if data:
             self.outbox.push_control(data)
+            if self.outbox.size > self.output_budget:  # answers (pongs, errors) it never reads count too
+                self.drop_over_output_budget()
+                return
             self.flush()
 
     def mark_dirty(self) -> None:
@@ -142,7 +229,7 @@ class RelayConnection(asyncio.Protocol):
         """Close at once (unsent data is discarded), with a log line saying why."""
         if self.closed:
             return
-        log.warning("#%d from %s dropped: %s", self.id, self.peer, reason)
+        log.warning("#%d from %s dropped: %s", self.id, self.peer, shown(reason, 300))
         self.closed = True
         self._forget()
         if self.transport is not None:
@@ -188,6 +275,8 @@ class RelayConnection(asyncio.Protocol):
             "subflow_paths": [f"{local} -> {remote}" for local, remote in net.mptcp_subflow_addresses(
                 self.transport)] if transport.get("mptcp") else [],
             "queued_messages": len(self.outbox),
+            "queued_bytes": self.outbox.size,
+            "held_bytes": self.held_bytes() if not self.closed else 0,
             "skips": self.outbox.skips,
             "dropped_messages": self.outbox.dropped,
         }

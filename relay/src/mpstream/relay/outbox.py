@@ -4,7 +4,8 @@ Entries are complete chunked messages; media entries may be dropped, control ent
 (commands, status, user control) never are. When the oldest waiting media is older
 than `max_lag` the player has fallen behind: its waiting media is dropped and it skips
 to the next keyframe. `behind_since` says since when it has not caught up, which is what
-the relay uses to disconnect a player that stays behind.
+the relay uses to disconnect a player that stays behind. `size` is what the entries
+hold (with a per-entry overhead), whatever they are: the relay's output budget.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ ORDINARY = 0  # dropped while waiting
 KEYFRAME = 1  # ends the wait
 ALWAYS = 2  # metadata and sequence headers: decoders need them, they do not end the wait
 
+# What one queued entry costs besides its bytes (list slot, tuple; the bytes object header).
+ENTRY_OVERHEAD = 64
+
 
 class Outbox:
-    __slots__ = ("_clock", "behind_since", "dropped", "entries", "max_lag", "oldest", "skips",
+    __slots__ = ("_clock", "behind_since", "dropped", "entries", "max_lag", "oldest", "size", "skips",
                  "waiting_keyframe")
 
     def __init__(self, max_lag: float, clock: Callable[[], float]):
@@ -34,11 +38,13 @@ class Outbox:
         self.behind_since: float | None = None
         self.skips = 0
         self.dropped = 0
+        self.size = 0
 
     def push_control(self, data: bytes) -> None:
         if not self.entries:
             self.oldest = self._clock()
         self.entries.append((data, False))
+        self.size += len(data) + ENTRY_OVERHEAD
 
     def push_media(self, entry: Entry, kind: int, now: float) -> bool:
         """Queue a media entry (or drop it while waiting for a keyframe). True if the outbox was empty."""
@@ -52,6 +58,7 @@ class Outbox:
                 return False
             if kind == KEYFRAME:
                 self.waiting_keyframe = False
+        self.size += len(entry[0]) + ENTRY_OVERHEAD
         if not entries:
             self.oldest = now
             entries.append(entry)
@@ -63,6 +70,7 @@ class Outbox:
         kept = [e for e in self.entries if not e[1]]
         self.dropped += len(self.entries) - len(kept)
         self.entries = kept
+        self.size = sum(len(e[0]) + ENTRY_OVERHEAD for e in kept)
         self.oldest = now if kept else None
         self.waiting_keyframe = True
         self.skips += 1
@@ -77,6 +85,7 @@ class Outbox:
         data = entries[0][0] if len(entries) == 1 else b"".join([e[0] for e in entries])
         self.entries = []
         self.oldest = None
+        self.size = 0
         return data
 
     def caught_up(self) -> None:

@@ -8,9 +8,10 @@ import logging
 import time
 
 from mpstream import net
-from mpstream.relay import access
+from mpstream.relay import access, fdlimit, names
 from mpstream.relay.config import RelayConfig
 from mpstream.relay.connection import RelayConnection
+from mpstream.relay.logs import RateLimit, shown
 from mpstream.relay.stream import Stream
 from mpstream.rtmp import (
     ConnectRequest,
@@ -26,6 +27,8 @@ log = logging.getLogger("mpstream.relay")
 
 TICK_S = 0.25
 RATE_WINDOW_S = 5.0
+ACCEPT_LOG_INTERVAL_S = 10.0  # accept failures come in storms: one line per interval says how many
+UNKNOWN_COMMANDS_LOGGED = 3  # per connection; the rest are counted
 
 
 class Relay:
@@ -34,7 +37,9 @@ class Relay:
     def __init__(self, config: RelayConfig):
         self.config = config
         self.connections: set[RelayConnection] = set()
-        self.streams: dict[str, Stream] = {}
+        self.streams: dict[tuple[str, str], Stream] = {}
+        self.max_connections = config.max_connections  # lowered at start to fit the open-files limit
+        self.open_files_limit = 0
         self.servers: list[asyncio.Server] = []
         self.listening: list[str] = []
         self.started = time.time()
@@ -44,10 +49,21 @@ class Relay:
         self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._ticker: asyncio.Task | None = None
         self._rates: dict[object, collections.deque] = {}  # stream/connection -> (time, bytes) samples
+        self._log_limit: RateLimit | None = None
+        self._previous_exception_handler = None
+        self._accept_failures = 0
+        self._accept_logged_at: float | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        if self.config.log_lines_per_s:
+            self._log_limit = RateLimit(self.config.log_lines_per_s, 10 * self.config.log_lines_per_s)
+            log.addFilter(self._log_limit)
+        self._check_open_files()
+        loop = asyncio.get_running_loop()
+        self._previous_exception_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_exception)
         for listen in self.config.listen:
             servers = await net.create_server(lambda: RelayConnection(self), listen, self.config.mptcp)
             for server in servers:
@@ -80,11 +96,42 @@ class Relay:
         for server in self.servers:
             await server.wait_closed()
         await asyncio.sleep(0)
+        asyncio.get_running_loop().set_exception_handler(self._previous_exception_handler)
+        if self._log_limit is not None:
+            log.removeFilter(self._log_limit)
+
+    def _check_open_files(self) -> None:
+        """Every connection is a descriptor: fit max_connections under the (raised) open-files limit."""
+        self.open_files_limit = fdlimit.raise_open_files_limit()
+        capacity = fdlimit.connection_capacity(self.open_files_limit)
+        if self.max_connections > capacity:
+            log.warning("max_connections %d lowered to %d: the open-files limit is %d (raise LimitNOFILE)",
+                        self.max_connections, capacity, self.open_files_limit)
+            self.max_connections = capacity
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """Accept failures (out of descriptors) as one line per interval, not a traceback each."""
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            self.counters["accept_failures"] += 1
+            self._accept_failures += 1
+            now = time.monotonic()
+            if self._accept_logged_at is None or now - self._accept_logged_at >= ACCEPT_LOG_INTERVAL_S:
+                log.warning("accepting connections failed %d times%s: %s (%d connections, open-files limit %d)",
+                            self._accept_failures, "" if self._accept_logged_at is None else
+                            f" in the last {now - self._accept_logged_at:.0f} s", context.get("exception"),
+                            len(self.connections), self.open_files_limit)
+                self._accept_failures = 0
+                self._accept_logged_at = now
+            return
+        if self._previous_exception_handler is not None:
+            self._previous_exception_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
     # ------------------------------------------------------------ connections
 
     def admit(self, connection: RelayConnection) -> bool:
-        if len(self.connections) >= self.config.max_connections:
+        if len(self.connections) >= self.max_connections:
             self.counters["refused_connections"] += 1
             log.warning("#%d from %s refused: %d connections already (max_connections)", connection.id,
                         connection.peer, len(self.connections))
@@ -142,27 +189,33 @@ class Relay:
         elif isinstance(event, StreamClosed):
             self._on_stream_closed(connection, event)
         elif isinstance(event, UnknownCommand):
-            log.info("#%d from %s: unknown command %r answered with _error", connection.id, connection.peer,
-                     event.command.name[:64])
+            self.counters["unknown_commands"] += 1
+            connection.unknown_commands += 1
+            if connection.unknown_commands <= UNKNOWN_COMMANDS_LOGGED:
+                log.info("#%d from %s: unknown command '%s' answered with _error%s", connection.id, connection.peer,
+                         shown(event.command.name, 64), " (further ones from this connection are not logged)"
+                         if connection.unknown_commands == UNKNOWN_COMMANDS_LOGGED else "")
 
     def _on_connect(self, connection: RelayConnection, event: ConnectRequest) -> None:
         flash_ver = event.params.get("flashVer", "")
         connection.flash_ver = flash_ver[:100] if isinstance(flash_ver, str) else ""
-        reason = access.check_connect(self.config, event.app)
+        reason = names.app_problem(event.app, self.config.limits.max_name_length) or access.check_connect(
+            self.config, event.app)
         if reason:
             self.counters["refused_connects"] += 1
-            log.warning("#%d from %s: connect to %r refused: %s", connection.id, connection.peer, event.app, reason)
+            log.warning("#%d from %s: connect to '%s' refused: %s", connection.id, connection.peer, shown(event.app),
+                        shown(reason))
             connection.session.reject_connect(event, reason)
             connection.send_control()
             connection.close()
             return
         connection.session.accept_connect(event)
         connection.app = event.app
-        log.info("#%d from %s: connect app=%r tcUrl=%r flashVer=%r", connection.id, connection.peer, event.app,
-                 event.tc_url[:200], connection.flash_ver)
+        log.info("#%d from %s: connect app='%s' tcUrl='%s' flashVer='%s'", connection.id, connection.peer,
+                 shown(event.app), shown(event.tc_url), shown(connection.flash_ver))
 
     def _stream(self, app: str, name: str) -> Stream:
-        key = f"{app}/{name}"
+        key = (app, name)
         stream = self.streams.get(key)
         if stream is None:
             config = self.config
@@ -172,11 +225,12 @@ class Relay:
 
     def _on_publish(self, connection: RelayConnection, event: PublishRequest) -> None:
         app = connection.app
-        reason = access.check_publish(self.config, app, event.name, event.query, connection.peer)
+        reason = names.stream_problem(event.name, self.config.limits.max_name_length) or access.check_publish(
+            self.config, app, event.name, event.query, connection.peer)
         if reason:
             self.counters["refused_publishes"] += 1
-            log.warning("#%d from %s: publish %s/%s refused: %s", connection.id, connection.peer, app, event.name,
-                        reason)
+            log.warning("#%d from %s: publish %s/%s refused: %s", connection.id, connection.peer, shown(app),
+                        shown(event.name), shown(reason))
             connection.session.reject_publish(event, reason, code="NetStream.Publish.Unauthorized")
             connection.send_control()
             connection.close()
@@ -188,32 +242,40 @@ class Relay:
         current = stream.publisher
         if current is not None and current is not connection:
             silent = time.monotonic() - current.last_received
-            if self.config.on_busy == "refuse" and silent <= self.config.stale_publisher_s:
+            # A live connection keeps its name through a stall (MPTCP failover stalls for seconds);
+            # only the policy, or the stream's key after a stall (a reconnecting encoder), takes it.
+            owner = access.publish_key_required(self.config, app, event.name) and \
+                silent > self.config.stale_publisher_s
+            if self.config.on_busy == "refuse" and not owner:
                 self.counters["refused_publishes"] += 1
-                log.warning("#%d from %s: publish %s refused: #%d from %s is publishing it", connection.id,
-                            connection.peer, stream.key, current.id, current.peer)
-                connection.session.reject_publish(event, f"{stream.key} is already being published")
+                log.warning("#%d from %s: publish %s refused: #%d from %s is publishing it (silent for %.1f s)",
+                            connection.id, connection.peer, shown(stream.key), current.id, current.peer, silent)
+                connection.session.reject_publish(event, "the stream is already being published")
                 connection.send_control()
                 connection.close()
                 return
-            log.warning("#%d from %s replaces #%d from %s as publisher of %s (silent for %.1f s)", connection.id,
-                        connection.peer, current.id, current.peer, stream.key, silent)
+            log.warning("#%d from %s replaces #%d from %s as publisher of %s (%s; silent for %.1f s)", connection.id,
+                        connection.peer, current.id, current.peer, shown(stream.key),
+                        "on_busy = replace" if self.config.on_busy == "replace" else "it has the publish key",
+                        silent)
             self._end_publish(current, stream.publisher_stream_id, "replaced by a new publisher")
-            current.drop(f"replaced as publisher of {stream.key} by #{connection.id}")
+            current.drop(f"replaced as publisher of {shown(stream.key)} by #{connection.id}")
         connection.session.accept_publish(event)
         connection.send_control()
         connection.publishing[event.stream_id] = stream
         stream.start_publishing(connection, event.stream_id)
         self.counters["publishes"] += 1
-        log.info("#%d from %s publishes %s (%s, %d players waiting)", connection.id, connection.peer, stream.key,
-                 event.publish_type, len(stream.players))
+        log.info("#%d from %s publishes %s (%s, %d players waiting)", connection.id, connection.peer,
+                 shown(stream.key), shown(event.publish_type), len(stream.players))
 
     def _on_play(self, connection: RelayConnection, event: PlayRequest) -> None:
         app = connection.app
-        reason = access.check_play(self.config, app, event.name, connection.peer)
+        reason = names.stream_problem(event.name, self.config.limits.max_name_length) or access.check_play(
+            self.config, app, event.name, connection.peer)
         if reason:
             self.counters["refused_plays"] += 1
-            log.warning("#%d from %s: play %s/%s refused: %s", connection.id, connection.peer, app, event.name, reason)
+            log.warning("#%d from %s: play %s/%s refused: %s", connection.id, connection.peer, shown(app),
+                        shown(event.name), shown(reason))
             connection.session.reject_play(event, reason, code="NetStream.Play.Failed")
             connection.send_control()
             connection.close()
@@ -230,7 +292,7 @@ class Relay:
         connection.playing[event.stream_id] = stream
         stream.add_player(connection, event.stream_id)
         self.counters["plays"] += 1
-        log.info("#%d from %s plays %s (%s)", connection.id, connection.peer, stream.key,
+        log.info("#%d from %s plays %s (%s)", connection.id, connection.peer, shown(stream.key),
                  "live" if stream.publisher else "waiting for a publisher")
 
     def _on_stream_closed(self, connection: RelayConnection, event: StreamClosed) -> None:
@@ -251,7 +313,7 @@ class Relay:
             return
         stream.stop_publishing()
         log.info("#%d from %s stopped publishing %s (%s; %d messages, %d bytes, %d players)", connection.id,
-                 connection.peer, stream.key, why, stream.messages_in, stream.bytes_in, len(stream.players))
+                 connection.peer, shown(stream.key), why, stream.messages_in, stream.bytes_in, len(stream.players))
         self._drop_if_idle(stream)
 
     def _end_play(self, connection: RelayConnection, sid: int) -> None:
@@ -261,8 +323,8 @@ class Relay:
             self._drop_if_idle(stream)
 
     def _drop_if_idle(self, stream: Stream) -> None:
-        if stream.idle and self.streams.get(stream.key) is stream:
-            del self.streams[stream.key]
+        if stream.idle and self.streams.get(stream.ident) is stream:
+            del self.streams[stream.ident]
             self._rates.pop(stream, None)
 
     # ------------------------------------------------------------ housekeeping
@@ -289,6 +351,14 @@ class Relay:
                 self.counters["idle_timeouts"] += 1
                 connection.drop(f"nothing received for {quiet:.0f} s")
                 continue
+            stuck = connection.paused_since
+            if stuck is not None and now - stuck > config.disconnect_after_ms / 1000:
+                self.counters["slow_players_dropped"] += 1
+                connection.drop(f"took nothing we wrote for {now - stuck:.1f} s")
+                continue
+            if connection.output_bytes() > connection.output_budget:
+                connection.drop_over_output_budget()
+                continue
             behind = connection.outbox.behind_since
             if behind is not None and now - behind > config.disconnect_after_ms / 1000:
                 self.counters["slow_players_dropped"] += 1
@@ -298,6 +368,20 @@ class Relay:
             self._sample(connection, now, connection.bytes_in + connection.bytes_out)
         for stream in self.streams.values():
             self._sample(stream, now, stream.bytes_in)
+        self._enforce_total_budget()
+
+    def _enforce_total_budget(self) -> None:
+        """All connections together over max_total_bytes: drop the greediest until under, one line each."""
+        held = {connection: connection.held_bytes() for connection in self.connections}
+        total = sum(held.values())
+        limit = self.config.max_total_bytes
+        for connection in sorted(held, key=held.__getitem__, reverse=True):
+            if total <= limit:
+                break
+            self.counters["over_budget_dropped"] += 1
+            connection.drop(f"the relay holds {total} bytes, over max_total_bytes {limit}; this connection "
+                            f"holds the most ({held[connection]} bytes)")
+            total -= held[connection]
 
     def _sample(self, key: object, now: float, value: int) -> None:
         samples = self._rates.get(key)

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mpstream import flv
-from mpstream.relay.outbox import ALWAYS, KEYFRAME, ORDINARY
+from mpstream.relay.outbox import ALWAYS, ENTRY_OVERHEAD, KEYFRAME, ORDINARY
 from mpstream.rtmp import amf0
 from mpstream.rtmp import messages as m
 from mpstream.rtmp.chunk import encode_message
@@ -46,8 +46,19 @@ class Stream:
         self._rebase = False
 
     @property
+    def ident(self) -> tuple[str, str]:
+        """What tells streams apart: app and name as a pair (a joined string would let them collide)."""
+        return (self.app, self.name)
+
+    @property
     def key(self) -> str:
+        """For people (logs, stats): app/name."""
         return f"{self.app}/{self.name}"
+
+    @property
+    def held_bytes(self) -> int:
+        """What the stream keeps for late joiners (GOP cache, metadata, sequence headers)."""
+        return self._gop_bytes + sum(len(b) for b in (self.metadata, self.video_header, self.audio_header) if b)
 
     @property
     def has_video(self) -> bool:
@@ -126,7 +137,7 @@ class Stream:
 
     def _cache(self, type_id: int, ts: int, body: bytes) -> None:
         self.gop.append((type_id, ts, body))
-        self._gop_bytes += len(body)
+        self._gop_bytes += len(body) + ENTRY_OVERHEAD  # tiny frames must not make a cheap huge list
         if self._gop_bytes > self.max_gop_bytes:  # keyframes too rare to cache: late joiners wait
             self.gop = []
             self._gop_bytes = 0
@@ -146,12 +157,18 @@ class Stream:
         chunk_size = self.chunk_size
         shared: dict[int, tuple[bytes, bool]] = {}
         now = time.monotonic()
+        over: list[RelayConnection] = []
         for player, sid in self.players.items():
             entry = shared.get(sid)
             if entry is None:
                 entry = shared[sid] = (encode_message(csid, type_id, sid, ts, body, chunk_size), True)
-            if player.outbox.push_media(entry, kind, now):
+            outbox = player.outbox
+            if outbox.push_media(entry, kind, now):
                 player.mark_dirty()
+            elif outbox.size > player.output_budget:
+                over.append(player)
+        for player in over:  # after the loop: dropping a player changes self.players
+            player.drop_over_output_budget()
 
     # ------------------------------------------------------------ player side
 
