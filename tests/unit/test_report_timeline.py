@@ -62,6 +62,7 @@ def test_healthy_run_is_valid_and_phases_start_at_the_latest_switch():
     assert timeline["lag_s"]["count"] == 10 and timeline["lag_s"]["max"] == pytest.approx(0.07)
     assert timeline["lag_s"]["p50"] == pytest.approx(0.01)
     assert timeline["lag_s"]["worst"] == {"node": "client7", "phase": 2, "name": "isp1 down, isp2 up",
+                                          "switch": "switch to phase 3 'isp1 down, isp2 up'",
                                           "lag_s": pytest.approx(0.07)}
 
 
@@ -214,3 +215,11 @@ def test_unreadable_lines_are_skipped_and_noted():
     timeline = build_timeline(schedule(), sources(push1=healthy(), client7=text))
     assert timeline["valid"] is True
     assert timeline["notes"] == ["client7: nodes/client7/switches.jsonl has 1 unreadable line(s) (line 7 first)"]
+
+
+def test_every_switch_recorded_but_no_done_is_a_note_not_a_reason():
+    text = record([switch_line(k) for k in range(5)], end={"event": "done"})[:-8]  # "done" line cut
+    timeline = build_timeline(schedule(), sources(push1=healthy(), client7=text))
+    assert timeline["valid"] is True
+    assert timeline["notes"] == [
+        "client7: nodes/client7/switches.jsonl records every switch but ends without 'done' (its last line is cut)"]

@@ -101,8 +101,8 @@ def _switch_section(summary: dict) -> list[str]:
         worst = lag.get("worst") or {}
         out += [f"Lag of each switch behind its planned instant, over {lag['count']} switches at every node "
                 f"(tolerance {_fmt(tolerance)} s): p50 {_fmt(lag.get('p50'))} s, p99 {_fmt(lag.get('p99'))} s, "
-                f"max {_fmt(lag.get('max'))} s (worst: {worst.get('node', '?')}, switch to "
-                f"{worst.get('name', '?')}).", ""]
+                f"max {_fmt(lag.get('max'))} s (worst: {worst.get('node', '?')}, "
+                f"{worst.get('switch') or worst.get('name', '?')}).", ""]
     else:
         out += ["No switch was recorded as taking effect.", ""]
     out += ["A phase starts when its switch had taken effect everywhere (the latest node); the tables below "

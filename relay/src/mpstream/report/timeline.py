@@ -154,18 +154,19 @@ def _judge_record(switcher: str, source: RecordSource, run_id: str | None, plan:
             word = "switches" if len(missing) > 1 else "switch"
             judged.reasons.append(f"{_target(switcher, netns)}: no record of the {word} to "
                                   f"{', '.join(s.target() for s in missing)}{cause}")
-    last_due = [s for s in plan if all(netns not in seen.get(s.index, set()) for netns in targets)]
-    if record.cancelled and last_due:
+    not_made = [s for s in plan if all(netns not in seen.get(s.index, set()) for netns in targets)]
+    if record.cancelled and not_made:
         when = "" if record.cancelled_at is None else f" at {_rel(record.cancelled_at, t0)}"
-        judged.reasons.append(f"{switcher}: its switcher was cancelled{when}, before the {last_due[0].describe()} "
-                              f"(planned {_rel(last_due[0].at, t0)}); {len(last_due)} switch"
-                              f"{'es' if len(last_due) > 1 else ''} not made")
+        judged.reasons.append(f"{switcher}: its switcher was cancelled{when}, before the {not_made[0].describe()} "
+                              f"(planned {_rel(not_made[0].at, t0)}); {len(not_made)} switch"
+                              f"{'es' if len(not_made) > 1 else ''} not made")
     if record.bad_lines:
         judged.notes.append(f"{switcher}: {source.path} has {len(record.bad_lines)} unreadable line(s) "
                             f"(line {record.bad_lines[0]} first)")
-    if not record.finished and not last_due:
-        judged.notes.append(f"{switcher}: {source.path} ends without 'done'{cause or ''} although every switch "
-                            f"is recorded")
+    if not record.finished and not not_made:
+        # every switch is there, so the numbers stand; the switcher's end is still worth a look
+        judged.notes.append(f"{switcher}: {source.path} records every switch but ends without 'done'"
+                            + (" (its last line is cut)" if record.cut else ""))
     return judged
 
 
@@ -195,7 +196,7 @@ def lag_figures(lags: list[tuple[float, str, PlannedSwitch]]) -> dict:
         figures.update(p50=round(percentile(values, 50), 6), p99=round(percentile(values, 99), 6),
                        max=round(worst_lag, 6),
                        worst={"node": worst_target, "phase": worst_switch.index, "name": worst_switch.name,
-                              "lag_s": round(worst_lag, 6)})
+                              "switch": worst_switch.describe(), "lag_s": round(worst_lag, 6)})
     return figures
 
 
@@ -282,4 +283,4 @@ def schedule_span(timeline: dict) -> tuple[float, float] | None:
     start, end = min([t0] + starts), max(ends)
     if timeline.get("interrupted_at") is not None:
         end = min(end, float(timeline["interrupted_at"]))
-    return start, end
+    return (start, end) if end > start else None  # interrupted before t0: nothing was due
