@@ -381,3 +381,59 @@ def test_players_overall_in_summary_and_report(full_run):
     assert overall["startup_s"] == {"p50": 1.2, "p95": 1.2} and overall["without_player"] == []
     assert "All clients: 0/1 stall-free, startup p50 1.200 s / p95 1.200 s, 3.100 s stalled in all (1 stalls)." in (
         run / "report.md").read_text()
+
+
+def make_big_run(root: Path, clients: int = 18) -> Path:
+    """A NorNet-sized run: a push node, a server and `clients` viewers at 20 sites, all switching on time."""
+    run_id = "big"
+    run = root / run_id
+    viewers = [f"client{k}" for k in range(1, clients + 1)]
+    roles = {"push1": ["push"], "server1": ["server"]} | {c: ["client"] for c in viewers}
+    meta = {"run_id": run_id, "inventory": {
+        "providers": [{"name": "isp1", "index": 1, "nic": "nic1"}, {"name": "isp2", "index": 2, "nic": "nic2"}],
+        "nodes": {n: {"roles": r, "site_index": i, "interfaces": {"nic1": "isp1", "nic2": "isp2"}}
+                  for i, (n, r) in enumerate(roles.items(), start=1)}}}
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text(json.dumps(meta))
+    planned = [{"name": name, "down": down, "start": T0 + i * PHASE_S, "end": T0 + (i + 1) * PHASE_S}
+               for i, (name, down) in enumerate(PHASES)]
+    (run / "schedule.json").write_text(json.dumps({
+        "format": "mpstream-schedule/1", "run_id": run_id, "t0": T0, "phase_seconds": PHASE_S, "tolerance_s": 0.1,
+        "phases": planned, "switchers": {n: f"nodes/{n}/switches.jsonl" for n in roles}, "interrupted_at": None}))
+    for k, node in enumerate(roles):
+        write_switches(run, node, run_id, {1: 0.002 * k})
+        write_rates(run / "nodes" / node / "rates.csv", ("nic1", "nic2"),
+                    tx_handover=2.5 if node in ("push1", "server1") else None,
+                    rx_handover=None if node == "push1" else 0.5 + 0.5 * (k % 8), start_s=-1.0, end_s=41.0)
+    for k, node in enumerate(viewers, start=1):
+        stalls = k % 4
+        (run / "nodes" / node / "player.json").write_text(json.dumps({
+            "startup_s": round(1.0 + k / 100, 2), "stall_count": stalls, "stall_total_s": 1.5 * stalls,
+            "stall_max_s": 1.5 if stalls else 0.0, "stalls": [{"at_s": 22.0 + s, "duration_s": 1.5}
+                                                               for s in range(stalls)],
+            "started_at": T0 - 2.0, "ended_at": T0 + 42.0}))
+    return run
+
+
+def test_a_twenty_node_run_reads_at_a_glance(tmp_path):
+    run = make_big_run(tmp_path)
+    assert main(["report", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["valid"] is True and len(summary["nodes"]) == 20
+    assert summary["switch_lag_s"]["count"] == 20 * 5 and summary["switch_lag_s"]["max"] == pytest.approx(0.038)
+    assert summary["switch_lag_s"]["worst"]["node"] == "client18"
+    plots = set(summary["plots"])
+    assert {"plots/overview.png", "plots/overview.svg", "plots/rates-client18.png"} <= plots
+    assert "plots/rates.png" not in plots  # 21 stacked panels would not read; the overview does
+    assert (run / "plots/overview.png").stat().st_size > 20_000
+    overall = summary["players_overall"]
+    assert (overall["clients"], overall["stall_free"], overall["stall_count"]) == (18, 4, 27)
+    report = (run / "report.md").read_text()
+    players_section = report.split("## Players")[1].split("##")[0]
+    rows = [line.split(" | ")[0].lstrip("| ") for line in players_section.splitlines()
+            if line.startswith("| client") and not line.startswith("| client |")]  # not the header
+    # worst first: 3 stalls (clients 3, 7, 11, 15), by startup within; then 2 stalls, 1, none
+    assert rows[:5] == ["client15", "client11", "client7", "client3", "client18"]
+    assert rows[-1] == "client4"
+    assert "All clients: 4/18 stall-free, startup p50 1.095 s / p95 1.171 s, 40.500 s stalled in all (27 stalls)." \
+        in report

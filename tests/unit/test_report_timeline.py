@@ -223,3 +223,11 @@ def test_every_switch_recorded_but_no_done_is_a_note_not_a_reason():
     assert timeline["valid"] is True
     assert timeline["notes"] == [
         "client7: nodes/client7/switches.jsonl records every switch but ends without 'done' (its last line is cut)"]
+
+
+def test_injected_lag_is_caught_and_said():
+    text = healthy({1: 0.5}).replace('"clock":', '"injected_lag_s": 0.5, "clock":', 1)
+    timeline = build_timeline(schedule(), sources(push1=healthy(), client7=text))
+    assert timeline["reasons"] == [
+        "client7: switch to phase 2 'isp2 down' took effect 0.500 s late (tolerance 0.100 s)"]
+    assert timeline["notes"] == ["client7: its switches were delayed on purpose by 0.5 s (injected lag)"]

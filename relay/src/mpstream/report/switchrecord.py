@@ -35,6 +35,7 @@ class SwitchEvent:
 class Record:
     run_id: str | None = None
     host: str | None = None
+    injected_lag_s: float | None = None  # the switcher delayed every switch on purpose (a fault-injection test)
     started: bool = False
     switches: list[SwitchEvent] = field(default_factory=list)
     done: bool = False
@@ -96,6 +97,7 @@ def parse_record(text: str) -> Record:
             record.started = True
             record.run_id = None if line.get("run_id") is None else str(line["run_id"])
             record.host = None if line.get("host") is None else str(line["host"])
+            record.injected_lag_s = _number(line.get("injected_lag_s"))
         elif event == "switch":
             switch = _switch(line)
             if switch is None:

@@ -160,6 +160,9 @@ def _judge_record(switcher: str, source: RecordSource, run_id: str | None, plan:
         judged.reasons.append(f"{switcher}: its switcher was cancelled{when}, before the {not_made[0].describe()} "
                               f"(planned {_rel(not_made[0].at, t0)}); {len(not_made)} switch"
                               f"{'es' if len(not_made) > 1 else ''} not made")
+    if record.injected_lag_s:
+        judged.notes.append(f"{switcher}: its switches were delayed on purpose by {record.injected_lag_s:g} s "
+                            f"(injected lag)")
     if record.bad_lines:
         judged.notes.append(f"{switcher}: {source.path} has {len(record.bad_lines)} unreadable line(s) "
                             f"(line {record.bad_lines[0]} first)")
