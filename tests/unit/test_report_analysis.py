@@ -49,6 +49,7 @@ def test_roles_decide_directions_and_order():
     assert node_directions(META, "s") == ("tx", "rx")
     assert node_directions(META, "unknown") == ("tx", "rx")
     assert node_order(META, ["c", "zz", "s", "p"]) == ["p", "s", "c", "zz"]
+    assert node_order({}, ["client10", "client2", "client1"]) == ["client1", "client2", "client10"]
 
 
 def test_series_from_rows_skips_first_row_and_merges_nics_of_one_provider():

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mpstream.recorder.csvformat import TOTAL, Row
+from mpstream.report.stats import natural_key
 
 HANDOVER_SHARE = 0.9
 MIN_TRAFFIC_FRACTION = 0.1
@@ -121,13 +122,14 @@ ROLE_ORDER = ("push", "server", "client")
 
 
 def node_order(meta: dict, nodes: Iterable[str]) -> list[str]:
-    """Nodes in the stream's direction: push, server, client, then any others; by name within a role."""
+    """Nodes in the stream's direction: push, server, client, then any others; by name within a role
+    (client2 before client10)."""
     inv_nodes = (meta.get("inventory") or {}).get("nodes") or {}
 
-    def key(node: str) -> tuple[int, str]:
+    def key(node: str) -> tuple:
         roles = (inv_nodes.get(node) or {}).get("roles") or []
         ranks = [ROLE_ORDER.index(r) for r in roles if r in ROLE_ORDER]
-        return (min(ranks) if ranks else len(ROLE_ORDER), node)
+        return (min(ranks) if ranks else len(ROLE_ORDER), natural_key(node))
 
     return sorted(nodes, key=key)
 

@@ -61,10 +61,10 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
         ("started", meta.get("started_at")), ("baseline run", meta.get("baseline")),
         ("phase length [s]", meta.get("phase_seconds")), ("outage method", meta.get("outage_method")),
     ]
-    out += [f"- **{k}**: {_fmt(v)}" for k, v in facts if v is not None]
+    listed = [f"- **{k}**: {_fmt(v)}" for k, v in facts if v is not None]
     if baseline is not None:
-        out.append(f"- **compared with**: `{baseline_name}` (columns marked *baseline*)")
-    out.append("")
+        listed.append(f"- **compared with**: `{baseline_name}` (columns marked *baseline*)")
+    out += listed + ([""] if listed else [])
     for note in notes:
         out.append(f"> note: {note}")
     if notes:
