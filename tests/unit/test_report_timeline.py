@@ -231,3 +231,25 @@ def test_injected_lag_is_caught_and_said():
     assert timeline["reasons"] == [
         "client7: switch to phase 2 'isp2 down' took effect 0.500 s late (tolerance 0.100 s)"]
     assert timeline["notes"] == ["client7: its switches were delayed on purpose by 0.5 s (injected lag)"]
+
+
+def test_reads_the_record_lines_the_switcher_writes():
+    """The contract with `mpstream outage schedule`: its own line builders, read back here."""
+    from mpstream.outage import plan as outage_plan
+
+    targets = (outage_plan.Target("tb-isp1", (), False), outage_plan.Target("tb-isp2", (), True))
+    switches = [outage_plan.Switch(k, NAMES[k][0] if k < 4 else "end", T0 + 8 * k, targets) for k in range(5)]
+    the_plan = outage_plan.Plan("run1", 18.0, 0.0, tuple(switches))
+    lines = [outage_plan.start_line(the_plan, 99, "controller", T0 - 3, False)]
+    for switch in switches:
+        for target in targets:
+            failed = "Error: No such file or directory" if (switch.phase, target.netns) == (2, "tb-isp2") else None
+            lines.append(outage_plan.switch_line(switch, target, switch.at + 0.004, failed))
+    lines.append(outage_plan.cancelled_line(T0 + 40, "SIGTERM"))
+    text = "".join(outage_plan.dumps(line) for line in lines)
+    timeline = build_timeline(schedule(switchers=("routers",)), sources(routers=text))
+    assert timeline["reasons"] == [
+        "routers (tb-isp2): the switch to phase 3 'isp1 down, isp2 up' failed: Error: No such file or directory"]
+    assert timeline["lag_s"]["count"] == 9 and timeline["lag_s"]["p50"] == pytest.approx(0.004)
+    assert [(s["netns"], s["forwarding"]) for s in timeline["switches"]["routers"][:2]] == [
+        ("tb-isp1", False), ("tb-isp2", True)]
