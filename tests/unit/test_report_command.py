@@ -437,3 +437,19 @@ def test_a_twenty_node_run_reads_at_a_glance(tmp_path):
     assert rows[-1] == "client4"
     assert "All clients: 4/18 stall-free, startup p50 1.095 s / p95 1.171 s, 40.500 s stalled in all (27 stalls)." \
         in report
+
+
+def test_missing_record_or_broken_schedule_in_the_folder(tmp_path):
+    run = make_run(tmp_path)
+    (run / "nodes/client1/switches.jsonl").unlink()
+    assert main(["report", str(run), "--no-plots"]) == 3
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["reasons"] == ["client1: no record of its switches (nodes/client1/switches.jsonl is missing)"]
+    schedule = json.loads((run / "schedule.json").read_text())
+    schedule["phases"][1]["start"] = None
+    (run / "schedule.json").write_text(json.dumps(schedule))
+    assert main(["report", str(run), "--no-plots"]) == 3
+    summary = json.loads((run / "summary.json").read_text())
+    # the timeline the report wrote before is used, with its verdict, and the schedule's fault added
+    assert "run: schedule.json: phases[1].start must be a number (unix seconds), not None" in summary["reasons"]
+    assert len(summary["phases"]) == 4
