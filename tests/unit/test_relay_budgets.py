@@ -8,7 +8,7 @@ import pytest
 from mpstream.relay import access, fdlimit, names
 from mpstream.relay.budget import MessageBudget
 from mpstream.relay.config import ConfigError, from_mapping
-from mpstream.relay.logs import RateLimit, shown
+from mpstream.relay.logs import RateLimit, Tally, shown
 from mpstream.relay.outbox import ENTRY_OVERHEAD, KEYFRAME, ORDINARY, Outbox
 
 
@@ -114,3 +114,19 @@ def test_outbox_size_counts_control_and_media_with_overhead():
     assert outbox.size == 10 + ENTRY_OVERHEAD
     outbox.take()
     assert outbox.size == 0
+
+
+def test_tally_writes_a_storm_as_one_line_per_interval(caplog):
+    now = [0.0]
+    tally = Tally(logging.getLogger("tally-test"), 10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "tally-test"):
+        for i in range(1000):
+            now[0] = i / 100
+            tally.add("connections refused", "max_connections 5 reached")
+        tally.add("failed accepts")
+        now[0] = 25.0
+        tally.flush()
+        tally.flush()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["1 connections refused (max_connections 5 reached)",
+                     "999 connections refused, 1 failed accepts in the last 25 s"]

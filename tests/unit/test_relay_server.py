@@ -312,13 +312,30 @@ def test_slowloris_handshake_and_idle_connections_time_out():
 
 def test_connection_limit():
     async def scenario(relay, base):
-        keep = [await _handshaken(base) for _ in range(2)]
+        keep = [await RtmpPeer.open(f"{base}/cam{i}", "play") for i in range(2)]
+        for peer in keep:
+            await peer.wait_for(PlayStarted)
         reader, writer = await _raw(base)
         assert await asyncio.wait_for(reader.read(), 5) == b""
         assert relay.counters["refused_connections"] == 1
-        for _, w in keep + [(reader, writer)]:
-            w.close()
+        writer.close()
+        for peer in keep:
+            await peer.close()
     run(scenario, max_connections=2)
+
+
+def test_at_the_connection_limit_an_unfinished_handshake_makes_room_for_a_viewer():
+    async def scenario(relay, base):
+        idle = [await _raw(base) for _ in range(3)]  # a storm of sockets that never speak
+        await asyncio.sleep(0.1)
+        viewer = await RtmpPeer.open(f"{base}/cam", "play")
+        await viewer.wait_for(PlayStarted)
+        assert await asyncio.wait_for(idle[0][0].read(), 5) == b""  # the oldest made room
+        assert relay.counters["evicted_connections"] == 1 and relay.counters["refused_connections"] == 0
+        for _, writer in idle:
+            writer.close()
+        await viewer.close()
+    run(scenario, max_connections=3)
 
 
 def test_stats_api_json_and_metrics():

@@ -32,6 +32,8 @@ _ids = itertools.count(1)
 WRITE_HIGH_WATER = 64 * 1024
 # How long reading stays paused when a peer has used up its message budget.
 THROTTLE_PAUSE_S = 0.05
+# A peer not held back for this long starts with a clean record (a burst now and then is fine).
+THROTTLE_FORGET_S = 1.0
 
 
 class RelayConnection(asyncio.Protocol):
@@ -55,6 +57,7 @@ class RelayConnection(asyncio.Protocol):
         self.paused_since: float | None = None  # since when the peer has not taken what we write
         self.budget = MessageBudget(config.max_messages_per_s, config.message_burst, self.opened)
         self.throttled_since: float | None = None  # since when the message budget holds it back
+        self.last_throttled = 0.0
         self.unknown_commands = 0
         self._reading_paused = False
         self.closed = False
@@ -63,6 +66,7 @@ class RelayConnection(asyncio.Protocol):
         self.app = ""
         self.flash_ver = ""
         self._dirty = False
+        self._quiet = False  # dropped in a storm: counted, not logged one by one
         self._ended: str | None = None
 
     # ------------------------------------------------------------ asyncio.Protocol
@@ -106,7 +110,6 @@ class RelayConnection(asyncio.Protocol):
                 if self.closed:
                     return
                 if not session.stalled:
-                    self.throttled_since = None
                     break
                 if session.holding():
                     break  # a request still waits for its answer
@@ -128,10 +131,11 @@ class RelayConnection(asyncio.Protocol):
 
     def _throttle(self, now: float) -> None:
         """Over the message budget: stop reading for a moment; held back too long, drop the peer."""
-        if self.throttled_since is None:
+        if self.throttled_since is None or now - self.last_throttled > THROTTLE_FORGET_S:
             self.throttled_since = now
             self.relay.counters["throttled_connections"] += 1
-        elif now - self.throttled_since > self.relay.config.max_throttled_s:
+        self.last_throttled = now
+        if now - self.throttled_since > self.relay.config.max_throttled_s:
             self.relay.counters["over_budget_dropped"] += 1
             self.drop(f"over its message budget ({self.relay.config.max_messages_per_s:g} messages/s) "
                       f"for {now - self.throttled_since:.1f} s ({self.session.messages_received} messages)")
@@ -139,8 +143,10 @@ class RelayConnection(asyncio.Protocol):
         if self.transport is not None and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
-        # Paused at least a moment, so that each resumption parses a batch, not one message.
-        asyncio.get_running_loop().call_later(max(THROTTLE_PAUSE_S, self.budget.wait_for(1)), self._resume_reading)
+        # Paused at least a moment (each resumption parses a batch, not one message), and short
+        # enough that a peer in debt still counts as held back at the next check.
+        pause = min(THROTTLE_FORGET_S / 2, max(THROTTLE_PAUSE_S, self.budget.wait_for(1)))
+        asyncio.get_running_loop().call_later(pause, self._resume_reading)
 
     def _resume_reading(self) -> None:
         if self.closed or self.transport is None:
@@ -179,6 +185,8 @@ class RelayConnection(asyncio.Protocol):
             return  # refused at admission: already logged
         self.closed = True
         self._forget()
+        if self._quiet:
+            return
         log.info("#%d from %s closed after %.1f s (%s; in %d B, out %d B%s)", self.id, self.peer,
                  time.monotonic() - self.opened, self._ended, self.bytes_in, self.bytes_out,
                  f"; {exc}" if exc else "")
@@ -225,11 +233,13 @@ class RelayConnection(asyncio.Protocol):
         if not self.paused:
             self.outbox.caught_up()
 
-    def drop(self, reason: str) -> None:
-        """Close at once (unsent data is discarded), with a log line saying why."""
+    def drop(self, reason: str, quiet: bool = False) -> None:
+        """Close at once (unsent data is discarded), with a log line saying why (unless counted elsewhere)."""
         if self.closed:
             return
-        log.warning("#%d from %s dropped: %s", self.id, self.peer, shown(reason, 300))
+        self._quiet = quiet
+        if not quiet:
+            log.warning("#%d from %s dropped: %s", self.id, self.peer, shown(reason, 300))
         self.closed = True
         self._forget()
         if self.transport is not None:

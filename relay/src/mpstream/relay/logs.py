@@ -59,3 +59,33 @@ class RateLimit(logging.Filter):
             record.args = None
             self.suppressed = 0
         return True
+
+
+class Tally:
+    """Events that come in storms (refused connections, accept failures): counted, and written at
+    most once per `interval` seconds as one line with the counts since the last one."""
+
+    def __init__(self, logger: logging.Logger, interval: float, clock: Callable[[], float] = time.monotonic):
+        self.logger = logger
+        self.interval = interval
+        self._clock = clock
+        self._counts: dict[str, int] = {}
+        self._context = ""
+        self._logged_at: float | None = None
+
+    def add(self, what: str, context: str = "") -> None:
+        """Count one `what`; write the line when the interval is over (`context` ends it)."""
+        self._counts[what] = self._counts.get(what, 0) + 1
+        self._context = context
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what was counted if the interval is over (call it now and then: a storm's tail)."""
+        now = self._clock()
+        if not self._counts or self._logged_at is not None and now - self._logged_at < self.interval:
+            return
+        since = "" if self._logged_at is None else f" in the last {now - self._logged_at:.0f} s"
+        counted = ", ".join(f"{count} {name}" for name, count in self._counts.items())
+        self.logger.warning("%s%s%s", counted, since, f" ({self._context})" if self._context else "")
+        self._counts = {}
+        self._logged_at = now

@@ -11,7 +11,7 @@ from mpstream import net
 from mpstream.relay import access, fdlimit, names
 from mpstream.relay.config import RelayConfig
 from mpstream.relay.connection import RelayConnection
-from mpstream.relay.logs import RateLimit, shown
+from mpstream.relay.logs import RateLimit, Tally, shown
 from mpstream.relay.stream import Stream
 from mpstream.rtmp import (
     ConnectRequest,
@@ -51,8 +51,10 @@ class Relay:
         self._rates: dict[object, collections.deque] = {}  # stream/connection -> (time, bytes) samples
         self._log_limit: RateLimit | None = None
         self._previous_exception_handler = None
-        self._accept_failures = 0
-        self._accept_logged_at: float | None = None
+        self._storms = Tally(log, ACCEPT_LOG_INTERVAL_S)
+        # Admitted connections without an accepted connect, oldest first: at the connection limit
+        # the oldest one makes room, so that a storm of idle sockets cannot lock viewers out.
+        self._unconnected: dict[RelayConnection, None] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -113,15 +115,8 @@ class Relay:
         """Accept failures (out of descriptors) as one line per interval, not a traceback each."""
         if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
             self.counters["accept_failures"] += 1
-            self._accept_failures += 1
-            now = time.monotonic()
-            if self._accept_logged_at is None or now - self._accept_logged_at >= ACCEPT_LOG_INTERVAL_S:
-                log.warning("accepting connections failed %d times%s: %s (%d connections, open-files limit %d)",
-                            self._accept_failures, "" if self._accept_logged_at is None else
-                            f" in the last {now - self._accept_logged_at:.0f} s", context.get("exception"),
-                            len(self.connections), self.open_files_limit)
-                self._accept_failures = 0
-                self._accept_logged_at = now
+            self._storms.add("failed accepts", f"{context.get('exception')}; {len(self.connections)} connections, "
+                                               f"open-files limit {self.open_files_limit}")
             return
         if self._previous_exception_handler is not None:
             self._previous_exception_handler(loop, context)
@@ -132,11 +127,17 @@ class Relay:
 
     def admit(self, connection: RelayConnection) -> bool:
         if len(self.connections) >= self.max_connections:
-            self.counters["refused_connections"] += 1
-            log.warning("#%d from %s refused: %d connections already (max_connections)", connection.id,
-                        connection.peer, len(self.connections))
-            return False
+            context = f"max_connections {self.max_connections} reached"
+            oldest = next(iter(self._unconnected), None)
+            if oldest is None:
+                self.counters["refused_connections"] += 1
+                self._storms.add("connections refused", context)
+                return False
+            self.counters["evicted_connections"] += 1
+            self._storms.add("unfinished handshakes closed for new connections", context)
+            oldest.drop("closed to make room: connection limit reached before its connect", quiet=True)
         self.connections.add(connection)
+        self._unconnected[connection] = None
         self.counters["connections"] += 1
         return True
 
@@ -148,6 +149,7 @@ class Relay:
         if connection not in self.connections:
             return
         self.connections.discard(connection)
+        self._unconnected.pop(connection, None)
         for sid in list(connection.publishing):
             self._end_publish(connection, sid, "connection closed")
         for sid in list(connection.playing):
@@ -211,6 +213,7 @@ class Relay:
             return
         connection.session.accept_connect(event)
         connection.app = event.app
+        self._unconnected.pop(connection, None)
         log.info("#%d from %s: connect app='%s' tcUrl='%s' flashVer='%s'", connection.id, connection.peer,
                  shown(event.app), shown(event.tc_url), shown(connection.flash_ver))
 
@@ -369,6 +372,7 @@ class Relay:
         for stream in self.streams.values():
             self._sample(stream, now, stream.bytes_in)
         self._enforce_total_budget()
+        self._storms.flush()
 
     def _enforce_total_budget(self) -> None:
         """All connections together over max_total_bytes: drop the greediest until under, one line each."""

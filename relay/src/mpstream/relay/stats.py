@@ -22,6 +22,7 @@ log = logging.getLogger("mpstream.relay.stats")
 
 MAX_REQUEST_BYTES = 8192
 REQUEST_TIMEOUT_S = 5.0
+MAX_CLIENTS = 32  # at once; a storm of connections must not take the descriptors the relay needs
 
 
 def _label(value: object) -> str:
@@ -80,6 +81,7 @@ class StatsServer:
         self.relay = relay
         self.servers: list[asyncio.Server] = []
         self.addresses: list[str] = []
+        self.clients = 0
 
     async def start(self, listen: str) -> None:
         # Plain TCP: the stats API is local plumbing, not part of the multipath experiment.
@@ -96,6 +98,11 @@ class StatsServer:
             await server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.clients >= MAX_CLIENTS:
+            self.relay.counters["stats_requests_refused"] += 1
+            writer.transport.abort()
+            return
+        self.clients += 1
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
             parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
@@ -107,6 +114,7 @@ class StatsServer:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
             pass
         finally:
+            self.clients -= 1
             writer.close()
 
     def _respond(self, method: str, path: str) -> tuple[str, str, bytes]:
