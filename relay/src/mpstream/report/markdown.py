@@ -78,10 +78,11 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
         out += ["Each row a node and direction, each column a provider in a phase; the number is the provider's "
                 "share of that traffic in %. Hatched red: the provider is down in that phase. Grey: nothing moved, "
                 "or the node has no such provider.", ""]
-    out += ["## Data rate per interface", ""]
-    out += [f"![{p}]({p})" for p in pngs if p not in overview] + [""]
-    out += ["Shaded: phases as they really ran (red: a provider is down); dotted red: a planned switch instant "
-            "that the real switch missed. Red marks at the bottom of a client's panel: player stalls.", ""]
+    rates = [p for p in pngs if p not in overview]
+    if rates:
+        out += ["## Data rate per interface", ""] + [f"![{p}]({p})" for p in rates] + [""]
+        out += ["Shaded: phases as they really ran (red: a provider is down); dotted red: a planned switch instant "
+                "that the real switch missed. Red marks at the bottom of a client's panel: player stalls.", ""]
 
     out += _phase_section(summary, baseline)
     out += _handover_section(summary, baseline)
