@@ -164,10 +164,11 @@ def parse_plan(text: str) -> Plan:
 # --- the record: one JSON object per line, as things happen ---------------------------
 
 
-def start_line(plan: Plan, pid: int, host: str, clock: float) -> dict:
+def start_line(plan: Plan, pid: int, host: str, clock: float, realtime: bool) -> dict:
+    """`realtime`: whether the switches run at real-time priority (lower latency on a busy node)."""
     return {"event": "start", "run_id": plan.run_id, "pid": pid, "host": host, "clock": clock,
             "format": FORMAT, "expiry_s": plan.expiry_s, "injected_lag_s": plan.lag_s,
-            "switches": len(plan.switches)}
+            "switches": len(plan.switches), "realtime": realtime}
 
 
 def switch_line(switch: Switch, target: Target, actual: float, error: str | None) -> dict:

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from mpstream.outage import pending, table
+from mpstream.outage import pending, priority, table
 from mpstream.outage.plan import (
     Plan,
     PlanError,
@@ -106,6 +106,7 @@ def prepare(plan: Plan, switch: Switch, target: Target) -> Prepared:
                                             table.watchdog_comment(token, prepared.watchdog.pid, until))
         prepared.errors = table.error_file()
         prepared.nft = table.start_nft(target.netns, prepared.errors)
+        priority.make_urgent(prepared.nft.pid)  # it must not wait behind ordinary processes at the instant
     except OSError as exc:
         prepared.failure = f"could not prepare the switch: {exc}"
     return prepared
@@ -197,20 +198,21 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
             if interrupter.interrupted:
                 return None
             prepared.append(prepare(plan, switch, target))
-        if not interrupter.sleep_until(due):
-            return None
-        fired = []
-        for ready in prepared:  # no waiting in this loop: all targets switch together
-            if interrupter.interrupted:
-                break
-            fire(ready)
-            fired.append(ready)
+        with priority.urgent():
+            if not interrupter.sleep_until(due):
+                return None
+            fired = []
+            for ready in prepared:  # no waiting in this loop: all targets switch together
+                if interrupter.interrupted:
+                    break
+                fire(ready)
+                fired.append(ready)
 
-        def returned(done: Prepared) -> None:
-            record.write(switch_line(switch, done.target, done.returned, done.error))
-            settle(done)
+            def returned(done: Prepared) -> None:
+                record.write(switch_line(switch, done.target, done.returned, done.error))
+                settle(done)
 
-        await_transactions(fired, returned)
+            await_transactions(fired, returned)
         return fired
     finally:
         for left in prepared:
@@ -254,7 +256,8 @@ def run_schedule(plan_path: str, record_path: str) -> int:
             return EXIT_PLAN
         try:
             with pending.registered(plan.namespaces()):
-                record.write(start_line(plan, os.getpid(), socket.gethostname(), time.time()))
+                record.write(start_line(plan, os.getpid(), socket.gethostname(), time.time(),
+                                        realtime=priority.can_be_urgent()))
                 all_ok = keep(plan, record, interrupter)
                 if interrupter.interrupted:
                     record.write(cancelled_line(interrupter.at, signal.Signals(interrupter.signal).name))

@@ -16,6 +16,7 @@ import time
 COARSE_STEP_S = 1.0  # the longest single sleep
 FINAL_S = 0.02  # the coarse sleeps end this long before the instant
 SPIN_S = 0.002  # this last stretch is watched on the clock rather than slept
+MIN_SLEEP_S = 0.0001  # a shorter sleep is not worth its system call: the clock is watched instead
 
 
 def sleep_step(left: float) -> float | None:
@@ -25,7 +26,7 @@ def sleep_step(left: float) -> float | None:
         return None
     if left > FINAL_S:
         return min(left - FINAL_S, COARSE_STEP_S)
-    if left > SPIN_S:
+    if left > SPIN_S + MIN_SLEEP_S:
         return left - SPIN_S
     return 0.0
 
