@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
+from mpstream.outage import PENDING_DIR
 
 NS = "t6out"
 PEER = "t6out-peer"
@@ -85,3 +89,277 @@ def test_a_missing_nic_is_a_clear_error_that_changes_nothing(node):
                              "--nic", "eth9", "--for", "5"], capture_output=True, text=True)
     assert result.returncode != 0 and "no interface eth9" in result.stderr
     assert mpstream("status")["outage"] is None
+
+
+# --- mpstream outage schedule: the whole scenario handed over once, kept by the node's clock ---
+
+PEER_ADDRESS = "198.18.250.2"
+LAG_BOUND_S = 0.25  # a loaded 2-core machine; the lags themselves are printed
+
+
+def write_plan(path, switches: list[dict], expiry_s: float = 5.0, lag_s: float | None = None) -> str:
+    plan = {"format": "mpstream-schedule/1", "run_id": "test", "expiry_s": expiry_s, "switches": switches}
+    if lag_s is not None:
+        plan["lag_s"] = lag_s
+    path.write_text(json.dumps(plan))
+    return str(path)
+
+
+def here(nics: list[str] | None = None) -> list[dict]:
+    return [{"netns": None, "nics": nics or [], "forwarding": False}]
+
+
+def start_schedule(plan: str, record: str, netns: str | None = NS) -> subprocess.Popen:
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    return subprocess.Popen([*prefix, sys.executable, "-m", "mpstream", "outage", "schedule", "--plan", plan,
+                             "--record", record], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_record(path: str) -> list[dict]:
+    try:
+        with open(path) as record:
+            return [json.loads(line) for line in record]
+    except FileNotFoundError:
+        return []
+
+
+def wait_for_line(path: str, predicate, timeout: float) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for line in read_record(path):
+            if predicate(line):
+                return line
+        time.sleep(0.02)
+    raise AssertionError(f"no such line in {read_record(path)}")
+
+
+def print_lags(record: list[dict]) -> list[float]:
+    lags = [line["lag_s"] for line in record if line["event"] == "switch"]
+    print("switch lags (ms):", ", ".join(f"{lag * 1000:.1f}" for lag in lags))
+    return lags
+
+
+def mark_files(pid: int) -> list[str]:
+    return [name for name in os.listdir(PENDING_DIR) if name.endswith(f".{pid}")] if os.path.isdir(PENDING_DIR) else []
+
+
+def pinged_at(output: str) -> list[float]:
+    """The receive times of the replies of `ping -D`."""
+    return [float(m[1]) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", output, re.M)]
+
+
+def test_a_schedule_switches_at_its_instants_and_records_when(node, tmp_path):
+    t0 = time.time() + 3.0  # the scheduler's Python starts slowly on a busy machine
+    step = 0.6
+    downs = [[], ["nic1"], [], ["nic1"], []]
+    plan = write_plan(tmp_path / "plan.json", [
+        {"phase": i, "name": f"phase {i}", "at": t0 + i * step, "apply": here(nics)} for i, nics in enumerate(downs)])
+    record = str(tmp_path / "switches.jsonl")
+    scheduler = start_schedule(plan, record)
+    pinger = subprocess.Popen(["ip", "netns", "exec", NS, "ping", "-D", "-n", "-i", "0.01", "-w",
+                               str(int(t0 + len(downs) * step - time.time()) + 1), PEER_ADDRESS],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert scheduler.wait(timeout=30) == 0, scheduler.stderr.read()
+        replies = pinged_at(pinger.communicate(timeout=30)[0])
+    finally:
+        scheduler.kill()
+        pinger.kill()
+    lines = read_record(record)
+    assert [line["event"] for line in lines] == ["start"] + ["switch"] * len(downs) + ["done"]
+    assert lines[0]["run_id"] == "test" and lines[0]["pid"] == scheduler.pid  # `ip netns exec` execs it
+    switches = lines[1:-1]
+    assert [s["nics"] for s in switches] == downs and all(s["ok"] and s["error"] is None for s in switches)
+    assert all(s["planned"] == pytest.approx(t0 + i * step) for i, s in enumerate(switches))
+    lags = print_lags(lines)
+    assert all(0 <= lag < LAG_BOUND_S for lag in lags)
+    assert all(s["actual"] == pytest.approx(s["planned"] + s["lag_s"], abs=1e-5) for s in switches)
+    # The traffic agrees: no reply while nic1 was down, replies in every phase it was up.
+    margin = 0.1  # ping reads a reply a little after the kernel got it
+    for this, following in zip(switches, switches[1:], strict=False):
+        inside = [t for t in replies if this["actual"] + margin < t < following["planned"]]
+        if this["nics"]:
+            assert not inside, f"replies while nic1 was down in {this['name']}"
+        else:
+            assert inside, f"no reply while all was up in {this['name']}"
+    assert mpstream("status")["outage"] is None
+    assert mark_files(scheduler.pid) == []
+
+
+def test_an_injected_lag_shows_in_the_record(node, tmp_path):
+    t0 = time.time() + 3.0
+    plan = write_plan(tmp_path / "plan.json", [
+        {"phase": 0, "name": "down", "at": t0, "apply": here(["nic1"])},
+        {"phase": 1, "name": "end", "at": t0 + 0.4, "apply": here()}], lag_s=0.3)
+    record = str(tmp_path / "switches.jsonl")
+    scheduler = start_schedule(plan, record)
+    try:
+        assert scheduler.wait(timeout=30) == 0, scheduler.stderr.read()
+    finally:
+        scheduler.kill()
+    lines = read_record(record)
+    assert lines[0]["injected_lag_s"] == 0.3
+    lags = print_lags(lines)
+    assert len(lags) == 2 and all(0.3 <= lag < 0.3 + LAG_BOUND_S for lag in lags)
+
+
+def test_a_clear_cancels_the_schedule_before_its_next_switch(node, tmp_path):
+    t0 = time.time() + 3.0
+    plan = write_plan(tmp_path / "plan.json", [
+        {"phase": 0, "name": "down", "at": t0, "apply": here(["nic1"])},
+        {"phase": 1, "name": "up", "at": t0 + 2.0, "apply": here()},
+        {"phase": 2, "name": "down again", "at": t0 + 2.5, "apply": here(["nic1"])}], expiry_s=30)
+    record = str(tmp_path / "switches.jsonl")
+    scheduler = start_schedule(plan, record)
+    try:
+        wait_for_line(record, lambda line: line["event"] == "switch", timeout=20)
+        assert mark_files(scheduler.pid)
+        assert mpstream("status")["outage"]["nics"] == ["nic1"]
+        cleared = mpstream("clear")
+        assert cleared["cancelled"] == 1 and cleared["cleared"]["nics"] == ["nic1"]
+        assert scheduler.poll() is not None  # the clear returns once the scheduler is gone
+        assert scheduler.returncode == 128 + signal.SIGTERM
+        time.sleep(max(t0 + 3.0 - time.time(), 0))
+        assert mpstream("status")["outage"] is None  # nothing switched after the clear
+        assert ping(PEER_ADDRESS)
+    finally:
+        scheduler.kill()
+    events = [line["event"] for line in read_record(record)]
+    assert events == ["start", "switch", "cancelled"]
+    assert mark_files(scheduler.pid) == []
+
+
+def test_an_outage_expires_by_itself_when_the_scheduler_is_killed(node, tmp_path):
+    t0 = time.time() + 3.0
+    plan = write_plan(tmp_path / "plan.json", [
+        {"phase": 0, "name": "down", "at": t0, "apply": here(["nic1"])},
+        {"phase": 1, "name": "end", "at": t0 + 30, "apply": here()}], expiry_s=1.5)
+    record = str(tmp_path / "switches.jsonl")
+    scheduler = start_schedule(plan, record)
+    try:
+        switched = wait_for_line(record, lambda line: line["event"] == "switch", timeout=20)
+        scheduler.kill()  # SIGKILL: nothing of the scheduler's own cleanup runs
+        scheduler.wait(timeout=5)
+        outage = mpstream("status")["outage"]
+        assert outage["nics"] == ["nic1"] and outage["until"] == pytest.approx(switched["planned"] + 1.5, abs=0.01)
+        assert not ping(PEER_ADDRESS)
+        time.sleep(max(switched["planned"] + 1.5 - time.time(), 0) + 1.0)
+        assert mpstream("status")["outage"] is None
+        assert ping(PEER_ADDRESS)
+    finally:
+        scheduler.kill()
+        cleared = mpstream("clear")  # a killed scheduler leaves its mark; a clear removes it, terminating nothing
+    assert cleared["cancelled"] == 0 and mark_files(scheduler.pid) == []
+
+
+def test_a_plan_naming_a_missing_nic_is_refused_before_any_switch(node, tmp_path):
+    t0 = time.time() + 0.5
+    plan = write_plan(tmp_path / "plan.json", [
+        {"phase": 0, "name": "down", "at": t0, "apply": here(["nic1"])},
+        {"phase": 1, "name": "other down", "at": t0 + 0.5, "apply": here(["nic9"])}])
+    record = tmp_path / "switches.jsonl"
+    result = subprocess.run(["ip", "netns", "exec", NS, sys.executable, "-m", "mpstream", "outage", "schedule",
+                             "--plan", plan, "--record", str(record)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "no interface nic9" in result.stderr
+    time.sleep(max(t0 - time.time(), 0))
+    assert mpstream("status")["outage"] is None and not record.exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "mpstream-schedule/1", "run_id": "x", "expiry_s": "soon", "switches": []}))
+    result = subprocess.run([sys.executable, "-m", "mpstream", "outage", "schedule", "--plan", str(bad),
+                             "--record", str(record)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "expiry_s" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# Two provider routers between a host and a peer: the plan of the emulated testbed's router
+# method, one scheduler (outside both) acting in both namespaces.
+ROUTERS = ("t6out-r1", "t6out-r2")
+HOST, FAR = "t6out-host", "t6out-far"
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True)
+
+
+@pytest.fixture
+def routers():
+    made = []
+    try:
+        for ns in (HOST, FAR, *ROUTERS):
+            sh("ip", "netns", "add", ns)
+            made.append(ns)
+        for index, router in enumerate(ROUTERS):
+            net, base = "198.18.251", 8 * index  # two /30s per router: host-router, router-far
+            sh("ip", "-n", HOST, "link", "add", f"up{index}", "type", "veth", "peer", "name", "down0", "netns", router)
+            sh("ip", "-n", FAR, "link", "add", f"down{index}", "type", "veth", "peer", "name", "up0", "netns", router)
+            for ns, ifname, address in ((HOST, f"up{index}", f"{net}.{base + 1}/30"),
+                                        (router, "down0", f"{net}.{base + 2}/30"),
+                                        (router, "up0", f"{net}.{base + 5}/30"),
+                                        (FAR, f"down{index}", f"{net}.{base + 6}/30")):
+                sh("ip", "-n", ns, "addr", "add", address, "dev", ifname)
+                sh("ip", "-n", ns, "link", "set", ifname, "up")
+            sh("ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            # the far side's address of this path is reached through this router, and back
+            sh("ip", "-n", HOST, "route", "add", f"{net}.{base + 6}/32", "via", f"{net}.{base + 2}")
+            sh("ip", "-n", FAR, "route", "add", f"{net}.{base + 1}/32", "via", f"{net}.{base + 5}")
+        yield {router: f"198.18.251.{8 * index + 6}" for index, router in enumerate(ROUTERS)}
+    finally:
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns])
+
+
+def reaches(target: str) -> bool:
+    return subprocess.run(["ip", "netns", "exec", HOST, "ping", "-c", "3", "-i", "0.05", "-W", "0.3", target],
+                          capture_output=True).returncode == 0
+
+
+def test_one_schedule_switches_two_routers_together(routers, tmp_path):
+    r1, r2 = ROUTERS
+
+    def forwarding(down: set[str]) -> list[dict]:
+        return [{"netns": router, "nics": [], "forwarding": router in down} for router in ROUTERS]
+
+    t0 = time.time() + 3.0
+    step = 1.5
+    phases = [set(), {r1}, {r2}, {r1, r2}, set()]
+    plan = write_plan(tmp_path / "plan.json", [
+        {"phase": i, "name": f"phase {i}", "at": t0 + i * step, "apply": forwarding(down)}
+        for i, down in enumerate(phases)])
+    record = str(tmp_path / "switches.jsonl")
+    scheduler = start_schedule(plan, record, netns=None)
+    try:
+        for i, down in enumerate(phases[:-1]):
+            time.sleep(max(t0 + i * step + 0.5 - time.time(), 0))
+            assert {router: reaches(target) for router, target in routers.items()} == {
+                router: router not in down for router in ROUTERS}, f"phase {i}"
+        assert scheduler.wait(timeout=30) == 0, scheduler.stderr.read()
+    finally:
+        scheduler.kill()
+    lines = read_record(record)
+    switches = [line for line in lines if line["event"] == "switch"]
+    assert sorted((s["phase"], s["netns"], s["forwarding"]) for s in switches) == [
+        (i, router, router in down) for i, down in enumerate(phases) for router in ROUTERS]
+    lags = print_lags(lines)
+    assert all(s["ok"] for s in switches) and all(0 <= lag < LAG_BOUND_S for lag in lags)
+    for i in range(len(phases)):  # the targets of one switch take effect together
+        together = [s["actual"] for s in switches if s["phase"] == i]
+        assert max(together) - min(together) < LAG_BOUND_S / 2
+    for router in ROUTERS:
+        assert mpstream("status", "--netns", router, netns=None)["netns"][router]["outage"] is None
+    # A clear in one router's namespace cancels the schedule for all of them: restoring wins.
+    t0 = time.time() + 3.0
+    plan = write_plan(tmp_path / "later.json", [
+        {"phase": 0, "name": "r1 down", "at": t0, "apply": forwarding({r1})},
+        {"phase": 1, "name": "r2 down", "at": t0 + 2.0, "apply": forwarding({r2})}], expiry_s=30)
+    record = str(tmp_path / "later.jsonl")
+    scheduler = start_schedule(plan, record, netns=None)
+    try:
+        wait_for_line(record, lambda line: line["event"] == "switch", timeout=20)
+        assert mpstream("clear", "--netns", r1, netns=None)["netns"][r1]["cancelled"] == 1
+        assert scheduler.poll() == 128 + signal.SIGTERM
+        time.sleep(max(t0 + 2.5 - time.time(), 0))
+        assert mpstream("status", "--netns", r2, netns=None)["netns"][r2]["outage"] is None
+        assert reaches(routers[r1]) and reaches(routers[r2])
+    finally:
+        scheduler.kill()
+    assert [line["event"] for line in read_record(record)] == ["start", "switch", "switch", "cancelled"]
+    assert mark_files(scheduler.pid) == []

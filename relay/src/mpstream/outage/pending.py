@@ -23,14 +23,27 @@ def netns_key(netns: str | None) -> int:
     return os.stat(f"/run/netns/{netns}" if netns else "/proc/self/ns/net").st_ino
 
 
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot): with the pid, it names one process."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[19]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
 @contextlib.contextmanager
 def registered(targets: Iterable[str | None]) -> Iterator[None]:
-    """Marks for this process in the namespaces `targets` (None: its own), removed on every exit."""
+    """Marks for this process in the namespaces `targets` (None: its own), removed on every exit
+    but SIGKILL; a mark holds the process's start time, so that a mark left behind never gets
+    another process that was given the same pid terminated."""
     os.makedirs(PENDING_DIR, exist_ok=True)
     marks = sorted({os.path.join(PENDING_DIR, f"{netns_key(ns)}.{os.getpid()}") for ns in targets})
+    started = _start_time(os.getpid()) or ""
     try:
         for mark in marks:
-            open(mark, "w").close()
+            with open(mark, "w") as file:
+                file.write(started)
         yield
     finally:
         for mark in marks:
@@ -66,11 +79,18 @@ def cancel_pending(netns: str | None) -> int:
     stopped = []
     for name in os.listdir(PENDING_DIR) if os.path.isdir(PENDING_DIR) else ():
         if name.startswith(key) and (pid := int(name[len(key):])) != os.getpid():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-                stopped.append(pid)
+            mark = os.path.join(PENDING_DIR, name)
+            try:
+                with open(mark) as file:
+                    started = file.read().strip()
+            except FileNotFoundError:
+                continue  # another clear took care of it
+            if not started or started == _start_time(pid):  # empty: an older mark, without its start time
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                    stopped.append(pid)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(PENDING_DIR, name))
+                os.unlink(mark)
     deadline = time.monotonic() + CANCEL_WAIT_S
     while any(_alive(pid) for pid in stopped) and time.monotonic() < deadline:
         time.sleep(0.01)
