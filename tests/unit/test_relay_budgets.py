@@ -81,8 +81,10 @@ def test_v4_mapped_deny_entries_match_v4_mapped_peers():
 
 
 def test_budget_settings_are_checked():
-    config = from_mapping({"max_output_bytes": 1 << 20, "limits": {"max_name_length": 64}})
-    assert config.max_output_bytes == 1 << 20 and config.limits.max_name_length == 64
+    config = from_mapping({"max_output_bytes": 2 << 20, "max_gop_bytes": 1 << 20, "limits": {"max_name_length": 64}})
+    assert config.max_output_bytes == 2 << 20 and config.limits.max_name_length == 64
+    with pytest.raises(ConfigError, match="max_gop_bytes"):
+        from_mapping({"max_output_bytes": 1 << 20})
     with pytest.raises(ConfigError):
         from_mapping({"max_connection_bytes": 2 << 20, "max_total_bytes": 1 << 20})
     with pytest.raises(ConfigError):
@@ -109,11 +111,11 @@ def test_outbox_size_counts_control_and_media_with_overhead():
     outbox.push_control(b"p" * 10)
     outbox.push_media((b"k" * 100, True), KEYFRAME, 0.0)
     outbox.push_media((b"o" * 100, True), ORDINARY, 0.0)
-    assert outbox.size == 210 + 3 * ENTRY_OVERHEAD
+    assert outbox.size == 210 + 3 * ENTRY_OVERHEAD and outbox.control_size == 10 + ENTRY_OVERHEAD
     outbox.push_media((b"o" * 100, True), ORDINARY, 20.0)  # far behind: media dropped, control kept
-    assert outbox.size == 10 + ENTRY_OVERHEAD
+    assert outbox.size == outbox.control_size == 10 + ENTRY_OVERHEAD
     outbox.take()
-    assert outbox.size == 0
+    assert outbox.size == outbox.control_size == 0
 
 
 def test_tally_writes_a_storm_as_one_line_per_interval(caplog):

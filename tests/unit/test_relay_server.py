@@ -20,6 +20,7 @@ from mpstream.rtmp import (
     Status,
     StreamBegin,
     StreamEOF,
+    amf0,
 )
 from mpstream.rtmp.chunk import encode_message
 from mpstream.rtmp.handshake import SIZE
@@ -391,3 +392,48 @@ def test_audio_only_stream_reaches_late_joiners():
         await pub.close()
         await player.close()
     run(scenario)
+
+
+def test_over_the_total_budget_the_greediest_connection_is_dropped():
+    async def scenario(relay, base):
+        small, small_sid = await publisher(base, "small")
+        big, big_sid = await publisher(base, "big")
+        small.session.send_media(VIDEO, small_sid, 0, keyframe(0, 100_000))
+        big.session.send_media(VIDEO, big_sid, 0, keyframe(0, 100_000))
+        for i in range(1, 9):
+            big.session.send_media(VIDEO, big_sid, 40 * i, inter(i, 100_000))
+        await small.drain()
+        await big.drain()
+        await asyncio.wait_for(big.closed.wait(), 5)
+        assert relay.counters["over_budget_dropped"] == 1
+        assert not small.closed.is_set() and relay.streams[("live", "small")].publisher is not None
+        await small.close()
+        await big.close()
+    run(scenario, max_gop_bytes=2_000_000, max_output_bytes=3_000_000, max_connection_bytes=1_000_000,
+        max_total_bytes=1_000_000)
+
+
+def test_a_peer_over_its_message_budget_is_slowed_then_dropped_while_a_player_keeps_up():
+    async def scenario(relay, base):
+        pub, sid = await publisher(base)
+        player = await RtmpPeer.open(f"{base}/cam", "play")
+        await player.wait_for(PlayStarted)
+        reader, writer = await _handshaken(base)
+        writer.write(encode_message(3, 20, 0, 0, amf0.encode("connect", 1.0, {"app": "live"}), 128))
+        flood = bytes([0x06, 0, 0, 0, 0, 0, 0, VIDEO, 1, 0, 0, 0]) + bytes([0xC6]) * 200_000
+        writer.write(flood)
+        ts = 0
+        for _ in range(6):
+            ts = await send_gop(pub, sid, ts, frames=5)
+            await asyncio.sleep(0.2)
+        await player.wait_for(MediaMessage, count=2 + 60, timeout=5)
+        assert relay.counters["throttled_connections"] >= 1
+        try:
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        except ConnectionResetError:
+            pass
+        assert relay.counters["over_budget_dropped"] == 1
+        writer.close()
+        await pub.close()
+        await player.close()
+    run(scenario, max_messages_per_s=1000, message_burst=1000, max_throttled_s=0.5)

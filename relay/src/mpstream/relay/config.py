@@ -23,8 +23,9 @@ Example file (every key optional):
     max_messages_per_s = 2000         # messages parsed per connection and second (empty ones count)
     message_burst = 5000              # ...and at once; beyond it reading from the peer pauses
     max_throttled_s = 3               # a peer held back by its message budget this long is dropped
-    max_output_bytes = 8388608        # queued for one peer (media and control); beyond it: dropped
-    max_connection_bytes = 33554432   # all one connection holds: partial input, output, its GOP caches
+    max_output_bytes = 16777216       # queued for one peer (media and control); beyond it: dropped
+    max_connection_bytes = 33554432   # what one connection alone holds: partial input, control answers
+                                      # and transport buffer for it, the caches of streams it publishes
     max_total_bytes = 268435456       # all connections together; beyond it the greediest is dropped
     log_lines_per_s = 50              # log lines per second (bursts of 10x); the rest are counted
 
@@ -137,7 +138,7 @@ class RelayConfig:
     max_messages_per_s: float = 2000.0
     message_burst: float = 5000.0
     max_throttled_s: float = 3.0
-    max_output_bytes: int = 8 << 20
+    max_output_bytes: int = 16 << 20
     max_connection_bytes: int = 32 << 20
     max_total_bytes: int = 256 << 20
     log_lines_per_s: float = 50.0
@@ -167,6 +168,8 @@ class RelayConfig:
                 raise ConfigError(f"{name} must be at least 1")
         if self.max_total_bytes < self.max_connection_bytes:
             raise ConfigError("max_total_bytes must be at least max_connection_bytes")
+        if self.max_output_bytes <= self.max_gop_bytes:
+            raise ConfigError("max_output_bytes must be above max_gop_bytes (a late joiner gets the GOP cache at once)")
 
     def policy(self, app: str) -> AppPolicy | None:
         """The policy of `app`, or None when the app is not served."""

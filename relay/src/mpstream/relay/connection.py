@@ -157,8 +157,10 @@ class RelayConnection(asyncio.Protocol):
         self.data_received(b"")  # what waits in the session's buffer
 
     def held_bytes(self) -> int:
-        """Everything this connection makes the relay hold: input, output, its streams' caches."""
-        held = self.session.buffered + self.outbox.size
+        """Memory this connection alone makes the relay hold: its input, its control answers, what the
+        transport buffers for it, its streams' caches. (Queued media is shared by all players of a
+        stream and bounded per player by `output_budget` instead.)"""
+        held = self.session.buffered + self.outbox.control_size
         if self.transport is not None and not self.closed:
             held += self.transport.get_write_buffer_size()
         for stream in self.publishing.values():

@@ -26,8 +26,8 @@ ENTRY_OVERHEAD = 64
 
 
 class Outbox:
-    __slots__ = ("_clock", "behind_since", "dropped", "entries", "max_lag", "oldest", "size", "skips",
-                 "waiting_keyframe")
+    __slots__ = ("_clock", "behind_since", "control_size", "dropped", "entries", "max_lag", "oldest", "size",
+                 "skips", "waiting_keyframe")
 
     def __init__(self, max_lag: float, clock: Callable[[], float]):
         self.max_lag = max_lag
@@ -38,13 +38,15 @@ class Outbox:
         self.behind_since: float | None = None
         self.skips = 0
         self.dropped = 0
-        self.size = 0
+        self.size = 0  # all waiting bytes
+        self.control_size = 0  # of which control: this connection's own (media is shared by all players)
 
     def push_control(self, data: bytes) -> None:
         if not self.entries:
             self.oldest = self._clock()
         self.entries.append((data, False))
         self.size += len(data) + ENTRY_OVERHEAD
+        self.control_size += len(data) + ENTRY_OVERHEAD
 
     def push_media(self, entry: Entry, kind: int, now: float) -> bool:
         """Queue a media entry (or drop it while waiting for a keyframe). True if the outbox was empty."""
@@ -86,6 +88,7 @@ class Outbox:
         self.entries = []
         self.oldest = None
         self.size = 0
+        self.control_size = 0
         return data
 
     def caught_up(self) -> None:
