@@ -114,8 +114,11 @@ def run_case(kind: str, key: str, name: str, run, seconds: float, sample: Path, 
     server.start()
     procs: list[subprocess.Popen] = []
     try:
-        player = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", server.url(), "-c", "copy",
-                                   "-f", "flv", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # nginx-rtmp keeps players of an unpublished stream: the victim ends on 8 s without data
+        # (longer than the takeover case's stall), so that its file is finished either way.
+        player = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-rw_timeout", "8000000", "-y", "-i",
+                                   server.url(), "-c", "copy", "-f", "flv", str(out)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
         procs.append(player)
         time.sleep(1.0)
         publisher = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(sample), "-c",
@@ -145,15 +148,7 @@ def run_case(kind: str, key: str, name: str, run, seconds: float, sample: Path, 
         cpu = attack.cpu_seconds(server.pid) - cpu0
         log_grown = server.log_bytes() - log0
         publisher.wait(timeout=120)
-        try:
-            player.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # nginx-rtmp keeps players of an unpublished stream
-            player.send_signal(signal.SIGINT)
-            try:
-                player.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                player.kill()  # what it wrote stays readable: FLV is written tag by tag
-                player.wait()
+        player.wait(timeout=30)
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -69,8 +69,8 @@ class RawPeer:
         params = {"app": app, "tcUrl": tc_url if tc_url is not None else f"rtmp://localhost/{app}", **(extra or {})}
         return command("connect", 1.0, params)
 
-    def commands(self, timeout: float = 2.0) -> list[m.Command]:
-        """Commands the server sent within `timeout` (stops early at EOF)."""
+    def commands(self, timeout: float = 2.0, until: str = "") -> list[m.Command]:
+        """Commands the server sent within `timeout` (stops early at EOF, or at a status code starting with `until`)."""
         found: list[m.Command] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -86,6 +86,8 @@ class RawPeer:
             for message in self.reader.feed(data):
                 if message.type_id == m.COMMAND_AMF0:
                     found.append(m.decode_command(message.type_id, message.body))
+            if until and any(code.startswith(until) for code in statuses(found)):
+                break
         return found
 
     def closed_within(self, timeout: float) -> bool:
@@ -335,7 +337,7 @@ def publish_once(port: int, app: str, stream: str, tc_url: str | None = None) ->
     try:
         peer.send(peer.connect(app, tc_url) + command("createStream", 2.0) + command("publish", 0.0, None, stream,
                                                                                      "live", stream_id=1))
-        return statuses(peer.commands(2.0))
+        return statuses(peer.commands(2.0, until="NetStream.Publish."))
     finally:
         peer.close()
 
