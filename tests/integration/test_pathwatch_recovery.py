@@ -249,6 +249,18 @@ def watcher(procs, namespace, local, remote, events, log):
     )
 
 
+def all_up(*events_files, providers=("isp1", "isp2")):
+    """Whether every watcher writing these events has seen every provider answer (a watcher
+    that starts slowly on a busy machine must not miss the outage it is tested on)."""
+
+    def seen(path):
+        lines = path.read_text().splitlines() if path.exists() else []
+        up = {e["provider"] for e in map(json.loads, lines) if e["event"] == "provider" and e["new"] == "up"}
+        return set(providers) <= up
+
+    return all(seen(path) for path in events_files)
+
+
 def test_dead_subflow_returns_within_2s_of_its_provider_with_the_watcher(network, tmp_path):
     procs = network
     spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
@@ -271,7 +283,8 @@ def test_dead_subflow_returns_within_2s_of_its_provider_with_the_watcher(network
     logs = {node: open(tmp_path / f"{node}.log", "w") for node in ("client", "server")}  # noqa: SIM115
     watcher(procs, CLIENT, C, S, events["client"], logs["client"])
     watcher(procs, SERVER, S, C, events["server"], logs["server"])
-    time.sleep(1.0)  # both watchers have seen every provider up
+    assert wait_for(lambda: all_up(*events.values()), 15)  # both watchers have seen every provider up
+    time.sleep(0.5)
 
     returned = kill_dead_subflow(2)
     came_back = wait_for(lambda: subflows_from(C[2]) >= 1, 5.0, step=0.02)
@@ -318,7 +331,8 @@ def test_a_failed_providers_subflow_endpoints_are_withdrawn_and_come_back(networ
     assert wait_for(lambda: subflows_from(C[1]) >= 2 and subflows_from(C[2]) >= 2, 10), ns(CLIENT, "ss", "-Htn").stdout
     with open(tmp_path / "client.log", "w") as log:
         client_watcher = watcher(procs, CLIENT, C, S, tmp_path / "client.jsonl", log)
-        time.sleep(1.0)
+        assert wait_for(lambda: all_up(tmp_path / "client.jsonl"), 15)
+        time.sleep(0.5)
 
         outage(2, True)
         failed = time.monotonic()
@@ -357,7 +371,8 @@ def test_the_server_aborts_its_side_of_a_failed_providers_subflows(network, tmp_
     events = tmp_path / "server.jsonl"
     with open(tmp_path / "server.log", "w") as log:
         watcher(procs, SERVER, S, C, events, log)
-        time.sleep(1.0)
+        assert wait_for(lambda: all_up(events), 15)
+        time.sleep(0.5)
         outage(2, True)
         failed = time.monotonic()
         try:
@@ -400,7 +415,8 @@ def test_endpoints_stay_where_their_subflows_alone_reach_a_peer_address(network,
     with open(tmp_path / "client.log", "w") as client_log, open(tmp_path / "server.log", "w") as server_log:
         watcher(procs, CLIENT, C, S, events["client"], client_log)
         watcher(procs, SERVER, S, C, events["server"], server_log)
-        time.sleep(1.0)
+        assert wait_for(lambda: all_up(*events.values()), 15)
+        time.sleep(0.5)
         outage(2, True)
         try:
             assert wait_for(lambda: all('"abort"' in path.read_text() for path in events.values()), 3.0)
@@ -436,3 +452,84 @@ s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 s.bind((%r, 0)); s.connect((%r, %d))
 time.sleep(600)
 """
+
+
+# Many peers, most of them gone: a node (`t8-pw-m`) and its peers (`t8-pw-p`) on one veth
+# pair, the peers being addresses on the far end; the gone ones have no address there.
+MANY_NODE, MANY_PEERS = f"{PREFIX}-m", f"{PREFIX}-p"
+GONE = range(3, 12)  # 9 of 12 peers do not answer
+
+
+def many_peers_teardown():
+    for name in (MANY_NODE, MANY_PEERS):
+        for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+            sh("kill", "-9", pid, check=False)
+        sh("ip", "netns", "del", name, check=False)
+
+
+@pytest.fixture
+def many_peers():
+    many_peers_teardown()
+    procs = []
+    try:
+        for name in (MANY_NODE, MANY_PEERS):
+            sh("ip", "netns", "add", name)
+            ns(name, "ip", "link", "set", "lo", "up")
+        sh("ip", "-n", MANY_NODE, "link", "add", "nic1", "type", "veth", "peer", "name", "up1", "netns", MANY_PEERS)
+        ns(MANY_NODE, "ip", "addr", "add", "2001:2:0:9::1/64", "dev", "nic1", "nodad")
+        for i in range(12):
+            if i not in GONE:
+                ns(MANY_PEERS, "ip", "addr", "add", f"2001:2:0:9::{10 + i:x}/64", "dev", "up1", "nodad")
+        ns(MANY_NODE, "ip", "link", "set", "nic1", "up")
+        ns(MANY_PEERS, "ip", "link", "set", "up1", "up")
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        many_peers_teardown()
+
+
+def test_bounded_probing_keeps_a_provider_up_while_most_peers_are_gone_and_finds_it_down(many_peers, tmp_path):
+    """2 probes a round towards 12 peers of which 9 are gone: the provider stays up (the
+    answering peers are probed every round), and is down within 0.3 s + a round or two
+    of silence once the peers' side drops everything."""
+    probes = [f"--probe=isp1,2001:2:0:9::1,2001:2:0:9::{10 + i:x},peer{i}" for i in range(12)]
+    events = tmp_path / "events.jsonl"
+    with open(tmp_path / "watcher.log", "w") as log:
+        spawn(
+            many_peers,
+            MANY_NODE,
+            f"{BIN}/mpstream",
+            "pathwatch",
+            *probes,
+            "--interval",
+            "0.1",
+            "--down-after",
+            "0.3",
+            "--no-recreate",
+            "--events",
+            str(events),
+            stderr=log,
+        )
+
+        def transitions():
+            lines = events.read_text().splitlines() if events.exists() else []
+            return [e for e in map(json.loads, lines) if e["event"] == "provider"]
+
+        assert wait_for(lambda: [e["new"] for e in transitions()] == ["up"], 15), log.name
+        time.sleep(4.0)  # the gone peers' probes time out again and again meanwhile
+        assert [e["new"] for e in transitions()] == ["up"], (tmp_path / "watcher.log").read_text()[-2000:]
+        subprocess.run(
+            ["ip", "netns", "exec", MANY_PEERS, "nft", "-f", "-"],
+            check=True,
+            text=True,
+            input="table inet t8pwm {\n chain input {\n type filter hook input priority 0; policy drop;\n }\n}\n",
+        )
+        failed = time.monotonic()
+        assert wait_for(lambda: [e["new"] for e in transitions()] == ["up", "down"], 3.0, step=0.02)
+        took = time.monotonic() - failed
+    print(f"down {took:.2f} s after every peer fell silent")
+    assert took < 1.0
+    down = transitions()[-1]
+    assert down["threshold"] == pytest.approx(0.3) and down["srtt"] < 0.05
