@@ -94,11 +94,15 @@ def missing_parts(plan: Plan) -> list[str]:
     return [f"no network namespace {ns}" for ns in namespaces] + ([f"no interface {', '.join(nics)}"] if nics else [])
 
 
-def prepare(plan: Plan, switch: Switch, target: Target) -> Prepared:
-    """Spawn what the switch of `target` needs, leaving only the transaction for its instant."""
+def prepare(plan: Plan, switch: Switch, target: Target, in_force: dict) -> Prepared:
+    """Spawn what the switch of `target` needs, leaving only the transaction for its instant.
+    `in_force` (namespace: outage state) is what the earlier switches left; a namespace not in
+    it yet is asked once (nft is slow to start on a busy node: not once per switch)."""
     prepared = Prepared(target, table.clearing_ruleset())
     try:
-        prepared.previous = table.current(target.netns)
+        if target.netns not in in_force:
+            in_force[target.netns] = table.current(target.netns)
+        prepared.previous = in_force[target.netns]
         if not target.clears:
             token, until = table.new_token(), switch.at + plan.expiry_s
             prepared.watchdog = table.spawn_watchdog(token, plan.expiry_s, target.netns, until)
@@ -186,7 +190,8 @@ def discard(prepared: Prepared) -> None:
         prepared.errors.close()
 
 
-def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupter) -> list[Prepared] | None:
+def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupter,
+              in_force: dict) -> list[Prepared] | None:
     """Prepare the switch, wait for its instant (plus the injected lag) and apply it; the
     targets handed to nft (each recorded), or None if a signal came before any was."""
     due = switch.at + plan.lag_s
@@ -197,7 +202,7 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
         for target in switch.targets:
             if interrupter.interrupted:
                 return None
-            prepared.append(prepare(plan, switch, target))
+            prepared.append(prepare(plan, switch, target, in_force))
         with priority.urgent():
             if not interrupter.sleep_until(due):
                 return None
@@ -211,6 +216,8 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
             def returned(done: Prepared) -> None:
                 record.write(switch_line(switch, done.target, done.returned, done.error))
                 settle(done)
+                if done.error is None:
+                    in_force[done.target.netns] = {"pid": done.watchdog.pid} if done.watchdog else None
 
             await_transactions(fired, returned)
         return fired
@@ -225,8 +232,9 @@ def keep(plan: Plan, record: Record, interrupter: Interrupter) -> bool:
     refused any target."""
     all_ok = True
     watchdogs: list[subprocess.Popen] = []
+    in_force: dict[str | None, dict | None] = {}
     for switch in plan.switches:
-        fired = switch_at(plan, switch, record, interrupter)
+        fired = switch_at(plan, switch, record, interrupter, in_force)
         if fired is None:
             break
         all_ok &= all(done.error is None for done in fired)
