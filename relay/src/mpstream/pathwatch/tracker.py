@@ -32,6 +32,7 @@ class ProviderState:
     links_down: set[str] = field(default_factory=set)
     rtt: RttEstimator = field(default_factory=RttEstimator)  # over all its targets
     paths: dict[str, PathState] = field(default_factory=dict)
+    peers: set[str] = field(default_factory=set)  # of its paths
     # target -> the first probe sent to it since the provider's last answer
     unanswered: dict[str, float] = field(default_factory=dict)
 
@@ -91,6 +92,7 @@ class Tracker:
         path = entry.paths.get(target)
         if path is None:
             path = entry.paths[target] = PathState(peer or target)
+            entry.peers.add(path.peer)
         if path.waiting_since is None:
             path.waiting_since = now
         entry.unanswered.setdefault(target, now)
@@ -104,6 +106,7 @@ class Tracker:
             path = entry.paths.get(target)
             if path is None:
                 path = entry.paths[target] = PathState(target)
+                entry.peers.add(path.peer)
             path.last_reply, path.waiting_since = now, None
             if rtt is not None:
                 path.rtt.sample(rtt)
@@ -172,7 +175,7 @@ class Tracker:
             if silence < self.threshold(entry.name):
                 continue
             # Two peers, or the one there is (none: probes are not reported, silence decides).
-            needed = min(2, len({path.peer for path in entry.paths.values()}))
+            needed = min(2, len(entry.peers))
             late = self.late_peers(entry.name, now)
             if len(late) < needed:
                 continue
