@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mpstream.report import analysis, markdown
+from mpstream.report.mib import mptcp_mib
 from mpstream.report.players import players_overall
 from mpstream.report.runfolder import Run, load_run
 from mpstream.report.timeline import FORMAT, ScheduleError, build_timeline, legacy_timeline
@@ -71,6 +72,9 @@ def summarize_run(run: Run) -> tuple[dict, dict, bool]:
         "switch_lag_s": timeline.get("lag_s"),
         "players_overall": players_overall(summary["players"], clients),
     })
+    counters = mptcp_mib(timeline)
+    if counters:
+        summary["mptcp_mib"] = counters
     return summary, timeline, built
 
 

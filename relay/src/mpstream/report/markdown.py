@@ -7,8 +7,10 @@ Pure: takes the summary (and the run's metadata) and returns text.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable
 
+from mpstream.report.mib import short_name
 from mpstream.report.players import worst_first
 
 INVALID_BANNER = "**INVALID RUN** — these numbers do not describe the planned scenario:"
@@ -87,6 +89,7 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
     out += _phase_section(summary, baseline)
     out += _handover_section(summary, baseline)
     out += _player_section(summary, baseline)
+    out += mib_section(summary)
     out += _setup_section(meta)
     return "\n".join(out).rstrip() + "\n"
 
@@ -221,8 +224,55 @@ def overall_line(overall: dict) -> str:
     return line + "."
 
 
+def mib_section(summary: dict) -> list[str]:
+    """Per node and phase the MPTCP counters that changed (only where the switchers recorded them)."""
+    counters = summary.get("mptcp_mib") or {}
+    if not counters:
+        return []
+    out = ["## MPTCP counters per phase", "",
+           "What the kernel's MPTcpExt counters of each node did between the switch that began a phase and the "
+           "one that ended it (only counters that changed; prefix MPTcpExt left out).", ""]
+    rows = []
+    for node, phases in counters.items():
+        for entry in phases:
+            changed = entry.get("changed") or {}
+            text = ", ".join(f"{short_name(k)} {v:+d}" for k, v in changed.items()) or "no change"
+            rows.append([node, f"{entry['phase'] + 1}. {entry.get('name', '')}", text])
+    return out + table(["node", "phase", "counters that changed"], rows)
+
+
+PROVENANCE_KEYS = ("mpstream", "format", "command", "extra_vars", "inventory_hash")
+
+
+def provenance_lines(meta: dict) -> list[str]:
+    """Where the results came from: mpstream version and commit, format, command, extra vars, inventory hash."""
+    lines = []
+    mpstream = meta.get("mpstream")
+    if isinstance(mpstream, dict) and mpstream:
+        parts = [f"version {mpstream['version']}" if mpstream.get("version") else None,
+                 f"commit `{mpstream['commit']}`" if mpstream.get("commit") else None]
+        lines.append("- **mpstream**: " + ", ".join(p for p in parts if p) if any(parts) else
+                     f"- **mpstream**: `{json.dumps(mpstream, sort_keys=True)}`")
+    elif mpstream:
+        lines.append(f"- **mpstream**: {_fmt(mpstream)}")
+    if meta.get("format"):
+        lines.append(f"- **results format**: `{meta['format']}`")
+    command = meta.get("command")
+    if command:
+        text = shlex.join(str(c) for c in command) if isinstance(command, list) else str(command)
+        lines.append(f"- **command**: `{text}`")
+    if meta.get("extra_vars"):
+        lines.append(f"- **extra vars**: `{json.dumps(meta['extra_vars'], sort_keys=True)}`")
+    if meta.get("inventory_hash"):
+        lines.append(f"- **inventory hash**: `{meta['inventory_hash']}`")
+    return lines
+
+
 def _setup_section(meta: dict) -> list[str]:
     out = ["## What ran", ""]
+    provenance = provenance_lines(meta)
+    if provenance:
+        out += provenance + [""]
     inventory = meta.get("inventory") or {}
     providers = inventory.get("providers") or []
     if providers:
@@ -247,7 +297,8 @@ def _setup_section(meta: dict) -> list[str]:
     versions = meta.get("versions") or {}
     if versions:
         out += ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
-    known = {"run_id", "started_at", "baseline", "phase_seconds", "inventory", "nodes", "versions", "outage_method"}
+    known = {"run_id", "started_at", "baseline", "phase_seconds", "inventory", "nodes", "versions", "outage_method",
+             *PROVENANCE_KEYS}
     extra = {k: v for k, v in meta.items() if k not in known}
     if extra:
         out += ["Other metadata:", "", "```json", json.dumps(extra, indent=2, sort_keys=True), "```", ""]

@@ -2,7 +2,8 @@
 
     {"event": "start", "run_id": ..., "pid": ..., "host": ..., "clock": ...}
     {"event": "switch", "phase": 1, "name": "isp2 down", "netns": null, "nics": ["nic2"],
-     "forwarding": false, "planned": ..., "actual": ..., "lag_s": ..., "ok": true, "error": null}
+     "forwarding": false, "planned": ..., "actual": ..., "lag_s": ..., "ok": true, "error": null,
+     "mib": {"MPTcpExtMPJoinSynRx": 3, ...}}   (optional: the node's MPTcpExt counters then)
     ... one line per switch and target ...
     {"event": "done"}  or  {"event": "cancelled", "at": ...}
 
@@ -29,6 +30,8 @@ class SwitchEvent:
     actual: float | None  # when the change had taken effect (None: it did not)
     ok: bool
     error: str | None
+    # the node's MPTcpExt counters right after the switch took effect (None: not recorded)
+    mib: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass
@@ -70,7 +73,16 @@ def _switch(line: dict) -> SwitchEvent | None:
         nics=tuple(str(n) for n in line.get("nics") or ()), forwarding=bool(line.get("forwarding")),
         planned=_number(line.get("planned")), actual=actual, ok=ok,
         error=None if error is None else " ".join(str(error).split()),  # nft errors span lines
+        mib=_counters(line.get("mib")),
     )
+
+
+def _counters(value) -> tuple[tuple[str, int], ...] | None:
+    """The `mib` snapshot as (counter, value) pairs; entries that are no whole number are left out."""
+    if not isinstance(value, dict):
+        return None
+    return tuple(sorted((str(k), int(v)) for k, v in value.items()
+                        if isinstance(v, int | float) and not isinstance(v, bool) and float(v).is_integer()))
 
 
 def parse_record(text: str) -> Record:

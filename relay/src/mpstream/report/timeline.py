@@ -182,12 +182,15 @@ def _cause(record: Record, path: str) -> str:
 
 
 def _entry(event: SwitchEvent, switch: PlannedSwitch) -> dict:
-    return {
+    entry = {
         "phase": switch.index, "name": event.name or switch.name, "netns": event.netns, "nics": list(event.nics),
         "forwarding": event.forwarding, "planned": switch.at, "actual": event.actual,
         "lag_s": None if event.actual is None else round(event.actual - switch.at, 6),
         "ok": event.ok, "error": event.error,
     }
+    if event.mib is not None:
+        entry["mib"] = dict(event.mib)
+    return entry
 
 
 def lag_figures(lags: list[tuple[float, str, PlannedSwitch]]) -> dict:
