@@ -363,3 +363,36 @@ def test_one_schedule_switches_two_routers_together(routers, tmp_path):
         scheduler.kill()
     assert [line["event"] for line in read_record(record)] == ["start", "switch", "switch", "cancelled"]
     assert mark_files(scheduler.pid) == []
+
+
+def test_a_refused_switch_is_recorded_and_the_others_still_happen(tmp_path):
+    stays, goes = "t6out-stays", "t6out-goes"
+    for ns in (stays, goes):
+        sh("ip", "netns", "add", ns)
+    scheduler = None
+    try:
+        def both(forwarding: bool) -> list[dict]:
+            return [{"netns": ns, "nics": [], "forwarding": forwarding} for ns in (stays, goes)]
+
+        t0 = time.time() + 3.0
+        plan = write_plan(tmp_path / "plan.json", [
+            {"phase": 0, "name": "down", "at": t0, "apply": both(True)},
+            {"phase": 1, "name": "up", "at": t0 + 3.5, "apply": both(False)},  # prepared after the deletion
+            {"phase": 2, "name": "down again", "at": t0 + 4.0, "apply": both(True)[:1]}], expiry_s=30)
+        record = str(tmp_path / "switches.jsonl")
+        scheduler = start_schedule(plan, record, netns=None)
+        wait_for_line(record, lambda line: line["event"] == "switch", timeout=20)
+        sh("ip", "netns", "del", goes)
+        assert scheduler.wait(timeout=30) == 1  # every switch tried, one refused
+        lines = read_record(record)
+        outcome = [(line["phase"], line["netns"], line["ok"]) for line in lines if line["event"] == "switch"]
+        assert sorted(outcome) == [(0, goes, True), (0, stays, True), (1, goes, False), (1, stays, True),
+                                   (2, stays, True)]
+        refused = next(line for line in lines if line["event"] == "switch" and not line["ok"])
+        assert goes in refused["error"] and lines[-1] == {"event": "done"}
+        assert mpstream("status", "--netns", stays, netns=None)["netns"][stays]["outage"]["forwarding"] is True
+    finally:
+        if scheduler:
+            scheduler.kill()
+        for ns in (stays, goes):
+            subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)

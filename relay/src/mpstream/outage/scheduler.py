@@ -15,6 +15,7 @@ and recorded, then a `cancelled` line ends the record.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -59,6 +60,7 @@ class Prepared:
     previous: dict | None = None  # the outage in force before, whose watchdog retires on success
     failure: str | None = None  # what went wrong while preparing
     fired: bool = False
+    unwritten: bool = False  # nft ended before it took its rules (its error says why)
     returned: float | None = None
     error: str | None = None
 
@@ -124,8 +126,10 @@ def fire(prepared: Prepared) -> None:
     try:
         prepared.nft.stdin.write(prepared.script)
         prepared.nft.stdin.close()
-    except OSError as exc:  # nft is gone (e.g. its namespace was deleted)
-        prepared.failure = f"nft ended before its rules were written: {exc}"
+    except OSError:  # nft is gone (e.g. its namespace was deleted): its exit status and error tell
+        prepared.unwritten = True
+        with contextlib.suppress(OSError):
+            prepared.nft.stdin.close()
 
 
 def await_transactions(fired: list[Prepared], on_returned) -> None:
@@ -160,6 +164,8 @@ def await_transactions(fired: list[Prepared], on_returned) -> None:
                 if prepared.nft.wait() != 0:
                     prepared.errors.seek(0)
                     prepared.error = " ".join(prepared.errors.read().split()) or f"nft exited {prepared.nft.returncode}"
+                elif prepared.unwritten:
+                    prepared.error = "nft ended before its rules were written"
                 on_returned(prepared)
     finally:
         for fd in waiting:
