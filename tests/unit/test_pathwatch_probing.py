@@ -69,6 +69,27 @@ def test_families_take_turns_and_consecutive_probes_go_to_different_peers():
     assert [p.target for p in interleaved(probes(3, families=(6,)))] == ["2001:2:1::1", "2001:2:1::2", "2001:2:1::3"]
 
 
+def test_a_single_probe_a_round_rotates_over_all_peers_whatever_the_anchor():
+    rotation = Rotation(probes(3, families=(4,)), per_round=1)
+    assert [rotation.round(anchor="198.18.1.1")[0].target for _ in range(3)] == [
+        "198.18.1.1",
+        "198.18.1.2",
+        "198.18.1.3",
+    ]
+
+
+def test_the_anchor_is_the_quickest_peer_that_answers():
+    tracker = Tracker(["isp1"], down_after=0.3, now=0.0)
+    assert tracker.anchor("isp1", 0.0) is None
+    for target, rtt in (("a", 0.050), ("b", 0.002), ("c", 0.010)):
+        tracker.sent("isp1", target, 0.0)
+        tracker.reply("isp1", rtt, target, rtt)
+    assert tracker.anchor("isp1", 0.1) == "b"
+    tracker.sent("isp1", "b", 0.1)  # b is gone: late after its srtt + 4 rttvar
+    assert tracker.anchor("isp1", 0.105) == "b"
+    assert tracker.anchor("isp1", 0.2) == "c"
+
+
 def test_a_round_never_holds_a_probe_twice():
     rotation = Rotation(probes(2, families=(4,)), per_round=2)
     for _ in range(5):

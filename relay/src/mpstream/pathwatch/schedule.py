@@ -1,6 +1,6 @@
 """Which probes go out each round: a fixed number per provider, whatever the number of peers.
 
-One probe of each round goes to the anchor, a peer address that answers (the tracker
+With two or more a round, one probe of each round goes to the anchor, a peer address that answers (the tracker
 picks it: the quickest of those answering), so that a working provider is heard from
 every round even where many peers are gone; the others rotate over all the provider's
 probes, the address families taking turns, so that every peer address is tried in turn
@@ -44,7 +44,8 @@ class Rotation:
         """This round's probes: the one towards `anchor` (a target address) first, if any."""
         if self.per_round is None or self.per_round >= len(self.order):
             return list(self.order)
-        chosen = [p for p in self.order if p.target == anchor][:1]
+        # With a single probe a round, the anchor would be all there is: rotate instead.
+        chosen = [p for p in self.order if p.target == anchor][:1] if self.per_round > 1 else []
         while len(chosen) < self.per_round:
             probe = self.order[self._next]
             self._next = (self._next + 1) % len(self.order)

@@ -140,7 +140,7 @@ class Tracker:
 
     def anchor(self, provider: str, now: float) -> str | None:
         """The target to probe every round: the quickest of those that answer (none of
-        their probes late), else the one heard from last; None before any answer."""
+        their probes late); None while none does (then all probes rotate)."""
         entry = self.providers[provider]
         answering = [
             (path.rtt.srtt if path.rtt.known else INITIAL_RTO, target)
@@ -148,10 +148,7 @@ class Tracker:
             if path.last_reply is not None
             and (path.waiting_since is None or now - path.waiting_since < self._rto(entry, path))
         ]
-        if answering:
-            return min(answering)[1]
-        heard = [(path.last_reply, target) for target, path in entry.paths.items() if path.last_reply is not None]
-        return max(heard)[1] if heard else None
+        return min(answering)[1] if answering else None
 
     def link(self, provider: str, device: str, carrier: bool, now: float) -> list[Transition]:
         """A link of `provider` lost or regained its carrier (netlink)."""
