@@ -1,4 +1,5 @@
-"""Turning a run folder into `timeline.json`, `summary.json`, `plots/` and `report.md` (the report command's work)."""
+"""Turning a run folder into `timeline.json`, `summary.json`, `plots/`, `report.md` and `report.html`
+(the report command's work)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mpstream.report import analysis, markdown
+from mpstream.report.htmlpage import write_html
 from mpstream.report.mib import mptcp_mib
 from mpstream.report.players import players_overall
 from mpstream.report.runfolder import Run, load_run
@@ -30,6 +32,7 @@ class Written:
     timeline: Path | None = None  # written only where schedule.json was there to build it from
     valid: bool = True
     reasons: list[str] = field(default_factory=list)
+    html: Path | None = None
 
 
 def run_timeline(run: Run) -> tuple[dict, bool]:
@@ -146,6 +149,9 @@ def build_report(run_dir: str | Path, baseline_dir: str | Path | None = None, pl
     summary_path = out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     report_path = out_dir / "report.md"
-    report_path.write_text(markdown.render(summary, run.meta, summary["plots"], summary["notes"],
-                                           baseline_summary, baseline_name), encoding="utf-8")
-    return Written(summary_path, report_path, plot_paths, timeline_path, summary["valid"], summary["reasons"])
+    text = markdown.render(summary, run.meta, summary["plots"], summary["notes"], baseline_summary, baseline_name)
+    report_path.write_text(text, encoding="utf-8")
+    title = f"mpstream run {run.run_id}" + ("" if summary["valid"] else " (INVALID RUN)")
+    html_path = write_html(text, out_dir / "report.html", title)
+    return Written(summary_path, report_path, plot_paths, timeline_path, summary["valid"], summary["reasons"],
+                   html_path)

@@ -31,3 +31,17 @@ def seconds(value: float) -> str:
     """A time for people: one decimal, without a trailing `.0` (`32`, `12.5`)."""
     text = f"{value:.1f}"
     return text[:-2] if text.endswith(".0") else text
+
+
+def spread(values: Iterable[float | None]) -> dict:
+    """Median, p95 and max of the known values (None left out); `inf` (never) sorts above every number.
+
+    JSON has no infinity: a figure that falls on a never is null, and `never` counts them, so a
+    null with `count` > 0 reads "never", a null with `count` 0 "nothing to count".
+    """
+    known = [float(v) for v in values if v is not None]
+    figures: dict = {"count": len(known), "never": sum(1 for v in known if math.isinf(v))}
+    for name, q in (("median", 50), ("p95", 95), ("max", 100)):
+        value = percentile(known, q)
+        figures[name] = None if value is None or math.isinf(value) or math.isnan(value) else round(value, 4)
+    return figures
