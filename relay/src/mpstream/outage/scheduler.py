@@ -5,8 +5,10 @@ Everything that can be done before an instant is done before it (PREPARE_AHEAD_S
 watchdog of the coming outage is spawned with its deadline, the nft process of every target
 is started and waits for its script. At the instant the scripts are written to all targets
 in one loop, so the transactions are the only work left; each target's record line carries
-the time its nft returned. A switch that is already late is applied at once and its record
-shows by how much: never skipped, never pretended.
+the time its nft returned. That is an upper bound: the rules are in force once nft's batch is
+sent, and when a transaction removes a table nft's exit still waits 5-15 ms for the kernel to
+release it (measured with strace: the netlink socket's close). A switch that is already late
+is applied at once and its record shows by how much: never skipped, never pretended.
 
 SIGTERM or SIGINT (e.g. `mpstream outage clear` in one of the plan's namespaces) stops the
 scheduler before it starts anything more; a transaction already handed to nft is waited for
