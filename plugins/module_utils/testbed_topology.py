@@ -21,10 +21,15 @@ CORE_BRIDGE = "core"
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|k|m|g)?\s*$", re.IGNORECASE)
 _MULTIPLIER = {None: 1, "bit": 1, "k": 10 ** 3, "kbit": 10 ** 3, "m": 10 ** 6, "mbit": 10 ** 6,
                "g": 10 ** 9, "gbit": 10 ** 9}
+_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s)?\s*$", re.IGNORECASE)
+_TIME_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*$")
 
 
 # What a node may set for itself per provider, on top of the provider's own settings.
-LINK_SETTINGS = ("rate_up", "rate_down")
+LINK_SETTINGS = ("rate_up", "rate_down", "delay", "jitter", "loss")
+# Emulated links: NFQUEUE numbers per router (two per link: up, down).
+FIRST_QUEUE = 1
 
 
 class TopologyError(ValueError):
@@ -39,6 +44,39 @@ def parse_rate(value, what):
     if not match:
         raise TopologyError("%s: rate %r is not a tc rate like '3mbit' or '500kbit'" % (what, value))
     return int(float(match.group(1)) * _MULTIPLIER[(match.group(2) or "").lower() or None])
+
+
+def parse_delay(value, what):
+    """'20ms', '1.5ms', '0.3s', '500us' or a number of milliseconds; empty or 0 means none. In ms."""
+    if value in (None, "", 0, "0"):
+        return 0.0
+    match = _TIME.match(str(value))
+    if not match:
+        raise TopologyError("%s: %r is not a time like '20ms', '0.3s' or a number of milliseconds" % (what, value))
+    return float(match.group(1)) * _TIME_MS[(match.group(2) or "ms").lower()]
+
+
+def parse_loss(value, what):
+    """'0.5%' or 0.5 (percent of the packets of one direction); empty or 0 means none."""
+    if value in (None, "", 0, "0"):
+        return 0.0
+    match = _PERCENT.match(str(value))
+    if not match or float(match.group(1)) >= 100:
+        raise TopologyError("%s: %r is not a loss rate like '0.5%%' (0 to below 100)" % (what, value))
+    return float(match.group(1))
+
+
+def _link_settings(settings, what):
+    """The link settings of a provider or a node's link, parsed (only the keys given)."""
+    parsers = {"rate_up": parse_rate, "rate_down": parse_rate, "delay": parse_delay, "jitter": parse_delay,
+               "loss": parse_loss}
+    return dict((key, parsers[key](settings[key], "%s %s" % (what, key))) for key in LINK_SETTINGS if key in settings)
+
+
+def _check_jitter(link, what):
+    if link["jitter"] > link["delay"]:
+        raise TopologyError("%s: jitter %gms exceeds the delay %gms; a packet cannot leave before it came "
+                            "(raise the delay or lower the jitter)" % (what, link["jitter"], link["delay"]))
 
 
 def _ifname(name, what):
@@ -81,9 +119,10 @@ def _validated_providers(providers):
             if value in seen:
                 raise TopologyError("two providers share the %s %r" % (what, value))
             seen.add(value)
-        result.append({"name": name, "index": index, "nic": nic,
-                       "rate_up": parse_rate(provider.get("rate_up"), "provider %s rate_up" % name),
-                       "rate_down": parse_rate(provider.get("rate_down"), "provider %s rate_down" % name)})
+        link = dict(dict.fromkeys(LINK_SETTINGS), **dict((k, provider.get(k)) for k in LINK_SETTINGS))
+        link = _link_settings(link, "provider %s" % name)
+        _check_jitter(link, "provider %s" % name)
+        result.append(dict(link, name=name, index=index, nic=nic))
     return sorted(result, key=lambda p: p["index"])
 
 
@@ -137,8 +176,7 @@ def _validated_links(links, node, providers):
         if unknown:
             raise TopologyError("node %s: mpstream_node_links.%s has unknown setting(s) %s; known: %s"
                                 % (node, provider, ", ".join(unknown), ", ".join(LINK_SETTINGS)))
-        result[provider] = dict((key, parse_rate(value, "node %s %s %s" % (node, provider, key)))
-                                for key, value in settings.items())
+        result[provider] = _link_settings(settings, "node %s %s" % (node, provider))
     return result
 
 
@@ -158,6 +196,9 @@ def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_m
         "namespaces": [core_ns] + [provider_ns[p["name"]] for p in providers] + [node_ns[n["name"]] for n in nodes],
         "bridges": [{"ns": core_ns, "ifname": CORE_BRIDGE}],
         "veths": [], "addresses": {}, "routes": {}, "sysctls": {}, "shapers": [],
+        "routers": [provider_ns[p["name"]] for p in providers],
+        # Per provider router with delayed or lossy links: one NFQUEUE per link direction.
+        "emulation": {},
     }
 
     try:
@@ -217,6 +258,31 @@ def plan_topology(prefix, providers, nodes, addressing=None, burst=6056, queue_m
                 plan["routes"][ns].append({"dst": "0.0.0.0/0" if version == 4 else "::/0", "gateway": gateway,
                                            "metric": 100 * provider["index"]})
             link = dict(provider, **node["links"].get(name, {}))
-            plan["shapers"].append({"ns": ns, "ifname": provider["nic"], "rate_bps": link["rate_up"]})
-            plan["shapers"].append({"ns": provider_ns[name], "ifname": router_side, "rate_bps": link["rate_down"]})
+            _check_jitter(link, "node %s's link on %s" % (node["name"], name))
+            one_way = link["delay"] + link["jitter"]
+            plan["shapers"].append({"ns": ns, "ifname": provider["nic"], "rate_bps": link["rate_up"],
+                                    "one_way_ms": one_way})
+            plan["shapers"].append({"ns": provider_ns[name], "ifname": router_side, "rate_bps": link["rate_down"],
+                                    "one_way_ms": one_way})
+            if link["delay"] or link["loss"]:
+                links = plan["emulation"].setdefault(provider_ns[name], [])
+                hosts = [a.split("/")[0] for a in plan["addresses"][(ns, provider["nic"])]]
+                for direction in ("up", "down"):
+                    links.append({"queue": FIRST_QUEUE + len(links), "direction": direction, "node": node["name"],
+                                  "node_ns": ns, "nic": provider["nic"], "addresses": hosts, "delay_ms": link["delay"],
+                                  "jitter_ms": link["jitter"], "loss_percent": link["loss"]})
+    _size_queues(plan)
     return plan
+
+
+def _size_queues(plan):
+    """A shaper's queue holds queue_ms plus the longest round trip through its link.
+
+    A TCP flow keeps a bandwidth-delay product in flight; a token bucket that cannot queue
+    it drops the flow's bursts and the flow never reaches the shaped rate (at 300 ms RTT a
+    200 ms queue kept goodput well below the rate). Without delays this is queue_ms as before.
+    """
+    farthest = max([s["one_way_ms"] for s in plan["shapers"]] + [0])
+    for shaper in plan["shapers"]:
+        extra = 2 * (shaper.pop("one_way_ms") + farthest) if farthest else 0
+        shaper["queue_ms"] = int(plan["queue_ms"] + extra + 0.999)

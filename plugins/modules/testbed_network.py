@@ -17,6 +17,11 @@ description:
     C(PREFIX-NODE) with one NIC per provider, dual-stack addresses derived from the
     provider, site and node indices, and a main-table default route per provider.
   - Each access link is shaped with a token bucket (C(tbf)) in both directions.
+  - Access links with a C(delay), C(jitter) or C(loss) get it without netem: the provider's
+    router sends each direction of such a link to an NFQUEUE (iptables-nft rules in its
+    C(mangle) tables, which the testbed owns), and one emulator process per router
+    (C(python -m mpstream.linkemu), kept running by C(mpstream.supervise)) releases every
+    packet at its time. Routers without such links get neither rules nor a process.
   - Idempotent, with check mode and diff. It records the namespaces it created in
     C(/run/mpstream-testbed/PREFIX.json) and removes only those (and namespaces of the
     requested topology), together with the processes still running inside them.
@@ -28,14 +33,16 @@ options:
     required: true
   providers:
     description: Providers, each with C(name), C(index) (1..), C(nic) (the node-side interface name),
-      C(rate_up) and C(rate_down) (tc rates such as C(3mbit); empty for no shaping).
+      C(rate_up) and C(rate_down) (tc rates such as C(3mbit); empty for no shaping), C(delay) and
+      C(jitter) (one way, added in each direction of every access link, such as C(20ms)) and
+      C(loss) (percent of each direction's packets, such as C(0.5%)).
     type: list
     elements: dict
     default: []
   nodes:
     description: Nodes, each with C(name), C(site_index), C(node_index), C(providers)
       (names of the providers the node has a NIC for) and C(links) (the node's own
-      C(rate_up)/C(rate_down) per provider name, on top of the provider's).
+      C(rate_up), C(rate_down), C(delay), C(jitter), C(loss) per provider name, on top of the provider's).
     type: list
     elements: dict
     default: []
@@ -49,16 +56,23 @@ options:
     type: int
     default: 6056
   queue_ms:
-    description: Longest a packet may wait in a shaper's queue, in milliseconds.
+    description: Longest a packet may wait in a shaper's queue, in milliseconds, on top of the
+      longest round trip through the link (so a TCP flow can keep a bandwidth-delay product queued).
     type: int
     default: 200
+  python:
+    description: Python of the controller with the C(mpstream) package, which runs the link
+      emulators; empty for the Python that runs this module.
+    type: str
+    default: ""
   state:
     description: C(present) builds (and removes nodes no longer listed); C(absent) removes everything.
     type: str
     choices: [present, absent]
     default: present
 notes:
-  - Needs root, network namespaces and veth on the controller.
+  - Needs root, network namespaces and veth on the controller; delayed or lossy links also
+    need NFQUEUE in the kernel and iptables (nft variant) on the controller.
 """
 
 EXAMPLES = r"""
@@ -66,11 +80,12 @@ EXAMPLES = r"""
   testbed_network:
     prefix: mps
     providers:
-      - {name: isp1, index: 1, nic: nic1, rate_up: 3mbit, rate_down: 3mbit}
-      - {name: isp2, index: 2, nic: nic2, rate_up: 3mbit, rate_down: 3mbit}
+      - {name: isp1, index: 1, nic: nic1, rate_up: 3mbit, rate_down: 3mbit, delay: 10ms}
+      - {name: isp2, index: 2, nic: nic2, rate_up: 3mbit, rate_down: 3mbit, delay: 20ms, jitter: 2ms, loss: 0.1%}
     nodes:
       - {name: push1, site_index: 1, node_index: 10, providers: [isp1, isp2]}
-      - {name: server1, site_index: 2, node_index: 10, providers: [isp1, isp2]}
+      - {name: server1, site_index: 2, node_index: 10, providers: [isp1, isp2],
+         links: {isp1: {delay: 70ms}}}
 
 - name: Remove it
   testbed_network:
@@ -91,12 +106,20 @@ changes:
   type: list
   elements: str
   sample: ["create namespace mps-push1", "shape mps-push1/nic1 to 3mbit"]
+emulators:
+  description: The provider routers that run a link emulator, with its links (queue, direction,
+    node, delay_ms, jitter_ms, loss_percent).
+  returned: always
+  type: dict
+  sample: {mps-isp1: [{queue: 1, direction: up, node: push1, delay_ms: 10.0, jitter_ms: 0.0, loss_percent: 0.0}]}
 """
 
 import errno
 import json
 import os
+import shutil
 import signal
+import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -110,6 +133,8 @@ except ImportError:
     HAS_PYROUTE2 = False
 
 STATE_DIR = "/run/mpstream-testbed"
+EMULATOR = "linkemu"  # supervised name of a router's link emulator
+RULE_TAG = "mpstream-linkemu"
 IFA_F_NODAD = 0x02
 RT_PROTO_TESTBED = 160  # marks the routes this module owns (unassigned in rt_protos)
 AF_INET, AF_INET6 = 2, 10
@@ -158,14 +183,14 @@ class Builder:
     def record_path(self):
         return os.path.join(STATE_DIR, "%s.json" % self.plan["prefix"])
 
-    def recorded(self):
+    def recorded(self, key="namespaces"):
         try:
             with open(self.record_path()) as handle:
-                return json.load(handle).get("namespaces", [])
+                return json.load(handle).get(key, [])
         except (OSError, ValueError):
             return []
 
-    def write_record(self, names):
+    def write_record(self, names, emulators=()):
         if self.check:
             return
         if not names:
@@ -174,7 +199,7 @@ class Builder:
             return
         os.makedirs(STATE_DIR, exist_ok=True)
         with open(self.record_path(), "w") as handle:
-            json.dump({"namespaces": names}, handle)
+            json.dump({"namespaces": names, "emulators": sorted(emulators)}, handle)
 
     # -- removal -------------------------------------------------------------
     def remove_namespace(self, name):
@@ -203,6 +228,9 @@ class Builder:
             if name in existing:
                 self.remove_namespace(name)
         self.write_record([])
+        # The emulators died with their namespaces; their pid files and logs go too.
+        if os.path.isdir(self.emulator_dir()) and self.change("remove %s" % self.emulator_dir()):
+            shutil.rmtree(self.emulator_dir(), ignore_errors=True)
 
     # -- building --------------------------------------------------------------
     def present(self):
@@ -213,7 +241,7 @@ class Builder:
         for name in self.plan["namespaces"]:
             if name not in existing and self.change("create namespace %s" % name):
                 self.ns(name)
-        self.write_record(self.plan["namespaces"])
+        self.write_record(self.plan["namespaces"], set(self.recorded("emulators")) | set(self.plan["emulation"]))
         if self.check and self.changes:
             # Namespaces are missing: everything inside them would be created too.
             self.changes.append("build links, addresses, routes and shapers inside them")
@@ -224,6 +252,8 @@ class Builder:
         self.addresses()
         self.routes()
         self.shapers()
+        self.emulation()
+        self.write_record(self.plan["namespaces"], self.plan["emulation"])
 
     def sysctls(self):
         for ns, wanted in self.plan["sysctls"].items():
@@ -319,9 +349,9 @@ class Builder:
                                  family=AF_INET6 if ":" in gateway else AF_INET)
 
     def shapers(self):
-        burst, queue_ms = self.plan["burst"], self.plan["queue_ms"]
+        burst = self.plan["burst"]
         for shaper in self.plan["shapers"]:
-            ns, ifname, rate = shaper["ns"], shaper["ifname"], shaper["rate_bps"]
+            ns, ifname, rate, queue_ms = shaper["ns"], shaper["ifname"], shaper["rate_bps"], shaper["queue_ms"]
             idx = self.index(ns, ifname)
             if idx is None:
                 continue
@@ -342,6 +372,100 @@ class Builder:
             elif params and self.change("remove shaper of %s/%s" % (ns, ifname)):
                 self.ns(ns).tc("del", index=idx, handle="1:", root=True)
 
+    # -- delay, jitter and loss ----------------------------------------------------
+    def emulator_dir(self):
+        return os.path.join(STATE_DIR, "%s-linkemu" % self.plan["prefix"])
+
+    def emulation(self):
+        """Emulators first, then the rules that feed them (a queue without a reader drops);
+        on removal the other way round."""
+        for ns in self.plan["routers"]:
+            links = self.plan["emulation"].get(ns)
+            if links:
+                self.start_emulator(ns, links)
+                self.queue_rules(ns, links)
+            elif ns in self.recorded("emulators") or self.has_rules(ns):
+                self.queue_rules(ns, [])
+                self.stop_emulator(ns)
+
+    def python(self):
+        return self.module.params["python"] or sys.executable
+
+    def supervise(self, ns, action, extra=()):
+        argv = ["ip", "netns", "exec", ns, self.python(), "-m", "mpstream.supervise",
+                action, "--name", "%s-%s" % (EMULATOR, ns), "--state-dir", self.emulator_dir()]
+        if self.check:
+            argv.append("--check")
+        rc, out, err = self.module.run_command(argv + list(extra))
+        try:
+            result = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            result = {"failed": True, "msg": (err or out).strip()}
+        if rc != 0 or result.get("failed"):
+            self.module.fail_json(msg="link emulator of %s: %s" % (ns, result.get("msg") or err.strip()),
+                                  changes=self.changes)
+        return result
+
+    def start_emulator(self, ns, links):
+        command = [self.python(), "-m", "mpstream.linkemu"]
+        for link in links:
+            command += ["--link", "%d:%g:%g:%g" % (link["queue"], link["delay_ms"], link["jitter_ms"],
+                                                   link["loss_percent"])]
+        if self.supervise(ns, "start", ["--", *command]).get("changed"):
+            self.change("run the link emulator of %s (%d links)" % (ns, len(links) // 2))
+
+    def stop_emulator(self, ns):
+        if self.supervise(ns, "stop").get("changed"):
+            self.change("stop the link emulator of %s" % ns)
+
+    def iptables(self, ns, version, tool):
+        return ["ip", "netns", "exec", ns, ("iptables" if version == 4 else "ip6tables") + tool]
+
+    def has_rules(self, ns):
+        return any(self.current_rules(ns, version) for version in (4, 6))
+
+    def current_rules(self, ns, version):
+        if not self.module.get_bin_path("iptables-save"):
+            return []
+        rc, out, err = self.module.run_command(self.iptables(ns, version, "-save") + ["-t", "mangle"])
+        return sorted(line.lower() for line in out.splitlines() if line.startswith("-A ")) if rc == 0 else []
+
+    def mac(self, ns, ifname):
+        idx = self.index(ns, ifname)
+        return self.ns(ns).get_links(idx)[0].get_attr("IFLA_ADDRESS") if idx is not None else None
+
+    def queue_rules(self, ns, links):
+        """The router's mangle tables: each direction of a delayed link to its queue.
+
+        Up: what comes from the node's NIC (its MAC address, whatever the packet's source
+        address: MPTCP or a missing source route may send one provider's address out of
+        another's NIC). Down: what the router sends to the node's address."""
+        for version in (4, 6):
+            wanted = []
+            for link in links:
+                if link["direction"] == "up":
+                    mac = self.mac(link["node_ns"], link["nic"])
+                    if mac is None:
+                        continue
+                    match = "PREROUTING -m mac --mac-source %s" % mac
+                    wanted.append(self.rule(match, link["queue"]))
+                    continue
+                for address in link["addresses"]:
+                    if (":" in address) == (version == 6):
+                        match = "POSTROUTING -d %s/%d" % (address, 32 if version == 4 else 128)
+                        wanted.append(self.rule(match, link["queue"]))
+            if self.current_rules(ns, version) == sorted(rule.lower() for rule in wanted):
+                continue
+            what = "send %d delayed link directions of %s to their queues (IPv%d)" % (len(links), ns, version) \
+                if links else "remove the delay rules of %s (IPv%d)" % (ns, version)
+            if self.change(what):
+                table = "*mangle\n%s\nCOMMIT\n" % "\n".join(wanted)
+                self.module.run_command(self.iptables(ns, version, "-restore"), data=table, check_rc=True)
+
+    @staticmethod
+    def rule(match, queue):
+        return "-A %s -m comment --comment %s -j NFQUEUE --queue-num %d" % (match, RULE_TAG, queue)
+
 
 def main():
     module = AnsibleModule(
@@ -352,6 +476,7 @@ def main():
             addressing=dict(type="dict", default={}),
             burst=dict(type="int", default=6056),
             queue_ms=dict(type="int", default=200),
+            python=dict(type="str", default=""),
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),
         supports_check_mode=True,
@@ -370,6 +495,15 @@ def main():
     except TopologyError as exc:
         module.fail_json(msg="inventory error: %s" % exc)
 
+    if plan["emulation"] and params["state"] == "present":
+        missing = [tool for tool in ("iptables-restore", "ip6tables-restore") if not module.get_bin_path(tool)]
+        if missing:
+            module.fail_json(msg="delayed or lossy links need %s on the controller (Debian package iptables)"
+                             % " and ".join(missing))
+        rc, _, err = module.run_command([params["python"] or sys.executable, "-c", "import mpstream.linkemu"])
+        if rc != 0:
+            module.fail_json(msg="delayed or lossy links need the mpstream package in the controller's Python "
+                                 "(%s): %s" % (params["python"] or sys.executable, err.strip()[-300:]))
     before = sorted(n for n in netns.listnetns() if n in set(plan["namespaces"]))
     builder = Builder(module, plan)
     try:
@@ -386,6 +520,9 @@ def main():
         changed=bool(builder.changes),
         namespaces=plan["namespaces"],
         changes=builder.changes,
+        emulators=dict((ns, [dict((k, link[k]) for k in ("queue", "direction", "node", "delay_ms", "jitter_ms",
+                                                            "loss_percent")) for link in links])
+                       for ns, links in plan["emulation"].items()) if params["state"] == "present" else {},
         diff=dict(before="\n".join(before) + "\n", after="\n".join(after) + "\n") if builder.changes else {},
     )
 
