@@ -32,6 +32,16 @@ stderr) unless `--allow-invalid`; 2 when RUN_DIR is no folder.
 
 With `--baseline OTHER_RUN_DIR` the report shows the other run's shares, handover times
 and stall seconds next to this run's.
+
+A batch folder (one with `batch.json`: repeated runs, see `report.batch`) gets its aggregate:
+`batch-summary.json`, `runs.csv`, `report.md` and `report.html` over its valid runs, every
+invalid run named with its reasons (exit 3 when there is one, unless `--allow-invalid`).
+
+`--compare [NAME=]PATH ... --output DIR` puts runs or batches side by side (see
+`report.compare`).
+
+Every report.md has a self-contained report.html beside it (figures inline, no request
+leaves the file).
 """
 
 from __future__ import annotations
@@ -44,7 +54,12 @@ EXIT_INVALID = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (results/<run-id>)")
+    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None,
+                        help="the run folder (results/<run-id>), or a batch folder (with batch.json)")
+    parser.add_argument("--compare", nargs="+", metavar="RUN_OR_BATCH", default=None,
+                        help="runs or batches side by side, each NAME=PATH or PATH (labelled by its folder name); "
+                             "needs --output")
+    parser.add_argument("--output", metavar="DIR", default=None, help="where --compare writes its report")
     parser.add_argument("--baseline", metavar="OTHER_RUN_DIR", default=None,
                         help="a run to compare with (e.g. without path watcher and tuning)")
     parser.add_argument("--bin", type=float, default=0.5, metavar="SECONDS",
@@ -55,9 +70,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "printed either way)")
 
 
+def _invalid_exit(args: argparse.Namespace, what: str, invalid: list[dict]) -> int:
+    if not invalid:
+        return 0
+    print(f"mpstream report: {len(invalid)} INVALID RUN(S) in {what}, left out of every figure:", file=sys.stderr)
+    for entry in invalid:
+        print(f"  - {entry['run']}: " + "; ".join(entry["reasons"]), file=sys.stderr)
+    return 0 if args.allow_invalid else EXIT_INVALID
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from mpstream.report.compare import build_compare_report
+
+    if not args.output:
+        print("mpstream report: --compare needs --output DIR", file=sys.stderr)
+        return 2
+    try:
+        written = build_compare_report(args.compare, args.output, plots=not args.no_plots)
+    except FileNotFoundError as exc:
+        print(f"mpstream report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {written.report}\nhtml: {written.html}")
+    items = json.loads(written.summary.read_text(encoding="utf-8"))["items"]
+    invalid = [{"run": f"{item['label']}/{entry['run']}", "reasons": entry["reasons"]}
+               for item in items for entry in item["agg"]["invalid_runs"]]
+    return _invalid_exit(args, "the compared items", invalid)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from mpstream.report.batch import build_batch_report
+
+    try:
+        written = build_batch_report(args.run_dir, plots=not args.no_plots)
+    except FileNotFoundError as exc:
+        print(f"mpstream report: {exc}", file=sys.stderr)
+        return 2
+    print(f"batch {args.run_dir}: {written.valid_runs} valid runs, {len(written.invalid_runs)} invalid")
+    print(f"report: {written.report}\nhtml: {written.html}\ncsv: {written.csv}")
+    return _invalid_exit(args, str(args.run_dir), written.invalid_runs)
+
+
 def run(args: argparse.Namespace) -> int:
+    from mpstream.report.batch import is_batch
     from mpstream.report.build import build_report
     from mpstream.report.markdown import console_summary
+
+    if args.compare:
+        if args.run_dir is not None:
+            print("mpstream report: give either RUN_DIR or --compare, not both", file=sys.stderr)
+            return 2
+        return run_compare(args)
+    if args.run_dir is None:
+        print("mpstream report: RUN_DIR (or --compare ... --output DIR) is needed", file=sys.stderr)
+        return 2
+    if is_batch(args.run_dir):
+        return run_batch(args)
 
     try:
         written = build_report(args.run_dir, args.baseline, plots=not args.no_plots, bin_s=args.bin)
@@ -65,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mpstream report: {exc}", file=sys.stderr)
         return 2
     print(console_summary(json.loads(written.summary.read_text(encoding="utf-8"))))
+    print(f"html: {written.html}")
     print(f"report: {written.report}")
     if written.valid:
         return 0
