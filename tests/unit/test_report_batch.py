@@ -23,7 +23,8 @@ def make_batch(root: Path, batch_id: str = "b1", runs: dict | None = None, inval
                missing: bool = True) -> Path:
     """A batch as `failover.yml -e failover_repeat=N` writes it: batch.json and one run folder per run.
 
-    `invalid`: run 004 switched 0.35 s late (its figures are absurd: averaging them in would show; its phase 3 began 0.35 s late, so its handover reads 8.65 s);
+    `invalid`: run 004 switched 0.35 s late (its figures are absurd, so averaging them in would show;
+    its phase 3 began 0.35 s late, so its handover reads 8.65 s);
     `missing`: batch.json lists 006, whose folder is not there."""
     batch = root / batch_id
     batch.mkdir(parents=True)
