@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ class Distribution:
 
 def _label(name: str, values: list[float]) -> str:
     never = sum(1 for v in values if math.isinf(v))
-    return f"{name}\n(n={len(values)}" + (f", {never} never)" if never else ")")
+    return textwrap.fill(name, 24) + f"\n(n={len(values)}" + (f", {never} never)" if never else ")")
 
 
 def draw_distributions(panels: list[Distribution], stem: Path, title: str | None = None) -> list[Path]:

@@ -1,0 +1,102 @@
+"""report.html in a real headless browser: it renders, its figures are there, its script runs, and
+nothing leaves the file (no reference outside it, and the page's policy blocks one that is slipped in).
+
+Chromium runs in a network namespace of its own with only a loopback (`unshare --net`), so even a
+request the page failed to block could not leave the machine.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from mpstream.cli import main
+
+from tests.unit.test_report_batch import make_batch
+from tests.unit.test_report_command import make_run
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+UNSHARE = shutil.which("unshare")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+         "--enable-logging=stderr", "--v=0"]
+# an attribute or CSS reference to anything but the page itself or a data: URI
+REFERENCE = re.compile(r"""(?:\b(?:src|href|action|poster|srcset)\s*=\s*["']?|url\(\s*["']?|@import\s+["']?)"""
+                       r"""(?!data:|#)([^"'\s>)]+)""", re.IGNORECASE)
+
+
+def browse(page: Path, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        command = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()]
+        if UNSHARE:
+            command = [UNSHARE, "--net", *command]
+        return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+
+
+def external_references(text: str) -> list[str]:
+    return REFERENCE.findall(text)
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    root = tmp_path_factory.mktemp("html")
+    run = make_run(root / "single", lags={"client1": {2: 0.35}})
+    assert main(["report", str(run)]) == 3
+    batch = make_batch(root / "batches")
+    assert main(["report", str(batch)]) == 3
+    assert main(["report", "--compare", f"tuned={batch}", str(run), "--output", str(root / "cmp")]) == 3
+    return {"run": run / "report.html", "batch": batch / "report.html", "compare": root / "cmp" / "report.html"}
+
+
+def figures_in(markdown: str) -> int:
+    return len(re.findall(r"^!\[[^\]]*\]\([^)]+\)$", markdown, re.MULTILINE))
+
+
+@pytest.mark.parametrize("kind", ["run", "batch", "compare"])
+def test_page_renders_with_its_figures_and_script(pages, kind):
+    page = pages[kind]
+    text = page.read_text()
+    assert external_references(text) == [], "the page refers to something outside itself"
+    result = browse(page, "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    expected = figures_in((page.parent / "report.md").read_text())
+    assert expected >= 1 and len(re.findall(r"<figure><svg\b", dom)) == expected
+    assert dom.index('<p class="invalid">') < dom.index("<h1>")  # the banner first, as in report.md
+    # the sorting script ran (the page's policy admits it by its hash): every header got its hint
+    headers = re.findall(r"<th\b[^>]*>", dom)
+    assert headers and all('title="sort"' in h for h in headers)
+    assert "violates the following Content Security Policy" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["run", "batch"])
+def test_screenshot_is_not_blank(pages, kind, tmp_path):
+    import numpy as np
+    from matplotlib.image import imread
+
+    shot = tmp_path / "shot.png"
+    result = browse(pages[kind], f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars")
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    pixels = imread(shot)[:, :, :3]
+    assert pixels.shape[0] >= 2000 and pixels.shape[1] >= 1200
+    inked = (pixels.min(axis=2) < 0.9).mean()
+    colours = len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0))
+    assert inked > 0.03, f"only {inked:.1%} of the page is not white"
+    assert colours > 50, f"{colours} colours: no figure drawn"
+    banner = pixels[:150, :, :]  # the invalid-run banner's pink is at the top
+    assert ((banner[:, :, 0] > 0.95) & (banner[:, :, 1] < 0.93) & (banner[:, :, 2] < 0.93)).mean() > 0.05
+
+
+def test_a_reference_slipped_into_the_page_is_blocked(pages, tmp_path):
+    probe = tmp_path / "probe.html"
+    probe.write_text(pages["run"].read_text().replace("<h1>", '<img src="http://198.18.0.1/probe.png"><h1>', 1))
+    assert external_references(probe.read_text()) == ["http://198.18.0.1/probe.png"]
+    result = browse(probe, "--dump-dom")
+    assert result.returncode == 0
+    assert "http://198.18.0.1/probe.png' violates the following Content Security Policy directive" in result.stderr
