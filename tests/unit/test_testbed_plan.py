@@ -150,3 +150,61 @@ def test_a_node_overrides_its_own_links():
 def test_bad_node_links_say_what_to_fix(links, message):
     with pytest.raises(topology.TopologyError, match=re.escape(message)):
         topology.plan_topology("x", providers(2), [{"name": "a", "site_index": 1, "node_index": 2, "links": links}])
+
+
+def delayed(delay, **more):
+    return [dict(p, delay=delay, **more) for p in providers(2)]
+
+
+def test_no_delay_means_no_emulation_and_queues_as_before():
+    plan = topology.plan_topology("x", providers(2), [{"name": "a", "site_index": 1, "node_index": 2}])
+    assert plan["emulation"] == {}
+    assert {s["queue_ms"] for s in plan["shapers"]} == {200}
+
+
+def test_a_provider_delay_puts_every_access_link_of_its_router_on_two_queues():
+    nodes = [{"name": "a", "site_index": 1, "node_index": 2}, {"name": "b", "site_index": 2, "node_index": 2}]
+    plan = topology.plan_topology("x", [dict(providers(2)[0], delay="10ms", jitter="1ms", loss="0.5%"),
+                                        providers(2)[1]], nodes)
+    assert list(plan["emulation"]) == ["x-isp1"]  # isp2 has no delay: no rules, no process
+    links = plan["emulation"]["x-isp1"]
+    assert [(link["queue"], link["direction"], link["node"]) for link in links] == [
+        (1, "up", "a"), (2, "down", "a"), (3, "up", "b"), (4, "down", "b")]
+    assert links[0]["nic"] == "nic1" and links[0]["node_ns"] == "x-a"
+    assert links[1]["addresses"] == ["198.18.17.2", "2001:2:0:101::2"]
+    assert {(link["delay_ms"], link["jitter_ms"], link["loss_percent"]) for link in links} == {(10.0, 1.0, 0.5)}
+    assert plan["routers"] == ["x-isp1", "x-isp2"]
+
+
+def test_node_links_add_delay_on_top_of_the_provider_and_shaper_queues_hold_the_round_trip():
+    nodes = [{"name": "near", "site_index": 1, "node_index": 2},
+             {"name": "far", "site_index": 2, "node_index": 2, "links": {"isp1": {"delay": "0.07s"}}}]
+    plan = topology.plan_topology("x", delayed("5ms"), nodes)
+    delays = {(link["node"], ns): link["delay_ms"] for ns, links in plan["emulation"].items() for link in links}
+    assert delays == {("near", "x-isp1"): 5, ("far", "x-isp1"): 70, ("near", "x-isp2"): 5, ("far", "x-isp2"): 5}
+    queues = {(s["ns"], s["ifname"]): s["queue_ms"] for s in plan["shapers"]}
+    # 200 ms + the longest round trip through the link (its own delay and the farthest other end).
+    assert queues[("x-far", "nic1")] == 200 + 2 * (70 + 70)
+    assert queues[("x-near", "nic2")] == 200 + 2 * (5 + 70)
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"delay": "fast"}, "is not a time like '20ms'"),
+    ({"delay": "5ms", "jitter": "6ms"}, "jitter 6ms exceeds the delay 5ms"),
+    ({"loss": "100%"}, "is not a loss rate"),
+    ({"loss": "lots"}, "is not a loss rate"),
+])
+def test_bad_delays_say_what_to_fix(settings, message):
+    with pytest.raises(topology.TopologyError, match=re.escape(message)):
+        topology.plan_topology("x", [dict(providers(1)[0], **settings)], [])
+    with pytest.raises(topology.TopologyError, match=re.escape(message)):
+        topology.plan_topology("x", providers(1), [{"name": "a", "site_index": 1, "node_index": 2,
+                                                    "links": {"isp1": settings}}])
+
+
+def test_time_and_loss_units():
+    assert topology.parse_delay("1.5ms", "d") == 1.5
+    assert topology.parse_delay("0.3s", "d") == 300
+    assert topology.parse_delay("500us", "d") == 0.5
+    assert topology.parse_delay(20, "d") == 20 and topology.parse_delay("0", "d") == 0
+    assert topology.parse_loss("0.5%", "l") == 0.5 and topology.parse_loss(2, "l") == 2
