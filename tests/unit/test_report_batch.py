@@ -183,6 +183,8 @@ def test_parse_item_labels():
 def test_compare_a_batch_with_a_single_run(tmp_path):
     batch = make_batch(tmp_path / "a", invalid=True, missing=False)
     single = make_run(tmp_path / "b", run_id="untuned", client_handover=8.0, stall_total_s=8.5)
+    info = json.loads((batch / "batch.json").read_text())
+    (batch / "batch.json").write_text(json.dumps({**info, "repeat": 9}))
     out = tmp_path / "cmp"
     assert main(["report", "--compare", f"tuned={batch}", str(single), "--output", str(out)]) == 3
     compare = json.loads((out / "compare.json").read_text())
@@ -193,6 +195,7 @@ def test_compare_a_batch_with_a_single_run(tmp_path):
     report = (out / "report.md").read_text()
     assert report.startswith("**INVALID RUNS** — 1 of 5 runs of tuned do not describe")
     assert "# mpstream comparison: tuned, untuned" in report
+    assert "> note: tuned: batch.json asked for 9 runs and lists 5" in report
     assert "| tuned | " in report and "| 2/4 (50 %) | 1.000 / 3.700 / 4.000 |" in report
     assert "| 3. isp2 down → isp1 down, isp2 up | 2.500 / 4.700 / 5.000 | 8.000 / 8.000 / 8.000 |" in report
     with (out / "runs.csv").open(newline="") as handle:

@@ -144,6 +144,8 @@ def render_compare(items: list[dict], plots: list[str]) -> str:
     for item in items:
         out += invalid_banner(item["agg"]["invalid_runs"], item["agg"]["runs"], item["label"])
     out += ["# mpstream comparison: " + ", ".join(item["label"] for item in items), "", SPREAD_NOTE, ""]
+    notes = [f"{item['label']}: {note}" for item in items for note in item.get("notes", []) + item["agg"]["notes"]]
+    out += [f"> note: {note}" for note in notes] + ([""] if notes else [])
     out += table(["item", "folder", "runs", "valid", "stall-free runs", "stall [s] median / p95 / max",
                   "startup [s] median / p95 / max", "handover [s] median / p95 / max (every change)"], [
         [item["label"], f"`{item['path']}`", item["agg"]["runs"], item["agg"]["valid_runs"],
