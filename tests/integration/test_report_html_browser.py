@@ -100,3 +100,24 @@ def test_a_reference_slipped_into_the_page_is_blocked(pages, tmp_path):
     result = browse(probe, "--dump-dom")
     assert result.returncode == 0
     assert "http://198.18.0.1/probe.png' violates the following Content Security Policy directive" in result.stderr
+
+
+def test_tables_sort_numbers_as_numbers_and_keep_unknowns_last(tmp_path):
+    from mpstream.report.htmlpage import SORT_SCRIPT
+
+    rows = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in
+                   [("a", "10"), ("b", "never"), ("c", "–"), ("d", "2.5"), ("e", "1 200"), ("f", "+3")])
+    clicks = """
+      var th = document.querySelectorAll("th")[1], out = [];
+      function order() { return Array.from(document.querySelectorAll("tbody tr")).map(function (r) {
+        return r.cells[0].textContent; }).join(""); }
+      th.click(); out.push(order()); th.click(); out.push(order());
+      document.getElementById("out").textContent = out.join(" ");
+    """
+    probe = tmp_path / "sort.html"
+    probe.write_text(f'<!DOCTYPE html><html><body><table class="sortable"><thead><tr><th>name</th><th>value</th>'
+                     f'</tr></thead><tbody>{rows}</tbody></table><pre id="out"></pre>'
+                     f"<script>{SORT_SCRIPT}</script><script>{clicks}</script></body></html>")
+    result = browse(probe, "--dump-dom")
+    assert result.returncode == 0
+    assert re.search(r'<pre id="out">([^<]*)</pre>', result.stdout).group(1) == "dfaebc beafdc"
