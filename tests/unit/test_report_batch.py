@@ -210,3 +210,7 @@ def test_compare_needs_output_and_existing_folders(tmp_path, capsys):
     assert main(["report", "--compare", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
     assert "no run or batch folder" in capsys.readouterr().err
     assert main(["report", str(run), "--compare", str(run), "--output", str(tmp_path / "o")]) == 2
+    batch = make_batch(tmp_path / "b", invalid=False, missing=False)
+    assert main(["report", str(batch), "--baseline", str(run)]) == 2
+    assert "--baseline is for one run" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (batch / "report.md").exists()

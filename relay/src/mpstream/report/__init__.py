@@ -1,1 +1,3 @@
-"""The results report: run folder in, plots, `summary.json` and `report.md` out."""
+"""The results report: a run folder, a batch of repeated runs or several of either side by side
+in; plots, summary.json (batch-summary.json, compare.json), runs.csv, report.md and a
+self-contained report.html out."""

@@ -124,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
         print("mpstream report: RUN_DIR (or --compare ... --output DIR) is needed", file=sys.stderr)
         return 2
     if is_batch(args.run_dir):
+        if args.baseline:
+            print("mpstream report: --baseline is for one run; put batches side by side with --compare",
+                  file=sys.stderr)
+            return 2
         return run_batch(args)
 
     try:
