@@ -66,7 +66,6 @@ class CompareWritten:
 
 def build_compare_report(specs: list[str], output: str | Path, plots: bool = True) -> CompareWritten:
     out_dir = Path(output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     labels: list[str] = []
     items = []
     for spec in specs:
@@ -75,6 +74,7 @@ def build_compare_report(specs: list[str], output: str | Path, plots: bool = Tru
             label = f"{label} ({len(labels) + 1})"
         labels.append(label)
         items.append(load_item(label, path))
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once every item was found
     rendered, csv_rows, panels = [], [], {"stall": {}, "startup": {}, "handover": {}}
     for item in items:
         agg = aggregate(item.runs)
