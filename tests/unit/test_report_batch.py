@@ -71,6 +71,7 @@ def test_invalid_runs_are_named_and_left_out(reported_batch):
         {"run": "006", "reasons": ["run: no run folder 006"]},
     ]
     assert summary["command"][:2] == ["ansible-playbook", "failover.yml"] and summary["repeat"] == 6
+    assert "mptcp_mib" not in summary  # no switcher recorded counters
 
 
 def test_per_client_figures_over_the_valid_runs(reported_batch):

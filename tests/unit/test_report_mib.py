@@ -104,3 +104,26 @@ def test_without_counters_the_report_says_nothing_about_them(tmp_path):
     assert main(["report", str(run), "--no-plots"]) == 0
     assert "mptcp_mib" not in json.loads((run / "summary.json").read_text())
     assert "MPTCP counters" not in (run / "report.md").read_text()
+
+
+def test_a_batch_shows_median_and_max_change_over_its_valid_runs(tmp_path):
+    from tests.unit.test_report_batch import make_batch
+
+    batch = make_batch(tmp_path, runs={"001": (1.0, 0.0), "002": (2.0, 2.0), "003": (3.0, 0.0)}, missing=False)
+    more_joins = [dict(s) for s in CLIENT_SNAPSHOTS]
+    for snapshot in more_joins[3:]:
+        snapshot["MPTcpExtMPJoinSynRx"] += 2  # 5 joins when isp1 went down, not 3
+    absurd = [{k: v * 1000 for k, v in s.items()} for s in CLIENT_SNAPSHOTS]
+    for run, snapshots in (("001", CLIENT_SNAPSHOTS), ("002", CLIENT_SNAPSHOTS), ("003", more_joins),
+                           ("004", absurd)):
+        add_counters(batch / run, "client1", snapshots)
+    assert main(["report", str(batch), "--no-plots"]) == 3  # 004 is invalid, and left out
+    counters = json.loads((batch / "batch-summary.json").read_text())["mptcp_mib"]
+    after_isp1 = counters["client1"][2]
+    assert (after_isp1["name"], after_isp1["runs"]) == ("isp1 down, isp2 up", 3)
+    assert after_isp1["changed"]["MPTcpExtMPJoinSynRx"] == {"median": 3, "max": 5}
+    assert counters["client1"][0]["changed"] == {}
+    report = (batch / "report.md").read_text()
+    assert ("| client1 | 3. isp1 down, isp2 up | 3 | AddAddr +1 (max +1), MPFailTx +1 (max +1), "
+            "MPJoinSynRx +3 (max +5) |") in report
+    assert "| client1 | 1. all up | 3 | no change |" in report

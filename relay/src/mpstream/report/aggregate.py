@@ -8,11 +8,13 @@ stall), stall seconds, startup and the handover after each phase change (median,
 see `stats.spread`: a handover that never happened within its phase counts as the worst),
 and per phase with a provider down that provider's share of what the client received
 (median, max). Overall: the same over every run x client, and a run counts as stall-free
-when all its clients were.
+when all its clients were. Where the switchers recorded MPTCP counters: per node and phase
+the median and max change of each counter (`mptcp_mib`, see `mib.over_runs`).
 """
 
 from __future__ import annotations
 
+from mpstream.report.mib import over_runs
 from mpstream.report.runfigures import ClientFigures, changes, down_phases, run_figures
 from mpstream.report.stats import natural_key, spread
 
@@ -64,7 +66,7 @@ def aggregate(runs: list[tuple[str, dict]]) -> dict:
     with_clients = [figures for figures in per_run.values() if figures]
     overall = _block(everyone, len(with_clients),
                      sum(1 for figures in with_clients if all(f.stall_free for f in figures)), reference)
-    return {
+    result = {
         "runs": len(runs),
         "run_ids": [run for run, _ in runs],
         "valid_runs": len(valid),
@@ -74,6 +76,10 @@ def aggregate(runs: list[tuple[str, dict]]) -> dict:
         "overall": overall,
         "notes": notes,
     }
+    counters = over_runs([s["mptcp_mib"] for _, s in valid if s.get("mptcp_mib")])
+    if counters:
+        result["mptcp_mib"] = counters
+    return result
 
 
 def all_figures(runs: list[tuple[str, dict]]) -> list[ClientFigures]:

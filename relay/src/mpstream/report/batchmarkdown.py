@@ -11,6 +11,7 @@ import json
 import shlex
 
 from mpstream.report.markdown import provenance_lines, table
+from mpstream.report.mib import short_name
 
 SPREAD_NOTE = ("Figures over the valid runs: median / p95 / max; *never*: a handover that did not happen within its "
                "phase, or a player that never started, at that rank.")
@@ -85,6 +86,22 @@ def down_share_table(agg: dict) -> list[str]:
     return table(["phase", "down", "client", "share median", "share max"], rows)
 
 
+def mib_table(agg: dict) -> list[str]:
+    counters = agg.get("mptcp_mib") or {}
+    if not counters:
+        return []
+    rows = []
+    for node, phases in counters.items():
+        for entry in phases:
+            text = ", ".join(f"{short_name(k)} {v['median']:+g} (max {v['max']:+d})"
+                             for k, v in entry["changed"].items()) or "no change"
+            rows.append([node, f"{entry['phase'] + 1}. {entry.get('name') or ''}", entry["runs"], text])
+    return (["## MPTCP counters per phase", "",
+             "Change of each kernel MPTcpExt counter that moved in a phase (prefix left out): median over the "
+             "valid runs that recorded it, and the max.", ""]
+            + table(["node", "phase", "runs", "counters: median (max)"], rows))
+
+
 def runs_table(rows: list[dict]) -> list[str]:
     """`rows`: run, valid, stall_free (n/N), stall_s, slowest handover, reasons."""
     return table(["run", "valid", "stall-free clients", "stalled [s] in all", "slowest handover [s]", "reasons"], [
@@ -131,6 +148,7 @@ def render_batch(batch: dict, agg: dict, run_rows: list[dict], plots: list[str],
                 "Share of what each client received that still came over the providers down in that phase.",
                 ""] + shares
     out += figures_section(plots, "client")
+    out += mib_table(agg)
     out += ["## Runs", ""] + runs_table(run_rows)
     provenance = provenance_lines(meta)
     if provenance:

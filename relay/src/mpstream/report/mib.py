@@ -15,6 +15,8 @@ so the reader sees that the phase's figures are not a count.
 
 from __future__ import annotations
 
+import statistics
+
 from mpstream.report.stats import natural_key
 
 PREFIX = "MPTcpExt"
@@ -60,3 +62,29 @@ def mptcp_mib(timeline: dict) -> dict[str, list[dict]]:
 def short_name(counter: str) -> str:
     """`MPTcpExtMPJoinSynRx` -> `MPJoinSynRx` (every counter here has the prefix)."""
     return counter[len(PREFIX):] if counter.startswith(PREFIX) and len(counter) > len(PREFIX) else counter
+
+
+def over_runs(per_run: list[dict[str, list[dict]]]) -> dict[str, list[dict]]:
+    """Per node and phase over several runs' `mptcp_mib`: each counter that changed in any of them,
+    with the median and max of its change (a run that recorded the phase without that counter
+    changing counts 0). `runs`: how many runs recorded that node's phase."""
+    collected: dict[str, dict[int, dict]] = {}
+    for counters in per_run:
+        for node, phases in counters.items():
+            for entry in phases:
+                slot = collected.setdefault(node, {}).setdefault(entry["phase"], {"name": entry.get("name"),
+                                                                                  "runs": []})
+                slot["runs"].append(entry.get("changed") or {})
+    result = {}
+    for node in sorted(collected, key=natural_key):
+        rows = []
+        for index in sorted(collected[node]):
+            slot = collected[node][index]
+            names = sorted({name for changed in slot["runs"] for name in changed})
+            figures = {}
+            for name in names:
+                values = sorted(changed.get(name, 0) for changed in slot["runs"])
+                figures[name] = {"median": statistics.median(values), "max": values[-1]}
+            rows.append({"phase": index, "name": slot["name"], "runs": len(slot["runs"]), "changed": figures})
+        result[node] = rows
+    return result
