@@ -9,14 +9,16 @@ stream), then times `deploy.yml`, its re-run (which must change nothing) and
 `failover.yml` (per round), and prints, per run: the switches' lag behind plan
 (p50/p99/max over every node and switch), the largest share a down provider still carried
 at any node in phases 2 and 3 (receive, and the push node's send), how many clients
-reported their stalls, and whether the run was valid. The testbed is removed at the end,
-also on failure or Ctrl-C.
+reported their stalls, and whether the run was valid. Each playbook's output, with the
+time of every task (ansible.posix.profile_tasks), is kept in the work folder. The testbed
+is removed at the end, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -29,9 +31,12 @@ from tests.support.scale_inventory import write_inventory  # noqa: E402
 from tests.support.testbed import STATE_ROOT, recap, run_playbook  # noqa: E402
 
 
-def timed(playbook: str, inventory: Path, extra: dict, check: bool = True) -> tuple[float, str, int]:
+def timed(playbook: str, inventory: Path, extra: dict, log: Path, check: bool = True) -> tuple[float, str, int]:
+    """Run a playbook with the task profiler on; its output goes to `log`."""
     started = time.monotonic()
+    os.environ["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
     result = run_playbook(playbook, "-i", str(inventory), extra_vars=extra, check=check, timeout=3600)
+    log.write_text(result.stdout + result.stderr)
     return time.monotonic() - started, result.stdout, result.returncode
 
 
@@ -85,15 +90,15 @@ def main() -> int:
     print(f"{args.sites} sites x {args.providers} providers, {args.sites - 2} clients, phases of "
           f"{args.phase_seconds:g} s (scenario {scenario_s:g} s); work folder {work}", flush=True)
     try:
-        seconds, output, _ = timed("deploy.yml", inventory, extra)
+        seconds, output, _ = timed("deploy.yml", inventory, extra, work / "deploy.log")
         print(f"deploy.yml            {seconds:7.1f} s  changed={changed(output)}", flush=True)
-        seconds, output, _ = timed("deploy.yml", inventory, extra)
+        seconds, output, _ = timed("deploy.yml", inventory, extra, work / "deploy-again.log")
         print(f"deploy.yml again      {seconds:7.1f} s  changed={changed(output)}", flush=True)
         for round_ in range(1, args.rounds + 1):
             results = work / f"results{round_}"
             seconds, output, code = timed("failover.yml", inventory, {
                 **extra, "failover_phase_seconds": args.phase_seconds, "failover_results_dir": str(results)},
-                check=False)
+                work / f"failover{round_}.log", check=False)
             print(f"failover.yml #{round_}        {seconds:7.1f} s  ({seconds - scenario_s:+.1f} s beyond the "
                   f"scenario, exit {code})", flush=True)
             if not (results / "latest" / "summary.json").exists():

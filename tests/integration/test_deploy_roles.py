@@ -25,6 +25,7 @@ from tests.support.testbed import REPO, emulated_testbed, netns_exec, recap, run
 PREFIX = "t6dp"
 NODES = ("push1", "server1", "client1")
 STATE_ROOT = Path("/var/lib/mpstream-testbed") / PREFIX
+VENV = STATE_ROOT / "venv"  # one installation for all the testbed's nodes (mpstream_venv)
 DEPLOY = ("playbooks/recorder.yml", "playbooks/relay.yml")
 RELAY = "playbooks/relay.yml"
 OTHER_HTTP = {"relay_http": "127.0.0.1:8936"}
@@ -94,7 +95,7 @@ def deployed(variables):
     try:
         with emulated_testbed(PREFIX):
             fresh_check = run_playbook(*DEPLOY, "--check", extra_vars=variables, timeout=180)
-            fresh = {"check": fresh_check, "venvs": [n for n in NODES if (state_dir(n) / "venv").exists()]}
+            fresh = {"check": fresh_check, "venv": VENV.exists()}
             yield {"fresh": fresh, "deploy": run_playbook(*DEPLOY, extra_vars=variables, timeout=180)}
             remove_state()  # before the namespaces go
     finally:
@@ -114,7 +115,7 @@ def test_check_mode_before_the_first_deploy_reports_changes_and_makes_none(deplo
     fresh = deployed["fresh"]
     counts = changed(fresh["check"].stdout)
     assert set(counts) == set(NODES) and all(counts.values()), fresh["check"].stdout[-4000:]
-    assert fresh["venvs"] == []  # nothing was installed by the check
+    assert not fresh["venv"]  # nothing was installed by the check
 
 
 def test_relay_listens_with_mptcp_in_the_server_namespace(deployed):
@@ -124,7 +125,7 @@ def test_relay_listens_with_mptcp_in_the_server_namespace(deployed):
     relay = supervise("status", "server1", "relay")
     assert relay["running"]
     assert relay["command"][-3:] == ["relay", "--config", str(state_dir("server1") / "etc/relay.toml")]
-    assert relay["command"][0] == str(state_dir("server1") / "venv/bin/mpstream")
+    assert relay["command"][0] == str(VENV / "bin/mpstream")
     ns = subprocess.run(["ip", "netns", "identify", str(relay["child_pid"])],
                         capture_output=True, text=True, check=True).stdout.split()
     assert ns == [f"{PREFIX}-server1"]
@@ -149,16 +150,20 @@ def test_mptcp_client_reaches_the_relay_over_both_providers(deployed):
     assert result.stdout.strip() == "ok", result.stderr
 
 
-def test_every_node_has_the_package_in_its_own_venv(deployed):
+def test_the_nodes_share_one_installation_of_the_package(deployed):
+    mpstream = VENV / "bin/mpstream"
+    version = subprocess.run([str(mpstream), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("mpstream ")
+    assert len(list(VENV.glob("mpstream-build-*"))) == 1
+    assert not [node for node in NODES if (state_dir(node) / "venv").exists()]
+    # It runs in every node's namespace: the recorder of each node, the relay of the server.
     for node in NODES:
-        mpstream = state_dir(node) / "venv/bin/mpstream"
-        version = subprocess.run([str(mpstream), "--version"], capture_output=True, text=True, check=True)
-        assert version.stdout.startswith("mpstream ")
-        markers = list((state_dir(node) / "venv").glob("mpstream-build-*"))
-        assert len(markers) == 1
-    # One build for all nodes: the same wheel bytes everywhere.
-    wheels = {(state_dir(node) / "wheels/mpstream-0.1.0-py3-none-any.whl").read_bytes() for node in NODES}
-    assert len(wheels) == 1
+        ns = subprocess.run(["ip", "netns", "exec", f"{PREFIX}-{node}", str(mpstream), "--version"],
+                            capture_output=True, text=True, check=True)
+        assert ns.stdout == version.stdout
+    # The install ran once, not once per node.
+    install = "TASK [mpstream_package : Install mpstream into the virtual environment]"
+    assert deployed["deploy"].stdout.count(install) == 1
 
 
 def test_second_run_changes_nothing(deployed, variables):
@@ -213,18 +218,18 @@ def test_a_crashed_relay_is_restarted(deployed):
 
 def test_a_new_build_reaches_every_node_and_restarts_the_relay(deployed, variables, snapshot):
     before = supervise("status", "server1", "relay")
-    markers = {node: sorted((state_dir(node) / "venv").glob("mpstream-build-*")) for node in NODES}
+    markers = sorted(VENV.glob("mpstream-build-*"))
     # A new module in the package: a new fingerprint, hence a new wheel (same version number).
     (snapshot / "src/mpstream/deploy_test_stamp.py").write_text('STAMP = "new build"\n')
     run = run_playbook(*DEPLOY, extra_vars=variables)
+    new_markers = sorted(VENV.glob("mpstream-build-*"))
+    assert len(new_markers) == 1 and new_markers != markers
     for node in NODES:
-        new_markers = sorted((state_dir(node) / "venv").glob("mpstream-build-*"))
-        assert len(new_markers) == 1 and new_markers != markers[node]
-        stamp = subprocess.run([str(state_dir(node) / "venv/bin/python"), "-c",
-                                "import mpstream.deploy_test_stamp as m; print(m.STAMP)"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        stamp = netns_exec(f"{PREFIX}-{node}", str(VENV / "bin/python"), "-c",
+                           "import mpstream.deploy_test_stamp as m; print(m.STAMP)", check=True).stdout.strip()
         assert stamp == "new build"
-    assert changed(run.stdout)["server1"] >= 3  # wheel copied, installed, relay restarted
+    assert changed(run.stdout)["server1"] >= 1  # the relay restarted
+    assert sum(changed(run.stdout).values()) >= 3  # and, once for all nodes, the wheel copied and installed
     after = supervise("status", "server1", "relay")
     assert after["running"] and after["pid"] != before["pid"]
     assert wait_for(lambda: "1935" in listeners("server1"))
@@ -260,13 +265,13 @@ def test_recorder_records_every_node_for_a_run(deployed, tmp_path):
             ns = subprocess.run(["ip", "netns", "identify", str(recorder["child_pid"])],
                                 capture_output=True, text=True, check=True).stdout.split()
             assert ns == [f"{PREFIX}-{node}"]
-        csv = state_dir("client1") / "runs/test-run/interfaces.csv"
+        csv = state_dir("client1") / "runs/test-run/rates.csv"
         assert wait_for(lambda: csv.exists() and csv.read_text().count(";nic2;") >= 3, timeout=10)
     finally:
         stop = run_playbook(str(playbook), extra_vars={**variables, "recorder_action": "stop"})
     assert set(changed(stop.stdout).values()) == {1}
     for node in NODES:
         assert not supervise("status", node, "recorder")["running"]
-        rows = (state_dir(node) / "runs/test-run/interfaces.csv").read_text().splitlines()
+        rows = (state_dir(node) / "runs/test-run/rates.csv").read_text().splitlines()
         assert {row.split(";")[1] for row in rows} == {"nic1", "nic2", "total"}
-        assert f"{state_dir(node)}/runs/test-run/interfaces.csv" in stop.stdout
+        assert f"{state_dir(node)}/runs/test-run/rates.csv" in stop.stdout

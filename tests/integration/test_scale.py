@@ -1,0 +1,113 @@
+"""The experiment at NorNet scale: 12 sites x 3 providers on the emulated testbed.
+
+Site indices spread over 1-255 (NorNet's addressing), the relay on 100 Mbit/s links, 10
+viewers. Checks what the report says against what happened: every node's switches took
+effect on time, the down provider carried (almost) nothing at any node while it was down,
+every viewer's stalls are reported; and a switch made late on purpose makes the run
+invalid, loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.scale_inventory import write_inventory
+from tests.support.testbed import STATE_ROOT, namespaces, run_playbook
+
+PREFIX = "t14sc"
+SITES = 12
+PROVIDERS = ("isp1", "isp2", "isp3")
+PHASE_SECONDS = 5
+DOWN_SHARE_LIMIT = 0.03  # receive share of a provider while it is down, at every node
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory) -> Path:
+    return write_inventory(tmp_path_factory.mktemp("scale") / "inventory", SITES, len(PROVIDERS), spread=True)
+
+
+@pytest.fixture(scope="module")
+def deployed(inventory):
+    try:
+        run_playbook("deploy.yml", "-i", str(inventory), extra_vars={"testbed_prefix": PREFIX}, timeout=1200)
+        yield
+    finally:
+        run_playbook("playbooks/testbed.yml", "-i", str(inventory),
+                     extra_vars={"testbed_prefix": PREFIX, "testbed_state": "absent"}, check=False)
+        shutil.rmtree(STATE_ROOT / PREFIX, ignore_errors=True)
+
+
+def failover(inventory: Path, results: Path, check: bool = True, **extra) -> subprocess.CompletedProcess:
+    return run_playbook("failover.yml", "-i", str(inventory), check=check, timeout=900, extra_vars={
+        "testbed_prefix": PREFIX, "failover_phase_seconds": PHASE_SECONDS, "failover_results_dir": str(results),
+        **extra})
+
+
+def leftovers() -> list[str]:
+    """Outage tables or per-run processes still in the testbed's namespaces."""
+    found = []
+    for ns in sorted(n for n in namespaces() if n.startswith(PREFIX + "-")):
+        tables = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"],
+                                capture_output=True, text=True).stdout
+        if "mpstream_outage" in tables:
+            found.append(f"{ns}: outage table")
+        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if any(word in cmdline for word in (" play ", " publish ", " record ", "_expire", "failover-")):
+                found.append(f"{ns}: {cmdline}")
+    return found
+
+
+@pytest.mark.timeout(1800)
+def test_twelve_sites_switch_on_time_and_the_outages_show_where_the_report_says(deployed, inventory, tmp_path):
+    failover(inventory, tmp_path)
+    run_dir = (tmp_path / "latest").resolve()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    timeline = json.loads((run_dir / "timeline.json").read_text())
+    assert summary["valid"] is True, summary["reasons"]
+    # Every node switched at every planned instant (4 phases and the end), within tolerance.
+    assert len(timeline["switches"]) == SITES and {"push1", "server1"} <= set(timeline["switches"])
+    assert timeline["lag_s"]["count"] == SITES * 5
+    assert timeline["lag_s"]["max"] <= timeline["tolerance_s"], timeline["lag_s"]
+    for phase in timeline["phases"]:
+        assert 0 <= phase["start"] - phase["planned_start"] <= timeline["tolerance_s"], phase
+    # The outages happened when the report says: a down provider's share at every node.
+    phases = summary["phases"]
+    assert [p["down"] for p in phases] == [[], ["isp2"], ["isp1"], []]
+    for phase in phases[1:3]:
+        down = phase["down"][0]
+        shares = {node: providers[down]["rx_share"] for node, providers in phase["nodes"].items()
+                  if providers.get(down, {}).get("rx_share") is not None}
+        assert len(shares) == SITES, shares
+        assert max(shares.values()) < DOWN_SHARE_LIMIT, (phase["name"], shares)
+    # Every viewer's stalls are reported, and the overview shows every node.
+    clients = list(summary["players"])
+    assert len(clients) == SITES - 2
+    assert all(summary["players"][c]["stall_count"] is not None for c in clients)
+    assert summary["players_overall"]["clients"] == SITES - 2
+    assert (run_dir / "plots" / "overview.png").stat().st_size > 0
+    assert not leftovers()
+
+
+@pytest.mark.timeout(900)
+def test_a_late_switch_makes_the_run_invalid_loudly(deployed, inventory, tmp_path):
+    late = "client3"
+    result = failover(inventory, tmp_path, check=False, failover_phase_seconds=3,
+                      failover_phases=[{"name": "all up", "down": []}, {"name": "isp2 down", "down": ["isp2"]}],
+                      failover_inject_switch_lag=f"{{{{ 0.5 if inventory_hostname == '{late}' else 0 }}}}")
+    assert result.returncode != 0
+    assert "INVALID RUN" in result.stdout and f"{late}: switch to phase 2 'isp2 down' took effect 0.5" in result.stdout
+    run_dir = (tmp_path / "latest").resolve()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["valid"] is False
+    assert summary["reasons"] and all(r.startswith(f"{late}: ") for r in summary["reasons"]), summary["reasons"]
+    assert (run_dir / "report.md").read_text().startswith("**INVALID RUN**")
+    assert not leftovers()
