@@ -239,3 +239,23 @@ def test_a_wait_without_a_signal_reaches_its_instant():
         assert time.time() >= at
     finally:
         interrupter.close()
+
+
+NETSTAT = """TcpExt: SyncookiesSent SyncookiesRecv
+TcpExt: 0 0
+MPTcpExt: MPCapableSYNRX MPJoinSynRx AddAddr RmAddr MPFailRx
+MPTcpExt: 4 7 2 1 0
+"""
+
+
+def test_the_mptcp_counters_are_read_from_netstat(tmp_path):
+    from mpstream.outage import mib
+
+    assert mib.parse(NETSTAT) == {"MPTcpExtMPCapableSYNRX": 4, "MPTcpExtMPJoinSynRx": 7, "MPTcpExtAddAddr": 2,
+                                  "MPTcpExtRmAddr": 1, "MPTcpExtMPFailRx": 0}
+    assert mib.parse("TcpExt: A\nTcpExt: 1\n") == {}
+    netstat = tmp_path / "netstat"
+    netstat.write_text(NETSTAT)
+    assert mib.read(str(netstat))["MPTcpExtMPJoinSynRx"] == 7
+    assert mib.read(str(tmp_path / "missing")) is None
+    assert mib.read()  # this kernel speaks MPTCP: its own counters are there

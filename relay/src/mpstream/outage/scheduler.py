@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from mpstream.outage import pending, priority, table
+from mpstream.outage import mib, pending, priority, table
 from mpstream.outage.plan import (
     Plan,
     PlanError,
@@ -222,7 +222,10 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 fired.append(ready)
 
             def returned(done: Prepared) -> None:
-                record.write(switch_line(switch, done.target, done.returned, done.error))
+                line = switch_line(switch, done.target, done.returned, done.error)
+                if done.target.netns is None and (counters := mib.read()):
+                    line["mib"] = counters  # what MPTCP had done when the switch took effect
+                record.write(line)
                 settle(done)
                 if done.error is None:
                     in_force[done.target.netns] = {"pid": done.watchdog.pid} if done.watchdog else None
