@@ -3,7 +3,8 @@
 Each item is a run folder (one run) or a batch folder (its runs), labelled `NAME=PATH` or by
 its folder name. Per item, over its valid runs and clients: runs, stall-free runs, stall
 seconds, startup, the handover after each phase change and the failed provider's share;
-distributions drawn as one box per item. Written into DIR: `compare.json`, `runs.csv` (the
+distributions drawn as one box per item (the handover one panel per phase change, pooled
+when there are more than MAX_CHANGE_PANELS). Written into DIR: `compare.json`, `runs.csv` (the
 `batch` column holds the item's label), `report.md`, `report.html`,
 `plots/distributions.{png,svg}`.
 """
@@ -23,6 +24,8 @@ from mpstream.report.htmlpage import write_html
 from mpstream.report.stats import spread
 
 FORMAT = "mpstream-compare/1"
+# up to this many phase changes get a handover panel each; beyond, one panel pools them
+MAX_CHANGE_PANELS = 4
 
 
 def parse_item(text: str) -> tuple[str, Path]:
@@ -76,6 +79,7 @@ def build_compare_report(specs: list[str], output: str | Path, plots: bool = Tru
         items.append(load_item(label, path))
     out_dir.mkdir(parents=True, exist_ok=True)  # only once every item was found
     rendered, csv_rows, panels = [], [], {"stall": {}, "startup": {}, "handover": {}}
+    per_change: dict[str, dict[str, list[float]]] = {}  # change -> item -> handovers
     for item in items:
         agg = aggregate(item.runs)
         figures = all_figures(item.runs)
@@ -88,12 +92,19 @@ def build_compare_report(specs: list[str], output: str | Path, plots: bool = Tru
         panels["stall"][item.label] = [f.stall_s for f in valid if f.stall_s is not None]
         panels["startup"][item.label] = [f.startup_s for f in valid if f.startup_s is not None]
         panels["handover"][item.label] = handovers
+        for entry in agg["overall"]["handover_s"]:
+            label = f"{entry['index'] + 1}. {entry['from']} → {entry['to']}"
+            per_change.setdefault(label, {})[item.label] = [f.handover_s[entry["index"]] for f in valid
+                                                            if f.handover_s.get(entry["index"]) is not None]
     csv_path = out_dir / "runs.csv"
     csv_path.write_text(runs_csv(csv_rows), encoding="utf-8")
+    handover_panels = [Distribution(f"handover after the change to phase {label}", "s", groups)
+                       for label, groups in per_change.items()] if len(per_change) <= MAX_CHANGE_PANELS else [
+        Distribution("handover after every phase change, per run and client", "s", panels["handover"])]
     plot_paths = draw_distributions([
         Distribution("stall seconds per run and client", "s", panels["stall"]),
         Distribution("startup per run and client", "s", panels["startup"]),
-        Distribution("handover after every phase change, per run and client", "s", panels["handover"]),
+        *handover_panels,
     ], out_dir / "plots" / "distributions", title="mpstream comparison") if plots else []
     plot_names = [str(p.relative_to(out_dir)) for p in plot_paths]
     summary_path = out_dir / "compare.json"
