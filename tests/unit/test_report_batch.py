@@ -202,7 +202,9 @@ def test_compare_a_batch_with_a_single_run(tmp_path):
     with (out / "runs.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted({r["batch"] for r in rows}) == ["tuned", "untuned"] and len(rows) == 6
-    assert (out / "plots/distributions.svg").is_file() and "<svg" in (out / "report.html").read_text()
+    figure = (out / "plots/distributions.svg").read_text()  # matplotlib keeps each text as a comment
+    assert "<!-- handover after the change to phase 3. isp2 down → isp1 down, isp2 up -->" in figure
+    assert "<!-- stall seconds per run and client -->" in figure and "<svg" in (out / "report.html").read_text()
 
 
 def test_compare_needs_output_and_existing_folders(tmp_path, capsys):
