@@ -13,7 +13,10 @@ batch never trusts a stale summary. Written into the batch folder:
   `stall_count`, `startup_s`, `handover_s` [per phase change: `index`, `from`, `to`, `count`,
   `never`, `median`, `p95`, `max`], `down_share` [per phase with a provider down: `index`,
   `name`, `down`, `count`, `median`, `max`]), `overall` (the same over every run x client; a
-  run is stall-free when all its clients were), `notes`, `plots`;
+  run is stall-free when all its clients were), `mptcp_mib` (where the switchers recorded
+  counters: node -> per phase `runs` and `changed` counter -> `median`, `max`), `notes`,
+  `plots`, `per_run` (per run: `valid`, `reasons`, `stall_free` "n/N", `stall_s`,
+  `slowest_handover_s`);
 - `runs.csv` (see `csvexport`), `report.md`, `report.html`, `plots/distributions.{png,svg}`.
 """
 
