@@ -98,3 +98,15 @@ def test_second_run_changes_nothing_and_check_mode_reports_a_new_delay(built):
     assert recap(checked.stdout)["localhost"]["changed"] == 1
     times = rtts(f"{PREFIX}-push1", SERVER1_ISP1, 10, 0.05)
     assert abs(statistics.median(times) - RTT_MS) <= 3, times  # still 40 ms: check mode changed nothing
+
+
+def test_removing_the_delay_removes_rules_and_emulator_and_the_delay(built):
+    plain = [{k: v for k, v in p.items() if k != "delay"} for p in PROVIDERS]
+    run_playbook("playbooks/testbed.yml", extra_vars={**VARIABLES, "mpstream_providers": plain})
+    try:
+        assert supervisors() == [] and list(EMULATORS.glob("*.pid")) == []
+        assert "NFQUEUE" not in netns_exec(f"{PREFIX}-isp1", "iptables-save", "-t", "mangle", check=True).stdout
+        times = rtts(f"{PREFIX}-push1", SERVER1_ISP1, 20, 0.02)
+        assert len(times) == 20 and statistics.median(times) < 1.0
+    finally:
+        run_playbook("playbooks/testbed.yml", extra_vars=VARIABLES)  # as the other tests expect it
