@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.scale_inventory import write_inventory
-from tests.support.testbed import STATE_ROOT, namespaces, run_playbook
+from tests.support.testbed import STATE_ROOT, run_leftovers, run_playbook
 
 PREFIX = "t14sc"
 SITES = 12
@@ -48,24 +48,6 @@ def failover(inventory: Path, results: Path, check: bool = True, **extra) -> sub
         **extra})
 
 
-def leftovers() -> list[str]:
-    """Outage tables or per-run processes still in the testbed's namespaces."""
-    found = []
-    for ns in sorted(n for n in namespaces() if n.startswith(PREFIX + "-")):
-        tables = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"],
-                                capture_output=True, text=True).stdout
-        if "mpstream_outage" in tables:
-            found.append(f"{ns}: outage table")
-        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if any(word in cmdline for word in (" play ", " publish ", " record ", "_expire", "failover-")):
-                found.append(f"{ns}: {cmdline}")
-    return found
-
-
 @pytest.mark.timeout(1800)
 def test_twelve_sites_switch_on_time_and_the_outages_show_where_the_report_says(deployed, inventory, tmp_path):
     failover(inventory, tmp_path)
@@ -94,7 +76,7 @@ def test_twelve_sites_switch_on_time_and_the_outages_show_where_the_report_says(
     assert all(summary["players"][c]["stall_count"] is not None for c in clients)
     assert summary["players_overall"]["clients"] == SITES - 2
     assert (run_dir / "plots" / "overview.png").stat().st_size > 0
-    assert not leftovers()
+    assert not run_leftovers(PREFIX)
 
 
 @pytest.mark.timeout(900)
@@ -110,4 +92,4 @@ def test_a_late_switch_makes_the_run_invalid_loudly(deployed, inventory, tmp_pat
     assert summary["valid"] is False
     assert summary["reasons"] and all(r.startswith(f"{late}: ") for r in summary["reasons"]), summary["reasons"]
     assert (run_dir / "report.md").read_text().startswith("**INVALID RUN**")
-    assert not leftovers()
+    assert not run_leftovers(PREFIX)

@@ -76,3 +76,24 @@ def emulated_testbed(prefix: str, extra_vars: dict | None = None, playbook: str 
     finally:
         run_playbook("playbooks/testbed.yml", extra_vars={**variables, "testbed_state": "absent"}, check=False)
         shutil.rmtree(STATE_ROOT / prefix, ignore_errors=True)
+
+
+# Words in the command line of what a failover run starts on a node (clients, recorders,
+# switchers, outage watchdogs): none may outlive the run.
+RUN_PROCESS_WORDS = (" play ", " publish ", " record ", "_expire", "failover-")
+
+
+def run_leftovers(prefix: str) -> list[str]:
+    """Outage tables and per-run processes still in the namespaces of testbed `prefix`."""
+    found = []
+    for ns in sorted(n for n in namespaces() if n.startswith(prefix + "-")):
+        if "mpstream_outage" in netns_exec(ns, "nft", "list", "tables").stdout:
+            found.append(f"{ns}: outage table")
+        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if any(word in cmdline for word in RUN_PROCESS_WORDS):
+                found.append(f"{ns}: {cmdline}")
+    return found

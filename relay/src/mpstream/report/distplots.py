@@ -32,7 +32,7 @@ def draw_distributions(panels: list[Distribution], stem: Path, title: str | None
     panels = [p for p in panels if any(p.groups.values())]
     if not panels:
         return []
-    from mpstream.report.plots import FORMATS, pyplot
+    from mpstream.report.plots import pyplot, save
 
     plt = pyplot()
     width = min(40.0, max(7.0, 2.0 + 1.1 * max(len(p.groups) for p in panels)))
@@ -57,12 +57,4 @@ def draw_distributions(panels: list[Distribution], stem: Path, title: str | None
         ax.grid(True, axis="y", lw=0.3, alpha=0.6)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in FORMATS:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=110)
-        written.append(path)
-    plt.close(fig)
-    return written
+    return save(fig, stem)

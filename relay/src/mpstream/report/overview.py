@@ -58,7 +58,7 @@ def draw_overview(grid: OverviewGrid, stem: Path, title: str | None = None) -> l
     import numpy as np
     from matplotlib.patches import Rectangle
 
-    from mpstream.report.plots import FORMATS, pyplot
+    from mpstream.report.plots import pyplot, save
 
     plt = pyplot()
     n_rows, n_cols = len(grid.rows), len(grid.columns)
@@ -100,12 +100,4 @@ def draw_overview(grid: OverviewGrid, stem: Path, title: str | None = None) -> l
     ax.set_xlabel("provider, per phase (hatched red: down in that phase; numbers: share in %)")
     if title:
         ax.set_title(title, fontsize=11, pad=22)
-    fig.tight_layout()
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in FORMATS:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=110)
-        written.append(path)
-    plt.close(fig)
-    return written
+    return save(fig, stem)

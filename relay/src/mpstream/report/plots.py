@@ -16,6 +16,19 @@ from mpstream.report.analysis import Phase, ProviderSeries, binned_rates
 
 DIRECTION_LABEL = {"tx": "outgoing", "rx": "incoming"}
 FORMATS = ("png", "svg")
+
+
+def save(fig, stem: Path, dpi: int = 110) -> list[Path]:
+    """Write the figure as STEM.png and STEM.svg, close it, and return the paths."""
+    fig.tight_layout()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in FORMATS:
+        path = stem.with_suffix(f".{fmt}")
+        fig.savefig(path, dpi=dpi)
+        written.append(path)
+    pyplot().close(fig)
+    return written
 LATE_MARK_S = 0.05  # a phase edge this far from its planned instant gets a mark at the planned one
 
 
@@ -95,12 +108,4 @@ def draw(panels: list[Panel], phases: list[Phase], colours: dict[str, str], stem
         axes[-1, 0].set_xlim(min(p.start_s for p in phases), max(p.end_s for p in phases))
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in FORMATS:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=120)
-        written.append(path)
-    plt.close(fig)
-    return written
+    return save(fig, stem, dpi=120)
