@@ -129,6 +129,9 @@ def test_tally_writes_a_storm_as_one_line_per_interval(caplog):
         now[0] = 25.0
         tally.flush()
         tally.flush()
+        tally.add("failed accepts")
+        tally.flush(force=True)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["1 connections refused (max_connections 5 reached)",
-                     "999 connections refused, 1 failed accepts in the last 25 s"]
+                     "999 connections refused (max_connections 5 reached), 1 failed accepts in the last 25 s",
+                     "1 failed accepts in the last 0 s"]

@@ -271,12 +271,20 @@ async def start_server(client_connected_cb: Callable, listen: str, mptcp: str = 
 
 
 async def create_server(protocol_factory: Callable[[], asyncio.Protocol], listen: str, mptcp: str = "auto",
-                        backlog: int = 512) -> list[asyncio.Server]:
-    """loop.create_server on every address of "HOST:PORT"."""
+                        backlog: int = 512, accepts_per_round: int = 32) -> list[asyncio.Server]:
+    """loop.create_server on every address of "HOST:PORT".
+
+    asyncio's backlog is also how many connections it accepts per loop round before any of
+    them is admitted or refused (each a descriptor meanwhile, and refused ones are closed a
+    round later): `accepts_per_round` keeps that burst small under a connection storm. The
+    kernel's queue is then set back to `backlog`, so that a burst waits in the queue instead
+    of being dropped (a dropped SYN costs the client a 1 s retransmission).
+    """
     loop = asyncio.get_running_loop()
     servers = []
     for sock in create_listeners(listen, mptcp, backlog):
-        servers.append(await loop.create_server(protocol_factory, sock=sock))
+        servers.append(await loop.create_server(protocol_factory, sock=sock, backlog=accepts_per_round))
+        sock.listen(backlog)
     return servers
 
 

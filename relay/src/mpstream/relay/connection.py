@@ -86,8 +86,8 @@ class RelayConnection(asyncio.Protocol):
             pass
         self.mptcp = net.mptcp_subflows(sock) is not None
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        log.info("#%d connected from %s to %s over %s", self.id, self.peer, self.local,
-                 "MPTCP" if self.mptcp else "TCP")
+        # At INFO only once it says connect (Relay): a storm of bare sockets must not fill the log.
+        log.debug("#%d connected from %s to %s over %s", self.id, self.peer, self.local, self.transport_name)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -189,7 +189,8 @@ class RelayConnection(asyncio.Protocol):
         self._forget()
         if self._quiet:
             return
-        log.info("#%d from %s closed after %.1f s (%s; in %d B, out %d B%s)", self.id, self.peer,
+        level = logging.INFO if self._ended != "handshake" else logging.DEBUG  # (a bare socket: see above)
+        log.log(level, "#%d from %s closed after %.1f s (%s; in %d B, out %d B%s)", self.id, self.peer,
                  time.monotonic() - self.opened, self._ended, self.bytes_in, self.bytes_out,
                  f"; {exc}" if exc else "")
 
@@ -258,6 +259,10 @@ class RelayConnection(asyncio.Protocol):
             self.transport.close()
 
     # ------------------------------------------------------------ introspection
+
+    @property
+    def transport_name(self) -> str:
+        return "MPTCP" if self.mptcp else "TCP"
 
     @property
     def role(self) -> str:

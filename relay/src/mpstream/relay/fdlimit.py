@@ -9,8 +9,8 @@ from __future__ import annotations
 import resource
 
 # Descriptors kept for everything else: listeners, the stats API (32 at most), logs, the event
-# loop, and sockets between accept and admission: asyncio accepts up to 100 per listener and
-# loop round before any is refused, and closes refused ones a round later.
+# loop, and sockets between accept and admission: up to 32 per listener and loop round are
+# accepted before any is refused, and refused ones are closed a round or two later.
 RESERVE = 256
 _CEILING = 1 << 20  # what we ask for when the hard limit is unlimited
 

@@ -70,22 +70,24 @@ class Tally:
         self.interval = interval
         self._clock = clock
         self._counts: dict[str, int] = {}
-        self._context = ""
+        self._contexts: dict[str, str] = {}
         self._logged_at: float | None = None
 
     def add(self, what: str, context: str = "") -> None:
-        """Count one `what`; write the line when the interval is over (`context` ends it)."""
+        """Count one `what`; write the line when the interval is over (with the latest `context` of each)."""
         self._counts[what] = self._counts.get(what, 0) + 1
-        self._context = context
+        self._contexts[what] = context
         self.flush()
 
-    def flush(self) -> None:
-        """Write what was counted if the interval is over (call it now and then: a storm's tail)."""
+    def flush(self, force: bool = False) -> None:
+        """Write what was counted if the interval is over or `force` (call it now and then: a storm's tail)."""
         now = self._clock()
-        if not self._counts or self._logged_at is not None and now - self._logged_at < self.interval:
+        if not self._counts or not force and self._logged_at is not None and now - self._logged_at < self.interval:
             return
         since = "" if self._logged_at is None else f" in the last {now - self._logged_at:.0f} s"
-        counted = ", ".join(f"{count} {name}" for name, count in self._counts.items())
-        self.logger.warning("%s%s%s", counted, since, f" ({self._context})" if self._context else "")
+        counted = ", ".join(f"{count} {name}" + (f" ({self._contexts[name]})" if self._contexts[name] else "")
+                            for name, count in self._counts.items())
+        self.logger.warning("%s%s", counted, since)
         self._counts = {}
+        self._contexts = {}
         self._logged_at = now

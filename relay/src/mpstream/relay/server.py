@@ -29,6 +29,8 @@ TICK_S = 0.25
 RATE_WINDOW_S = 5.0
 ACCEPT_LOG_INTERVAL_S = 10.0  # accept failures come in storms: one line per interval says how many
 UNKNOWN_COMMANDS_LOGGED = 3  # per connection; the rest are counted
+EVICT_AFTER_S = 1.0  # a handshake and connect take milliseconds; one that takes longer may make room
+EVICT_SCAN = 64  # connections looked at for one to close (the oldest come first)
 
 
 class Relay:
@@ -99,6 +101,7 @@ class Relay:
             await server.wait_closed()
         await asyncio.sleep(0)
         asyncio.get_running_loop().set_exception_handler(self._previous_exception_handler)
+        self._storms.flush(force=True)
         if self._log_limit is not None:
             log.removeFilter(self._log_limit)
 
@@ -128,7 +131,7 @@ class Relay:
     def admit(self, connection: RelayConnection) -> bool:
         if len(self.connections) >= self.max_connections:
             context = f"max_connections {self.max_connections} reached"
-            oldest = next(iter(self._unconnected), None)
+            oldest = self._eviction_candidate(time.monotonic())
             if oldest is None:
                 self.counters["refused_connections"] += 1
                 self._storms.add("connections refused", context)
@@ -140,6 +143,17 @@ class Relay:
         self._unconnected[connection] = None
         self.counters["connections"] += 1
         return True
+
+    def _eviction_candidate(self, now: float) -> RelayConnection | None:
+        """The connection to close for a new one: the oldest that has sent nothing yet, else the oldest
+        that has not finished its handshake and connect in EVICT_AFTER_S (a client in the middle of its
+        handshake, a new viewer, is left alone)."""
+        for index, connection in enumerate(self._unconnected):
+            if connection.bytes_in == 0 or now - connection.opened > EVICT_AFTER_S:
+                return connection
+            if index >= EVICT_SCAN:
+                break
+        return None
 
     def is_registered(self, connection: RelayConnection) -> bool:
         return connection in self.connections
@@ -214,8 +228,9 @@ class Relay:
         connection.session.accept_connect(event)
         connection.app = event.app
         self._unconnected.pop(connection, None)
-        log.info("#%d from %s: connect app='%s' tcUrl='%s' flashVer='%s'", connection.id, connection.peer,
-                 shown(event.app), shown(event.tc_url), shown(connection.flash_ver))
+        log.info("#%d connected from %s to %s over %s: app='%s' tcUrl='%s' flashVer='%s'", connection.id,
+                 connection.peer, connection.local, connection.transport_name, shown(event.app), shown(event.tc_url),
+                 shown(connection.flash_ver))
 
     def _stream(self, app: str, name: str) -> Stream:
         key = (app, name)
@@ -345,9 +360,10 @@ class Relay:
         for connection in list(self.connections):
             if not connection.session.connected:
                 if now - connection.opened > config.handshake_timeout_s:
+                    # Counted, one line per interval: idle sockets come in storms.
                     self.counters["handshake_timeouts"] += 1
-                    connection.drop(f"no handshake and connect within {config.handshake_timeout_s:g} s "
-                                    f"({connection.bytes_in} bytes received)")
+                    self._storms.add(f"dropped: no handshake and connect within {config.handshake_timeout_s:g} s")
+                    connection.drop("handshake timeout", quiet=True)
                 continue
             quiet = now - connection.last_received
             if not connection.playing and quiet > config.idle_timeout_s:
