@@ -39,7 +39,7 @@ NOFILE = f"1024:{min(524288, resource.getrlimit(resource.RLIMIT_NOFILE)[1])}"
 APP = "live"
 
 
-def cases(seconds: float) -> dict:
+def cases(seconds: float, reader_seconds: float = 45.0) -> dict:
     """name -> attack(port): Outcome."""
     return {
         "empty": ("empty messages, 4 connections", lambda port: attack.empty_messages(port, seconds, app=APP)),
@@ -54,6 +54,8 @@ def cases(seconds: float) -> dict:
         "unknown": ("unknown commands (+ a name with a newline)", lambda port: attack.log_forging(port, seconds)),
         "storm": ("10 000 connections at once", lambda port: attack.fd_storm(port, seconds, count=10_000)),
         "takeover": ("publisher stalled 5.5 s, 7 publish attempts", None),
+        "readers": (f"20 players that never read, {reader_seconds:g} s",
+                    lambda port: attack.players_not_reading(port, reader_seconds, app=APP)),
     }
 
 
@@ -181,21 +183,23 @@ def table(rows: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each attack (default 8)")
+    parser.add_argument("--reader-seconds", type=float, default=45.0,
+                        help="how long players that never read are given (default 45)")
     parser.add_argument("--cases", default="", help="comma-separated subset of: " + ",".join(cases(1)))
     parser.add_argument("--servers", default="mpstream,nginx")
     args = parser.parse_args()
-    chosen = cases(args.seconds)
+    chosen = cases(args.seconds, args.reader_seconds)
     keys = [k for k in args.cases.split(",") if k] or list(chosen)
     servers = [s for s in args.servers.split(",") if s]
     if "nginx" in servers and not nginx_rtmp.available():
         print("nginx-rtmp is not installed: mpstream only", file=sys.stderr)
         servers.remove("nginx")
-    sample = media.sample_flv(seconds=args.seconds + 14)
-    sent = media.count_video_frames(sample)
     rows = []
     with tempfile.TemporaryDirectory(prefix="relay-attacks-") as tmp:
         for key in keys:
             name, run = chosen[key]
+            sample = media.sample_flv(seconds=(args.reader_seconds if key == "readers" else args.seconds) + 14)
+            sent = media.count_video_frames(sample)
             for kind in servers:
                 row = run_case(kind, key, name, run, args.seconds, sample, sent, Path(tmp))
                 print(f"{row['case']} / {kind}: victim {row['victim']:.1f} %, probes {row['probes']}, "

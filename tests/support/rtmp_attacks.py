@@ -328,6 +328,24 @@ def fd_storm(port: int, seconds: float, count: int = 3000) -> Outcome:
     return Outcome(closed > 0, 0, f"{len(socks)} opened, {closed} closed by the server, {failed} failed")
 
 
+def players_not_reading(port: int, seconds: float, players: int = 20, app: str = "live",
+                        stream: str = "cam") -> Outcome:
+    """`players` players of the stream that never read; after `seconds`, how many has the server closed?"""
+    socks = []
+    for _ in range(players):
+        peer = RawPeer(port)
+        peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        peer.send(peer.connect(app) + command("createStream", 2.0) + command("play", 0.0, None, stream, -2.0,
+                                                                             stream_id=1))
+        socks.append(peer.sock)
+    time.sleep(seconds)
+    # Closed by the server: the socket left ESTABLISHED (reading would drain what waits instead).
+    closed = sum(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != 1 for sock in socks)
+    for sock in socks:
+        sock.close()
+    return Outcome(closed == players, 0, f"{closed} of {players} closed after {seconds:g} s")
+
+
 # ---------------------------------------------------------------- names, numbers, logs
 
 
