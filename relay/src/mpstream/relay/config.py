@@ -13,7 +13,7 @@ Example file (every key optional):
                                       # silent publisher keeps its name while its connection lives
     flush_interval_ms = 50            # merge writes to each player over this long (syscalls vs latency)
     max_player_lag_ms = 10000         # a player further behind skips to the next keyframe
-    disconnect_after_ms = 30000       # a player behind this long is disconnected
+    disconnect_after_ms = 30000       # a player behind (or taking nothing we write) this long is disconnected
     max_connections = 1000            # lowered to what the open-files limit allows, with a warning
     handshake_timeout_s = 5           # handshake + connect must be done by then
     idle_timeout_s = 30               # a connection that neither publishes nor plays
