@@ -17,7 +17,7 @@ description:
     C(PREFIX-NODE) with one NIC per provider, dual-stack addresses derived from the
     provider, site and node indices, and a main-table default route per provider.
   - Each access link is shaped with a token bucket (C(tbf)) in both directions.
-  - Access links with a C(delay), C(jitter) or C(loss) get it without netem: the provider's
+  - Access links with a C(delay), C(jitter) or C(loss) get it without netem. The provider's
     router sends each direction of such a link to an NFQUEUE (iptables-nft rules in its
     C(mangle) tables, which the testbed owns), and one emulator process per router
     (C(python -m mpstream.linkemu), kept running by C(mpstream.supervise)) releases every
