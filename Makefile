@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Debian packages: the testbed (iproute2, nftables), media peers for interop tests
 # (ffmpeg, nginx with the RTMP module), bwm-ng for the recorder comparison, QEMU with
 # debootstrap for the molecule VMs, and chromium to check that report.html renders.
-APT_PACKAGES := iproute2 iputils-ping nftables ethtool iperf3 procps python3-venv util-linux \
+APT_PACKAGES := iproute2 iputils-ping nftables iptables ethtool iperf3 procps python3-venv util-linux \
 	ffmpeg nginx-light libnginx-mod-rtmp bwm-ng chromium \
 	qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client dpkg-dev
 
