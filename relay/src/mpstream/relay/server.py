@@ -29,6 +29,9 @@ TICK_S = 0.25
 RATE_WINDOW_S = 5.0
 ACCEPT_LOG_INTERVAL_S = 10.0  # accept failures come in storms: one line per interval says how many
 UNKNOWN_COMMANDS_LOGGED = 3  # per connection; the rest are counted
+# The kernel's queue of connections not yet accepted (capped by net.core.somaxconn): a burst of
+# thousands waits there instead of having SYNs dropped (1 s, then 3 s, of retransmission).
+LISTEN_BACKLOG = 4096
 EVICT_AFTER_S = 1.0  # a handshake and connect take milliseconds; one that takes longer may make room
 EVICT_SCAN = 64  # connections looked at for one to close (the oldest come first)
 
@@ -69,7 +72,8 @@ class Relay:
         self._previous_exception_handler = loop.get_exception_handler()
         loop.set_exception_handler(self._loop_exception)
         for listen in self.config.listen:
-            servers = await net.create_server(lambda: RelayConnection(self), listen, self.config.mptcp)
+            servers = await net.create_server(lambda: RelayConnection(self), listen, self.config.mptcp,
+                                              backlog=LISTEN_BACKLOG)
             for server in servers:
                 for sock in server.sockets:
                     address = net.format_sockaddr(sock.getsockname())
