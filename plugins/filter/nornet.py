@@ -4,14 +4,9 @@
 
 from __future__ import absolute_import, division, print_function
 
-import os
-import sys
-
 __metaclass__ = type
 
-# Filter plugins are not given module_utils on their path; load ours beside them.
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "module_utils"))
-import nornet  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.mpstream.nornet.plugins.module_utils import nornet
 
 
 def nornet_interfaces(providers, site, node, addressing=None):

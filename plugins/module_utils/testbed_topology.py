@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 import ipaddress
 import re
 
-from ansible.module_utils.nornet import GATEWAY_INDEX, AddressingError, layout
+from ansible_collections.mpstream.nornet.plugins.module_utils.nornet import GATEWAY_INDEX, AddressingError, layout
 
 __metaclass__ = type
 

@@ -128,7 +128,13 @@ try:
 except ImportError:
     PYROUTE2_ERROR = traceback.format_exc()
 
-from ansible.module_utils.mptcp_pm import MptcpPmError, PathManager, diff, normalize, render
+from ansible_collections.mpstream.nornet.plugins.module_utils.mptcp_pm import (
+    MptcpPmError,
+    PathManager,
+    diff,
+    normalize,
+    render,
+)
 
 
 def _render_all(endpoints, limits):

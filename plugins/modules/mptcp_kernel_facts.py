@@ -24,7 +24,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Find out what MPTCP this kernel has
-  mptcp_kernel_facts:
+  mpstream.nornet.mptcp_kernel_facts:
 
 - name: Report it
   ansible.builtin.debug:

@@ -35,7 +35,7 @@ notes:
 
 EXAMPLES = r"""
 - name: MPTCP on, stale subflows detected after 2 lost retransmissions
-  mptcp_sysctl:
+  mpstream.nornet.mptcp_sysctl:
     settings:
       net.mptcp.enabled: 1
       net.mptcp.stale_loss_cnt: 2

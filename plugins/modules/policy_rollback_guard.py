@@ -85,9 +85,15 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.mptcp_pm import MptcpPmError, PathManager
-from ansible.module_utils.mptcp_pm import diff as endpoint_diff
-from ansible.module_utils.policy_routing_state import PolicyRoutingError, apply, diff, read_owned, render
+from ansible_collections.mpstream.nornet.plugins.module_utils.mptcp_pm import MptcpPmError, PathManager
+from ansible_collections.mpstream.nornet.plugins.module_utils.mptcp_pm import diff as endpoint_diff
+from ansible_collections.mpstream.nornet.plugins.module_utils.policy_routing_state import (
+    PolicyRoutingError,
+    apply,
+    diff,
+    read_owned,
+    render,
+)
 
 try:
     from pyroute2 import IPRoute

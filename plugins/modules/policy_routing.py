@@ -97,7 +97,7 @@ requirements:
 
 EXAMPLES = r"""
 - name: Route each provider's addresses through its own table
-  policy_routing:
+  mpstream.nornet.policy_routing:
     interfaces:
       - {name: nic1, provider: isp1, provider_index: 1, ipv4: 198.18.19.10/24, gateway4: 198.18.19.1,
          ipv6: "2001:2:0:103::a/64", gateway6: "2001:2:0:103::1"}
@@ -105,7 +105,7 @@ EXAMPLES = r"""
     primary: isp1
 
 - name: Remove everything it added
-  policy_routing:
+  mpstream.nornet.policy_routing:
     state: absent
 """
 
@@ -137,7 +137,7 @@ except ImportError:
     IPRoute = None
     PYROUTE2_ERROR = traceback.format_exc()
 
-from ansible.module_utils.policy_routing_state import (
+from ansible_collections.mpstream.nornet.plugins.module_utils.policy_routing_state import (
     PolicyRoutingError,
     apply,
     desired_state,

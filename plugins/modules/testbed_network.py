@@ -77,7 +77,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Build two sites with two providers
-  testbed_network:
+  mpstream.nornet.testbed_network:
     prefix: mps
     providers:
       - {name: isp1, index: 1, nic: nic1, rate_up: 3mbit, rate_down: 3mbit, delay: 10ms}
@@ -88,7 +88,7 @@ EXAMPLES = r"""
          links: {isp1: {delay: 70ms}}}
 
 - name: Remove it
-  testbed_network:
+  mpstream.nornet.testbed_network:
     prefix: mps
     state: absent
 """
@@ -123,7 +123,7 @@ import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testbed_topology import TopologyError, plan_topology
+from ansible_collections.mpstream.nornet.plugins.module_utils.testbed_topology import TopologyError, plan_topology
 
 try:
     from pyroute2 import NetNS, netns

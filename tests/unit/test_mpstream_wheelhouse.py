@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-MODULE = Path(__file__).resolve().parents[2] / "roles/mpstream_package/library/mpstream_wheelhouse.py"
+MODULE = Path(__file__).resolve().parents[2] / "plugins/modules/mpstream_wheelhouse.py"
 
 
 @pytest.fixture(scope="module")

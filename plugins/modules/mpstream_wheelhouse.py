@@ -52,7 +52,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Build the relay project once on the controller
-  mpstream_wheelhouse:
+  mpstream.nornet.mpstream_wheelhouse:
     source: "{{ playbook_dir }}/relay"
     dest: "{{ playbook_dir }}/.cache/wheelhouse"
   delegate_to: localhost
