@@ -6,6 +6,9 @@ sizes follow `--bitrate`, `--fps` and `--gop` (keyframes several times an inter 
 so the load on the network looks like video. The wall-clock start is announced in the
 metadata (and in each keyframe) so that players can measure end-to-end latency. When
 the connection breaks the publisher reconnects with exponential backoff and says so.
+Several URLs publish the same source to each (redundant origins for edge relays): one
+timeline, one connection per URL, each reconnecting on its own, so that a slow or dead
+server never holds up the others.
 Exit status: 0 when the run ended as asked, 1 when publishing failed, 130 on Ctrl-C.
 """
 
@@ -18,7 +21,8 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="rtmp://HOST[:PORT]/APP/STREAM (IPv6 literals in brackets)")
+    parser.add_argument("url", nargs="+", help="rtmp://HOST[:PORT]/APP/STREAM (IPv6 literals in brackets); "
+                                                "several: the same stream to each")
     source = parser.add_argument_group("source")
     source.add_argument("--file", help="FLV file to publish (H.264/AAC as ffmpeg writes it)")
     source.add_argument("--loop", action="store_true", help="start the file again at its end (timestamps go on)")
@@ -67,6 +71,8 @@ def build_source(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
+    import time
+    from dataclasses import replace
 
     from mpstream.clients.publisher import Publisher, PublishError, PublishOptions
 
@@ -77,34 +83,56 @@ def run(args: argparse.Namespace) -> int:
         print(f"mpstream publish: {exc}", file=sys.stderr)
         return 2
     options = PublishOptions(
-        url=args.url, mptcp=args.mptcp, duration_s=args.duration, reconnect=args.reconnect,
+        url=args.url[0], mptcp=args.mptcp, duration_s=args.duration, reconnect=args.reconnect,
         backoff_initial_s=args.backoff, backoff_max_s=args.backoff_max, max_attempts=args.max_attempts,
         length_size=getattr(source, "length_size", 4))
+    if len(set(args.url)) < len(args.url):
+        print("mpstream publish: the same URL twice", file=sys.stderr)
+        return 2
     try:
-        publisher = Publisher(source, options)
+        if len(args.url) == 1:
+            publishers = [Publisher(source, options)]
+        else:
+            shared = (time.time(), time.monotonic())  # one timeline for all: origins hold the same stream
+            publishers = [Publisher(source, replace(options, url=url), clock_start=shared) for url in args.url]
     except ValueError as exc:
         print(f"mpstream publish: {exc}", file=sys.stderr)
         return 2
 
-    async def main() -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, publisher.stop)
+    async def publish(publisher: Publisher) -> bool:
         try:
             report = await publisher.run()
         except PublishError as exc:
-            print(f"mpstream publish: {exc}", file=sys.stderr)
-            return 1
+            print(f"mpstream publish: {publisher.options.url}: {exc}" if len(publishers) > 1
+                  else f"mpstream publish: {exc}", file=sys.stderr)
+            return False
+        log.info("publish: done%s: %d tags, %.1f MB, %d reconnects",
+                 f" with {publisher.url.hostport}" if len(publishers) > 1 else "", report.tags_sent,
+                 report.bytes_sent / 1e6, report.reconnects)
+        return True
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: [p.stop() for p in publishers])
+        try:
+            # Each on its own: one failing (--no-reconnect, --max-attempts) leaves the others running.
+            results = await asyncio.gather(*(publish(p) for p in publishers))
         finally:
             if args.json:
                 with open(args.json, "w") as out:
-                    json.dump({"command": "publish", "options": _options(args), **publisher.report.as_dict()},
-                              out, indent=2)
-        log.info("publish: done: %d tags, %.1f MB, %d reconnects", report.tags_sent, report.bytes_sent / 1e6,
-                 report.reconnects)
-        return 0
+                    json.dump(_report(args, publishers), out, indent=2)
+        return 0 if all(results) else 1
 
     return asyncio.run(main())
+
+
+def _report(args: argparse.Namespace, publishers: list) -> dict:
+    """One URL: its report at the top level (as always); several: one report per URL under "urls"."""
+    if len(publishers) == 1:
+        return {"command": "publish", "options": _options(args), **publishers[0].report.as_dict()}
+    reports = [p.report.as_dict() for p in publishers]
+    return {"command": "publish", "options": _options(args), "start_ms": reports[0]["start_ms"], "urls": reports}
 
 
 def _options(args: argparse.Namespace) -> dict:

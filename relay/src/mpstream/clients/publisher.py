@@ -83,9 +83,14 @@ class ConnectionLost(Exception):
 
 
 class Publisher:
-    def __init__(self, source: Source, options: PublishOptions):
+    """`clock_start` (time.time(), time.monotonic()) shares one timeline among publishers of one source
+    to several servers (redundant origins): the same tag goes out at the same moment with the same
+    announced start everywhere."""
+
+    def __init__(self, source: Source, options: PublishOptions, clock_start: tuple[float, float] | None = None):
         self.source = source
         self.options = options
+        self._clock_start = clock_start
         self.url = parse_rtmp_url(options.url)
         self.report = PublishReport(options.url)
         self._stop = asyncio.Event()
@@ -96,8 +101,7 @@ class Publisher:
 
     async def run(self) -> PublishReport:
         opts = self.options
-        start_wall = time.time()
-        self._start_mono = time.monotonic()
+        start_wall, self._start_mono = self._clock_start or (time.time(), time.monotonic())
         self.report.start_ms = int(start_wall * 1000)
         deadline = None if opts.duration_s is None else self._start_mono + opts.duration_s
         tags = iter(self.source.tags())
@@ -116,7 +120,7 @@ class Publisher:
                     raise PublishError(reason) from exc
                 down_since = down_since or time.monotonic()
                 down_reason = down_reason or reason
-                log.warning("publish: %s; retrying in %.1f s", reason, backoff)
+                log.warning("publish: %s: %s; retrying in %.1f s", self.url.hostport, reason, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, opts.backoff_max_s)
                 continue
@@ -142,7 +146,8 @@ class Publisher:
                 down_since, down_reason = time.monotonic(), reason
                 if time.monotonic() - connected_at > 10:
                     backoff = opts.backoff_initial_s  # it had been working: start over
-                log.warning("publish: connection lost (%s); reconnecting in %.1f s", reason, backoff)
+                log.warning("publish: connection lost to %s (%s); reconnecting in %.1f s", self.url.hostport, reason,
+                            backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, opts.backoff_max_s)
         if down_since is not None:

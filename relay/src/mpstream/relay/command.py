@@ -26,6 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a player further behind skips to the next keyframe (default: 10000)")
     parser.add_argument("--disconnect-after-ms", type=float,
                         help="a player behind for this long is disconnected (default: 30000)")
+    edge = parser.add_argument_group("edge mode", "pull streams nobody publishes here from origins, in order, "
+                                                  "and go on with the next one when an origin fails")
+    edge.add_argument("--origin", action="append", metavar="rtmp://HOST[:PORT]/APP",
+                      help="an origin, repeatable; without APP the player's app (default: none, not an edge)")
+    edge.add_argument("--pull-linger-s", type=float,
+                      help="end a pull this long after its last player left (default: 10)")
+    edge.add_argument("--origin-silence-s", type=float,
+                      help="an origin that sends no media this long has failed (default: 1.5)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         "listen": args.listen, "http": args.http, "mptcp": args.mptcp, "chunk_size": args.chunk_size,
         "gop_cache": args.gop_cache, "on_busy": args.on_busy, "max_connections": args.max_connections,
         "flush_interval_ms": args.flush_interval_ms, "max_player_lag_ms": args.max_player_lag_ms,
-        "disconnect_after_ms": args.disconnect_after_ms,
+        "disconnect_after_ms": args.disconnect_after_ms, "origins": args.origin,
+        "pull_linger_s": args.pull_linger_s, "origin_silence_s": args.origin_silence_s,
     }
     try:
         config = load(args.config, overrides)

@@ -29,6 +29,14 @@ Example file (every key optional):
     max_total_bytes = 268435456       # all connections together; beyond it the greediest is dropped
     log_lines_per_s = 50              # log lines per second (bursts of 10x); the rest are counted
 
+    # Edge mode (see docs/edge-relays.md): a stream played here that nobody publishes here is
+    # pulled from the first origin that serves it, over MPTCP; the next one takes over when it fails.
+    origins = ["rtmp://origin1/live", "rtmp://origin2/live"]  # all apps; per app: [apps.NAME] origins
+    pull_linger_s = 10                # the pull ends this long after its last player left
+    origin_silence_s = 1.5            # no media from the origin this long: it is failed, the next one is tried
+    origin_connect_timeout_s = 3      # connect, handshake and play started within this, or the next one
+    origin_retry_s = 1                # pause after every origin has failed once, before trying them again
+
     [limits]                          # per connection, see mpstream.rtmp.Limits
     max_message_size = 8388608
     min_chunk_size = 64
@@ -45,6 +53,7 @@ Example file (every key optional):
     publish_deny = []
     play_allow = []                   # empty: everyone
     play_deny = ["198.18.99.0/24"]
+    origins = []                      # this app's origins (empty: the top-level ones)
 
 When `[apps]` is present, applications it does not name (and no "*") are refused. An
 application sent with segments ("live/x", what ffmpeg makes of rtmp://host/live/x/cam)
@@ -61,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from mpstream.rtmp.limits import Limits
+from mpstream.rtmp.url import parse_rtmp_url
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -76,6 +86,22 @@ def _networks(values: Any, where: str) -> tuple[Network, ...]:
         return tuple(_unmapped(ipaddress.ip_network(str(v), strict=False)) for v in values)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _origins(values: Any, where: str) -> tuple[str, ...]:
+    """rtmp://HOST[:PORT][/APP] URLs (a stream name is the player's, added per pull)."""
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"{where} must be a list of rtmp:// URLs")
+    for value in values:
+        try:
+            url = parse_rtmp_url(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if url.stream:
+            raise ConfigError(f"{where}: {value!r} names a stream; give rtmp://HOST[:PORT]/APP")
+    return tuple(str(v) for v in values)
 
 
 _V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
@@ -98,6 +124,7 @@ class AppPolicy:
     publish_deny: tuple[Network, ...] = ()
     play_allow: tuple[Network, ...] = ()
     play_deny: tuple[Network, ...] = ()
+    origins: tuple[str, ...] = ()  # pull from these when nobody publishes here (edge mode)
 
     @classmethod
     def from_table(cls, name: str, table: dict) -> AppPolicy:
@@ -111,6 +138,7 @@ class AppPolicy:
         key = table.get("publish_key")
         return cls(
             publish_key=str(key) if key is not None else None,
+            origins=_origins(table.get("origins", []), f"apps.{name}.origins"),
             stream_keys={str(k): str(v) for k, v in keys.items()},
             **{k: _networks(table.get(k, []), f"apps.{name}.{k}")
                for k in ("publish_allow", "publish_deny", "play_allow", "play_deny")},
@@ -142,6 +170,11 @@ class RelayConfig:
     max_connection_bytes: int = 32 << 20
     max_total_bytes: int = 256 << 20
     log_lines_per_s: float = 50.0
+    origins: tuple[str, ...] = ()  # edge mode for every app without origins of its own
+    pull_linger_s: float = 10.0
+    origin_silence_s: float = 1.5  # a 1 s player buffer outlasts detection plus the new origin's GOP burst
+    origin_connect_timeout_s: float = 3.0
+    origin_retry_s: float = 1.0
     limits: Limits = field(default_factory=Limits)
     apps: dict[str, AppPolicy] | None = None  # None: every app, no restrictions
 
@@ -156,9 +189,13 @@ class RelayConfig:
             raise ConfigError("need at least one listen address")
         for name in ("flush_interval_ms", "max_player_lag_ms", "disconnect_after_ms", "handshake_timeout_s",
                      "idle_timeout_s", "stale_publisher_s", "max_messages_per_s", "max_throttled_s",
-                     "log_lines_per_s"):
+                     "log_lines_per_s", "pull_linger_s", "origin_retry_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
+        for name in ("origin_silence_s", "origin_connect_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be above 0")
+        _origins(list(self.origins), "origins")
         if self.max_connections < 1:
             raise ConfigError("max_connections must be at least 1")
         if self.max_messages_per_s and self.message_burst < 1:
@@ -177,20 +214,27 @@ class RelayConfig:
             return AppPolicy()
         return self.apps.get(app) or self.apps.get(app.partition("/")[0]) or self.apps.get("*")
 
+    def origins_for(self, app: str) -> tuple[str, ...]:
+        """Where streams of `app` are pulled from when nobody publishes them here (empty: not an edge)."""
+        policy = self.policy(app)
+        return (policy.origins if policy is not None and policy.origins else ()) or self.origins
 
-_SCALARS = {f.name for f in fields(RelayConfig)} - {"limits", "apps", "listen"}
+
+_SCALARS = {f.name for f in fields(RelayConfig)} - {"limits", "apps", "listen", "origins"}
 
 
 def from_mapping(data: dict, base: RelayConfig | None = None) -> RelayConfig:
     """A config from a parsed TOML document (unknown keys are errors: typos should not pass silently)."""
     base = base or RelayConfig()
-    unknown = set(data) - _SCALARS - {"limits", "apps", "listen"}
+    unknown = set(data) - _SCALARS - {"limits", "apps", "listen", "origins"}
     if unknown:
         raise ConfigError(f"unknown settings {sorted(unknown)}")
     changes: dict[str, Any] = {k: data[k] for k in _SCALARS if k in data}
     if "listen" in data:
         listen = data["listen"]
         changes["listen"] = tuple([listen] if isinstance(listen, str) else listen)
+    if "origins" in data:
+        changes["origins"] = _origins(data["origins"], "origins")
     if "limits" in data:
         try:
             changes["limits"] = replace(base.limits, **data["limits"])

@@ -8,6 +8,7 @@ import logging
 import time
 
 from mpstream import net
+from mpstream.edge.manager import EdgePulls
 from mpstream.relay import access, fdlimit, names
 from mpstream.relay.config import RelayConfig
 from mpstream.relay.connection import RelayConnection
@@ -50,6 +51,8 @@ class Relay:
         self.started = time.time()
         self.counters: collections.Counter[str] = collections.Counter()
         self.http = None
+        self.edge = EdgePulls(self) if config.origins or any(
+            policy.origins for policy in (config.apps or {}).values()) else None  # edge mode (mpstream.edge)
         self._dirty: list[RelayConnection] = []
         self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._ticker: asyncio.Task | None = None
@@ -94,6 +97,8 @@ class Relay:
             server.close()
         if self._ticker:
             self._ticker.cancel()
+        if self.edge:
+            await self.edge.stop()
         if self.http:
             await self.http.stop()
         for connection in list(self.connections):
@@ -313,6 +318,8 @@ class Relay:
         connection.send_control()  # the status goes out before the first media
         connection.playing[event.stream_id] = stream
         stream.add_player(connection, event.stream_id)
+        if self.edge and stream.publisher is None:
+            self.edge.on_player(stream)  # nobody publishes it here: pull it from an origin
         self.counters["plays"] += 1
         log.info("#%d from %s plays %s (%s)", connection.id, connection.peer, shown(stream.key),
                  "live" if stream.publisher else "waiting for a publisher")
@@ -392,6 +399,8 @@ class Relay:
         for stream in self.streams.values():
             self._sample(stream, now, stream.bytes_in)
         self._enforce_total_budget()
+        if self.edge:
+            self.edge.tick(now)
         self._storms.flush()
 
     def _enforce_total_budget(self) -> None:
@@ -444,6 +453,7 @@ class Relay:
                 "keyframes": stream.keyframes,
                 "bitrate_bps": round(self.rate_bps(stream)),
                 "gop_cache_messages": len(stream.gop),
+                "pull": self.edge.stream_info(stream) if self.edge else None,  # edge mode: origin, switches
             })
         clients = []
         for connection in self.connections:
@@ -462,6 +472,7 @@ class Relay:
             },
             "streams": streams,
             "clients": sorted(clients, key=lambda c: c["id"]),
+            "edge": self.edge.snapshot() if self.edge else None,
         }
 
 

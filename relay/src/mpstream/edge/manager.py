@@ -1,0 +1,86 @@
+"""Edge mode in the relay: start a pull on a stream's first player, share it, end it after the last one.
+
+The relay calls `on_player` when a player joins a stream nobody publishes, `tick` from its
+housekeeping, `stream_info`/`snapshot` for the stats API and `stop` at the end. A pull is
+the stream's publisher (`Stream.start_publishing`), so players of an edge cannot tell it
+from a relay with a local publisher: same GOP cache, same fan-out, same status messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from mpstream.edge.pull import PULL_STREAM_ID, OriginPull
+from mpstream.relay.logs import shown
+
+if TYPE_CHECKING:
+    from mpstream.relay.server import Relay
+    from mpstream.relay.stream import Stream
+
+log = logging.getLogger("mpstream.relay.edge")
+
+
+class EdgePulls:
+    def __init__(self, relay: Relay):
+        self.relay = relay
+        self.pulls: dict[tuple[str, str], OriginPull] = {}
+        self.started = 0
+        self.ended = 0
+
+    def on_player(self, stream: Stream) -> None:
+        """A player joined `stream`: pull it if nobody publishes it here and its app has origins."""
+        if stream.publisher is not None or stream.ident in self.pulls:
+            return
+        origins = self.relay.config.origins_for(stream.app)
+        if not origins:
+            return
+        pull = OriginPull(self.relay, stream, origins)
+        self.pulls[stream.ident] = pull
+        self.started += 1
+        stream.start_publishing(pull, PULL_STREAM_ID)  # type: ignore[arg-type]
+        log.info("pull #%d %s: pulling for its first player from %s", pull.id, shown(stream.key), ", ".join(origins))
+        pull.start()
+
+    def tick(self, now: float) -> None:
+        """End pulls whose stream has had no players for `pull_linger_s`, and forget replaced ones."""
+        linger = self.relay.config.pull_linger_s
+        for ident, pull in list(self.pulls.items()):
+            stream = pull.stream
+            if stream.publisher is not pull:  # a local publisher took the stream over (on_busy = replace)
+                del self.pulls[ident]
+                pull.cancel()
+                continue
+            if stream.players:
+                pull.idle_since = None
+            elif pull.idle_since is None:
+                pull.idle_since = now
+            elif now - pull.idle_since >= linger:
+                self._end(pull, f"no players for {linger:g} s")
+
+    def _end(self, pull: OriginPull, why: str) -> None:
+        self.pulls.pop(pull.stream.ident, None)
+        self.ended += 1
+        pull.drop(why)
+        # What the relay does for a publisher that leaves: players told, the stream dropped if idle.
+        self.relay._end_publish(pull, PULL_STREAM_ID, why)  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        pulls = list(self.pulls.values())
+        for pull in pulls:
+            self._end(pull, "relay stopping")
+        for pull in pulls:
+            await pull.wait()
+
+    def stream_info(self, stream: Stream) -> dict | None:
+        pull = self.pulls.get(stream.ident)
+        return pull.info() if pull is not None and stream.publisher is pull else None
+
+    def snapshot(self) -> dict:
+        return {
+            "origins": list(self.relay.config.origins),
+            "pulls": len(self.pulls),
+            "pulls_started": self.started,
+            "pulls_ended": self.ended,
+            "switches": sum(len(p.splicer.splices) for p in self.pulls.values()),
+        }

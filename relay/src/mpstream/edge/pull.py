@@ -1,0 +1,229 @@
+"""The asyncio side of a pull: one stream played from the origins in turn, fed into the local `Stream`.
+
+An `OriginPull` is the local stream's publisher as far as the relay is concerned (it has
+the few attributes the relay asks a publishing connection for: `id`, `peer`,
+`last_received`, `publishing`, `drop`). It plays the stream from the current origin with
+a `ClientSession` over `net` (MPTCP when the kernel offers it; getaddrinfo order, IPv6 and
+IPv4), hands every message through the `Splicer`, and leaves an origin that
+
+- closes or resets the connection, or breaks the protocol or its limits (garbage, a
+  message over `max_message_size`, more unfinished input than `max_buffered_bytes`),
+- refuses (an error status, a failed connect),
+- does not start playing within `origin_connect_timeout_s`,
+- sends no media for `origin_silence_s` (its publisher is gone, it stalls mid-message,
+  or it sends anything but media), or says its publisher left,
+
+for the next one. Players notice nothing but the splice (see `splice`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from mpstream import net
+from mpstream.edge.origins import OriginRotation, pull_url
+from mpstream.edge.splice import Out, Splicer
+from mpstream.relay.connection import _ids as connection_ids
+from mpstream.relay.logs import shown
+from mpstream.rtmp import (
+    ClientSession,
+    CommandError,
+    DataMessage,
+    MediaMessage,
+    PlayStarted,
+    ProtocolError,
+    Status,
+    StreamEOF,
+    parse_rtmp_url,
+)
+from mpstream.rtmp.messages import DATA_AMF0
+
+if TYPE_CHECKING:
+    from mpstream.relay.server import Relay
+    from mpstream.relay.stream import Stream
+
+log = logging.getLogger("mpstream.relay.edge")
+
+READ_SIZE = 65536
+PULL_STREAM_ID = 1  # the message stream id the local Stream knows its publisher by
+FAILURES_KEPT = 20  # in the stats: the latest failed origin connections
+_PUBLISHER_GONE = ("NetStream.Play.UnpublishNotify", "NetStream.Play.Stop")
+
+
+class OriginPull:
+    def __init__(self, relay: Relay, stream: Stream, origins: tuple[str, ...]):
+        config = relay.config
+        self.relay = relay
+        self.stream = stream
+        # Numbered with the relay's connections: the relay logs a publisher as "#id from peer".
+        self.id = next(connection_ids)
+        self.peer = "-"  # the origin connected to, as host:port
+        self.publishing: dict[int, Stream] = {PULL_STREAM_ID: stream}
+        self.last_received = time.monotonic()
+        self.rotation = OriginRotation(origins, config.origin_retry_s)
+        self.splicer = Splicer()
+        self.origin: str | None = None  # the URL being pulled from (None between attempts)
+        self.delivering: str | None = None  # the URL whose media players got last
+        self.state = "starting"
+        self.started = time.time()
+        self._mono_started = time.monotonic()  # the splicer's clock; stats convert to Unix time
+        self.connections = 0
+        self.messages_in = 0
+        self.bytes_in = 0
+        self.failures: list[dict] = []
+        self.idle_since: float | None = None  # no players since (monotonic), for the linger
+        self._task: asyncio.Task | None = None
+        self._leaving: str = "first player"  # why the origin that delivered last was left
+
+    # ------------------------------------------------------------ what the relay calls
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"pull #{self.id} {self.stream.key}")
+
+    def drop(self, reason: str) -> None:
+        """Stop pulling (the relay's word for ending a publisher)."""
+        log.info("pull #%d %s: stopped (%s)", self.id, shown(self.stream.key), shown(reason))
+        self.cancel()
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def info(self) -> dict:
+        splices = [s.as_dict() for s in self.splicer.splices]
+        for splice in splices:
+            splice["at"] = round(self.started + splice["at"] - self._mono_started, 3)  # as Unix time
+        return {
+            "id": self.id,
+            "state": self.state,
+            "origin": self.origin,
+            "delivering_origin": self.delivering,
+            "origins": list(self.rotation.origins),
+            "switches": len(splices),
+            "switch_log": splices[-20:],
+            "connections": self.connections,
+            "failures": self.failures[-FAILURES_KEPT:],
+            "messages_in": self.messages_in,
+            "bytes_in": self.bytes_in,
+            "frame_interval_ms": self.splicer.interval_ms(),
+        }
+
+    # ------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        stream = self.stream
+        while True:
+            url = pull_url(self.rotation.current, stream.app, stream.name)
+            before = self.messages_in
+            self.splicer.switch(time.monotonic(), origin=url, previous_origin=self.delivering,
+                                reason=self._leaving)
+            self.origin = url
+            try:
+                reason = await self._pull_from(url)
+            except (OSError, TimeoutError) as exc:
+                reason = str(exc) or type(exc).__name__
+            except ProtocolError as exc:
+                reason = f"protocol error: {exc}"
+            finally:
+                self.origin = None
+            delivered = self.messages_in > before
+            if delivered:
+                self._leaving = reason
+            self.failures.append({"at": round(time.time(), 3), "origin": url, "reason": reason,
+                                  "delivered_messages": self.messages_in - before})
+            del self.failures[:-FAILURES_KEPT]
+            pause = self.rotation.failed(delivered)
+            log.warning("pull #%d %s: left %s (%s); next: %s%s", self.id, shown(stream.key), url, shown(reason, 200),
+                        self.rotation.current, f" in {pause:g} s (every origin failed)" if pause else "")
+            self.state = "waiting"
+            if pause:
+                await asyncio.sleep(pause)
+
+    async def _pull_from(self, url: str) -> str:
+        """Play from one origin until it fails; returns why it ended."""
+        config = self.relay.config
+        self.state = "connecting"
+        target = parse_rtmp_url(url)
+        sock = await net.connect_socket(url, config.mptcp, config.origin_connect_timeout_s)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=READ_SIZE)
+        self.connections += 1
+        self.peer = target.hostport
+        try:
+            session = ClientSession(target.app, target.tc_url, auto="play", stream=target.stream,
+                                    chunk_size=config.chunk_size, limits=config.limits,
+                                    flash_ver="FMLE/3.0 (compatible; mpstream edge)")
+            writer.write(session.data_to_send())
+            return await self._receive(reader, writer, session, url)
+        finally:
+            writer.close()
+
+    async def _receive(self, reader, writer, session: ClientSession, url: str) -> str:
+        config = self.relay.config
+        opened = time.monotonic()
+        playing_since: float | None = None
+        last_media: float | None = None
+        while True:
+            now = time.monotonic()
+            if playing_since is None:
+                left = config.origin_connect_timeout_s - (now - opened)
+                if left <= 0:
+                    return f"did not start playing within {config.origin_connect_timeout_s:g} s"
+            else:
+                left = config.origin_silence_s - (now - (last_media or playing_since))
+                if left <= 0:
+                    return f"no media for {config.origin_silence_s:g} s"
+            try:
+                data = await asyncio.wait_for(reader.read(READ_SIZE), left)
+            except TimeoutError:
+                continue  # the checks above say which timer ran out
+            if not data:
+                return "the origin closed the connection"
+            now = time.monotonic()
+            self.bytes_in += len(data)
+            events = session.receive_data(data)
+            out = session.data_to_send()
+            if out:
+                writer.write(out)
+            for event in events:
+                if isinstance(event, MediaMessage):
+                    self.messages_in += 1
+                    last_media = self.last_received = now
+                    self._hand_on(self.splicer.media(event.type_id, event.timestamp, event.body, now), url)
+                elif isinstance(event, DataMessage):
+                    self._hand_on(self.splicer.data(event.values, event.body, event.timestamp, now), url)
+                elif isinstance(event, PlayStarted):
+                    playing_since = now
+                    self.state = "pulling"
+                    log.info("pull #%d %s: playing from %s (%s)", self.id, shown(self.stream.key), url,
+                             "MPTCP" if net.transport_info(writer).get("mptcp") else "TCP")
+                elif isinstance(event, Status):
+                    if event.level == "error":
+                        return f"refused: {event.code} {event.description}".strip()
+                    if event.code in _PUBLISHER_GONE:
+                        return f"its publisher left ({event.code})"
+                elif isinstance(event, CommandError):
+                    info = event.info if isinstance(event.info, dict) else {}
+                    return f"refused {event.command or 'a command'}: {info.get('code', '')}".strip()
+                elif isinstance(event, StreamEOF) and last_media is not None:
+                    return "its publisher left (stream EOF)"
+
+    def _hand_on(self, messages: list[Out], url: str) -> None:
+        stream = self.stream
+        if stream.publisher is not self:
+            return  # replaced by a local publisher; the task is being cancelled
+        if messages and self.delivering != url:
+            self.delivering = url
+        for message in messages:
+            if message.type_id == DATA_AMF0:
+                stream.on_data(list(message.values), message.body, message.timestamp)
+            else:
+                stream.on_media(message.type_id, message.timestamp, message.body)
