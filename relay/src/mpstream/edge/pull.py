@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from mpstream import net
@@ -54,8 +55,13 @@ FAILURES_KEPT = 20  # in the stats: the latest failed origin connections
 _PUBLISHER_GONE = ("NetStream.Play.UnpublishNotify", "NetStream.Play.Stop")
 
 
+Opener = Callable[[str, float], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
 class OriginPull:
-    def __init__(self, relay: Relay, stream: Stream, origins: tuple[str, ...]):
+    """`open_origin(url, timeout)` gives the streams to an origin (default: `net`, MPTCP per the config)."""
+
+    def __init__(self, relay: Relay, stream: Stream, origins: tuple[str, ...], open_origin: Opener | None = None):
         config = relay.config
         self.relay = relay
         self.stream = stream
@@ -69,6 +75,7 @@ class OriginPull:
         self.origin: str | None = None  # the URL being pulled from (None between attempts)
         self.delivering: str | None = None  # the URL whose media players got last
         self.state = "starting"
+        self.transport = ""  # of the connection pulled from: TCP or MPTCP with its subflows at play start
         self.started = time.time()
         self._mono_started = time.monotonic()  # the splicer's clock; stats convert to Unix time
         self.connections = 0
@@ -78,6 +85,7 @@ class OriginPull:
         self.idle_since: float | None = None  # no players since (monotonic), for the linger
         self._task: asyncio.Task | None = None
         self._leaving: str = "first player"  # why the origin that delivered last was left
+        self._open = open_origin or self._open_with_net
 
     # ------------------------------------------------------------ what the relay calls
 
@@ -107,6 +115,7 @@ class OriginPull:
             "state": self.state,
             "origin": self.origin,
             "delivering_origin": self.delivering,
+            "transport": self.transport,
             "origins": list(self.rotation.origins),
             "switches": len(splices),
             "switch_log": splices[-20:],
@@ -133,6 +142,9 @@ class OriginPull:
                 reason = str(exc) or type(exc).__name__
             except ProtocolError as exc:
                 reason = f"protocol error: {exc}"
+            except Exception as exc:  # whatever an origin sends must not end the pull: the next one is tried
+                log.exception("pull #%d %s: %s failed", self.id, shown(stream.key), url)
+                reason = f"{type(exc).__name__}: {exc}"
             finally:
                 self.origin = None
             delivered = self.messages_in > before
@@ -153,8 +165,7 @@ class OriginPull:
         config = self.relay.config
         self.state = "connecting"
         target = parse_rtmp_url(url)
-        sock = await net.connect_socket(url, config.mptcp, config.origin_connect_timeout_s)
-        reader, writer = await asyncio.open_connection(sock=sock, limit=READ_SIZE)
+        reader, writer = await self._open(url, config.origin_connect_timeout_s)
         self.connections += 1
         self.peer = target.hostport
         try:
@@ -165,6 +176,10 @@ class OriginPull:
             return await self._receive(reader, writer, session, url)
         finally:
             writer.close()
+
+    async def _open_with_net(self, url: str, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = await net.connect_socket(url, self.relay.config.mptcp, timeout)
+        return await asyncio.open_connection(sock=sock, limit=READ_SIZE)
 
     async def _receive(self, reader, writer, session: ClientSession, url: str) -> str:
         config = self.relay.config
@@ -203,8 +218,10 @@ class OriginPull:
                 elif isinstance(event, PlayStarted):
                     playing_since = now
                     self.state = "pulling"
+                    subflows = net.mptcp_subflows(writer)
+                    self.transport = "TCP" if subflows is None else f"MPTCP, {subflows} subflows"
                     log.info("pull #%d %s: playing from %s (%s)", self.id, shown(self.stream.key), url,
-                             "MPTCP" if net.transport_info(writer).get("mptcp") else "TCP")
+                             self.transport)
                 elif isinstance(event, Status):
                     if event.level == "error":
                         return f"refused: {event.code} {event.description}".strip()
