@@ -8,6 +8,7 @@ import socket
 import time
 
 import pytest
+from mpstream.relay import connection
 from mpstream.relay.config import load
 from mpstream.relay.server import Relay
 from mpstream.rtmp import (
@@ -301,13 +302,19 @@ def test_hostile_peer_is_dropped_and_the_stream_goes_on(case):
 
 def test_slowloris_handshake_and_idle_connections_time_out():
     async def scenario(relay, base):
+        silent_reader, silent_writer = await _raw(base)  # waits without a session until it speaks
         reader, writer = await _raw(base)
         writer.write(b"\x03" + bytes(100))  # then nothing more
         started = time.monotonic()
+        await asyncio.sleep(0.1)
+        assert relay.snapshot()["server"]["silent_sockets"] == 1 and len(relay.connections) == 1
         await asyncio.wait_for(reader.read(), 5)
+        assert await asyncio.wait_for(silent_reader.read(), 5) == b""
         assert 0.4 < time.monotonic() - started < 2.5
-        assert relay.counters["handshake_timeouts"] == 1
+        assert relay.counters["handshake_timeouts"] == 2
+        assert relay.snapshot()["server"]["silent_sockets"] == 0
         writer.close()
+        silent_writer.close()
     run(scenario, handshake_timeout_s=0.5)
 
 
@@ -437,3 +444,39 @@ def test_a_peer_over_its_message_budget_is_slowed_then_dropped_while_a_player_ke
         await pub.close()
         await player.close()
     run(scenario, max_messages_per_s=1000, message_burst=1000, max_throttled_s=0.5)
+
+
+def test_a_player_that_stops_acknowledging_is_dropped_and_one_that_stalls_for_less_is_not(monkeypatch, caplog):
+    """RTMP Acknowledgements tell a player that does not read long before its socket buffers are full."""
+    monkeypatch.setattr(connection, "ACK_WINDOW", 16 * 1024)  # over 64 KiB behind: not reading
+
+    async def scenario(relay, base):
+        pub, sid = await publisher(base)
+        gone = await RtmpPeer.open(f"{base}/cam", "play")
+        stall = await RtmpPeer.open(f"{base}/cam", "play")
+        for peer in (gone, stall):
+            await peer.wait_for(PlayStarted)
+            peer.writer.transport.pause_reading()
+        start = time.monotonic()
+        lags: dict[str, int] = {}
+        n = 0
+        while time.monotonic() - start < 3.0:  # 200 kB/s: the 64 KiB limit is passed within 0.4 s
+            pub.session.send_media(VIDEO, sid, 50 * n, keyframe(n, 10_000))
+            await pub.drain()
+            n += 1
+            await asyncio.sleep(0.05)
+            elapsed = time.monotonic() - start
+            if stall.writer.transport.is_reading() is False and elapsed > 1.0:
+                stall.writer.transport.resume_reading()  # stalled ~0.6 s past the limit: under the 1.5 s
+            if not lags and elapsed > 1.2:
+                lags = {c["id"]: c["unacknowledged_bytes"] for c in relay.snapshot()["clients"]
+                        if c["role"] == "player"}
+        assert relay.counters["slow_players_dropped"] == 1  # (it cannot see the close: it does not read)
+        assert "not acknowledged" in caplog.text
+        assert max(lags.values()) > 4 * 16 * 1024 and min(lags.values()) <= 4 * 16 * 1024
+        await stall.wait_for(MediaMessage, timeout=2, predicate=lambda e: e.body[5:9] == (n - 1).to_bytes(4, "big"))
+        assert not stall.closed.is_set() and len(relay.streams[("live", "cam")].players) == 1
+        for peer in (pub, gone, stall):
+            await peer.close()
+    run(scenario, disconnect_after_ms=1500)
+

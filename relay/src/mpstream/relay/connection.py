@@ -4,7 +4,9 @@ Decisions (who may publish, where media goes) belong to `Relay`; this module onl
 moves bytes between the transport and the session, keeps per-connection counters and
 enforces the per-connection budgets: messages parsed per second (`MessageBudget`: over
 it, reading pauses; held back too long, the peer is dropped), bytes queued for the peer
-(`max_output_bytes`) and bytes held in all (`max_connection_bytes`).
+(`max_output_bytes`) and bytes held in all (`max_connection_bytes`). Every byte written is
+counted in the session's `acknowledgements`, against which the relay judges whether a
+player reads (RTMP Acknowledgements, see `mpstream.rtmp.flow`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ WRITE_HIGH_WATER = 64 * 1024
 THROTTLE_PAUSE_S = 0.05
 # A peer not held back for this long starts with a clean record (a burst now and then is fine).
 THROTTLE_FORGET_S = 1.0
+# The Window Acknowledgement Size we announce: the peer acknowledges what it has received every
+# this many bytes (ffmpeg every half window). Small, so that a player that does not read shows
+# within seconds instead of once the kernel's socket buffers (megabytes) are full; an
+# acknowledgement costs the player 16 bytes, about one a second at 1 Mbit/s.
+ACK_WINDOW = 256 * 1024
+# A player further behind than this many windows (sent, not acknowledged) for disconnect_after_ms
+# is dropped. One that reads stays within about one window plus what is in flight (1 MiB is
+# 28 Mbit/s over a 300 ms round trip); a failover stall (8-13 s here) passes before the timeout.
+MAX_UNACKED_WINDOWS = 4
 
 
 class RelayConnection(asyncio.Protocol):
@@ -42,7 +53,7 @@ class RelayConnection(asyncio.Protocol):
         self.id = next(_ids)
         self.transport: asyncio.Transport | None = None
         config = relay.config
-        self.session = ServerSession(config.limits, chunk_size=config.chunk_size)
+        self.session = ServerSession(config.limits, chunk_size=config.chunk_size, window_ack_size=ACK_WINDOW)
         self.outbox = Outbox(config.max_player_lag_ms / 1000, time.monotonic)
         self.output_budget = config.max_output_bytes
         self.peer = "?"
@@ -174,6 +185,11 @@ class RelayConnection(asyncio.Protocol):
             size += self.transport.get_write_buffer_size()
         return size
 
+    def lagging_for(self, now: float) -> float:
+        """Seconds the peer has stayed more than MAX_UNACKED_WINDOWS windows behind in its acknowledgements."""
+        acks = self.session.acknowledgements
+        return acks.lagging_for(now, MAX_UNACKED_WINDOWS * acks.window)
+
     def drop_over_output_budget(self) -> None:
         self.relay.counters["over_budget_dropped"] += 1
         self.drop(f"does not read: {self.output_bytes()} bytes queued for it, over max_output_bytes "
@@ -232,6 +248,7 @@ class RelayConnection(asyncio.Protocol):
         data = self.outbox.take()
         if data:
             self.bytes_out += len(data)
+            self.session.acknowledgements.sent(len(data))
             self.transport.write(data)
         if not self.paused:
             self.outbox.caught_up()
@@ -293,6 +310,10 @@ class RelayConnection(asyncio.Protocol):
                 self.transport)] if transport.get("mptcp") else [],
             "queued_messages": len(self.outbox),
             "queued_bytes": self.outbox.size,
+            # Sent and not yet acknowledged by the peer (RTMP Acknowledgements, every ack_window bytes).
+            "unacknowledged_bytes": self.session.acknowledgements.unacknowledged,
+            "ack_window": self.session.acknowledgements.window,
+            "acknowledgements": self.session.acknowledgements.acks,
             "held_bytes": self.held_bytes() if not self.closed else 0,
             "skips": self.outbox.skips,
             "dropped_messages": self.outbox.dropped,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import logging
+import socket
 import time
 
 from mpstream import net
 from mpstream.edge.manager import EdgePulls
 from mpstream.relay import access, fdlimit, names
 from mpstream.relay.config import RelayConfig
-from mpstream.relay.connection import RelayConnection
+from mpstream.relay.connection import MAX_UNACKED_WINDOWS, RelayConnection
 from mpstream.relay.logs import RateLimit, Tally, shown
 from mpstream.relay.stream import Stream
 from mpstream.rtmp import (
@@ -30,9 +32,14 @@ TICK_S = 0.25
 RATE_WINDOW_S = 5.0
 ACCEPT_LOG_INTERVAL_S = 10.0  # accept failures come in storms: one line per interval says how many
 UNKNOWN_COMMANDS_LOGGED = 3  # per connection; the rest are counted
-# The kernel's queue of connections not yet accepted (capped by net.core.somaxconn): a burst of
-# thousands waits there instead of having SYNs dropped (1 s, then 3 s, of retransmission).
-LISTEN_BACKLOG = 4096
+# The kernel's queue of connections not yet accepted, as deep as net.core.somaxconn allows: a burst
+# of thousands waits there instead of having SYNs dropped (1 s, then 3 s, of retransmission).
+SOMAXCONN = "/proc/sys/net/core/somaxconn"
+LISTEN_BACKLOG = 4096  # when somaxconn cannot be read
+# Sockets accepted per loop round: each costs an accept and a selector entry (a storm is drained fast),
+# and the round ends soon enough for the clients already inside to be served in between.
+ACCEPTS_PER_ROUND = 128
+ACCEPT_RETRY_S = 0.05  # out of descriptors with nothing to close: accept again this soon (asyncio waits 1 s)
 EVICT_AFTER_S = 1.0  # a handshake and connect take milliseconds; one that takes longer may make room
 EVICT_SCAN = 64  # connections looked at for one to close (the oldest come first)
 
@@ -46,7 +53,7 @@ class Relay:
         self.streams: dict[tuple[str, str], Stream] = {}
         self.max_connections = config.max_connections  # lowered at start to fit the open-files limit
         self.open_files_limit = 0
-        self.servers: list[asyncio.Server] = []
+        self._listeners: list[socket.socket] = []
         self.listening: list[str] = []
         self.started = time.time()
         self.counters: collections.Counter[str] = collections.Counter()
@@ -58,11 +65,14 @@ class Relay:
         self._ticker: asyncio.Task | None = None
         self._rates: dict[object, collections.deque] = {}  # stream/connection -> (time, bytes) samples
         self._log_limit: RateLimit | None = None
-        self._previous_exception_handler = None
         self._storms = Tally(log, ACCEPT_LOG_INTERVAL_S)
         # Admitted connections without an accepted connect, oldest first: at the connection limit
         # the oldest one makes room, so that a storm of idle sockets cannot lock viewers out.
         self._unconnected: dict[RelayConnection, None] = {}
+        # Accepted sockets that have not sent anything yet, oldest first, with when they came: no
+        # transport or session until they speak, so a storm of idle sockets costs little to take
+        # and to close (see _accept). They count against max_connections.
+        self._lobby: dict[socket.socket, float] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -72,18 +82,15 @@ class Relay:
             log.addFilter(self._log_limit)
         self._check_open_files()
         loop = asyncio.get_running_loop()
-        self._previous_exception_handler = loop.get_exception_handler()
-        loop.set_exception_handler(self._loop_exception)
+        backlog = listen_queue_limit()
         for listen in self.config.listen:
-            servers = await net.create_server(lambda: RelayConnection(self), listen, self.config.mptcp,
-                                              backlog=LISTEN_BACKLOG)
-            for server in servers:
-                for sock in server.sockets:
-                    address = net.format_sockaddr(sock.getsockname())
-                    self.listening.append(address)
-                    log.info("listening for RTMP on %s (%s)", address,
-                             "MPTCP" if sock.proto == net.IPPROTO_MPTCP else "TCP")
-            self.servers += servers
+            for sock in net.create_listeners(listen, self.config.mptcp, backlog=backlog):
+                self._listeners.append(sock)
+                loop.add_reader(sock.fileno(), self._accept, sock)
+                address = net.format_sockaddr(sock.getsockname())
+                self.listening.append(address)
+                log.info("listening for RTMP on %s (%s, queue of %d)", address,
+                         "MPTCP" if sock.proto == net.IPPROTO_MPTCP else "TCP", backlog)
         if self.config.http:
             from mpstream.relay.stats import StatsServer
 
@@ -93,8 +100,13 @@ class Relay:
 
     async def stop(self) -> None:
         log.info("stopping: %d connections, %d streams", len(self.connections), len(self.streams))
-        for server in self.servers:
-            server.close()
+        loop = asyncio.get_running_loop()
+        for sock in self._listeners:
+            loop.remove_reader(sock.fileno())
+            sock.close()
+        self._listeners = []
+        for sock in list(self._lobby):
+            self._close_waiting(sock)
         if self._ticker:
             self._ticker.cancel()
         if self.edge:
@@ -106,10 +118,7 @@ class Relay:
                 connection.session.stream_eof(sid)
             connection.send_control()
             connection.close()
-        for server in self.servers:
-            await server.wait_closed()
         await asyncio.sleep(0)
-        asyncio.get_running_loop().set_exception_handler(self._previous_exception_handler)
         self._storms.flush(force=True)
         if self._log_limit is not None:
             log.removeFilter(self._log_limit)
@@ -123,31 +132,91 @@ class Relay:
                         self.max_connections, capacity, self.open_files_limit)
             self.max_connections = capacity
 
-    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        """Accept failures (out of descriptors) as one line per interval, not a traceback each."""
-        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
-            self.counters["accept_failures"] += 1
-            self._storms.add("failed accepts", f"{context.get('exception')}; {len(self.connections)} connections, "
-                                               f"open-files limit {self.open_files_limit}")
-            return
-        if self._previous_exception_handler is not None:
-            self._previous_exception_handler(loop, context)
-        else:
-            loop.default_exception_handler(context)
-
     # ------------------------------------------------------------ connections
 
-    def admit(self, connection: RelayConnection) -> bool:
-        if len(self.connections) >= self.max_connections:
-            context = f"max_connections {self.max_connections} reached"
-            oldest = self._eviction_candidate(time.monotonic())
-            if oldest is None:
+    def _accept(self, listener: socket.socket) -> None:
+        """Take a batch of what waits in the kernel's queue. A new socket waits in the lobby, without
+        transport or session, until it sends something (then `_promote`): a storm of sockets that never
+        speak costs an accept and a close each, so the queue drains fast and a viewer behind them in
+        it is not held up (nor its SYN dropped at a full queue, which costs it a second)."""
+        now = time.monotonic()
+        for _ in range(min(ACCEPTS_PER_ROUND, max(1, self.max_connections // 4))):
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accepting a connection failed: %s", exc)
+                    return
+                self.counters["accept_failures"] += 1
+                self._storms.add("failed accepts", f"{exc}; {len(self.connections)} connections, "
+                                                   f"{len(self._lobby)} silent sockets, open-files limit "
+                                                   f"{self.open_files_limit}")
+                if self._make_room(now):
+                    continue
+                self._pause_accepting(listener)
+                return
+            if self._in_use() >= self.max_connections and not self._make_room(now):
                 self.counters["refused_connections"] += 1
-                self._storms.add("connections refused", context)
+                self._storms.add("connections refused", f"max_connections {self.max_connections} reached")
+                sock.close()
+                continue
+            sock.setblocking(False)
+            self._lobby[sock] = now
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._promote, sock)
+
+    def _pause_accepting(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(listener.fileno())
+
+        def resume() -> None:
+            if listener in self._listeners:
+                loop.add_reader(listener.fileno(), self._accept, listener)
+        loop.call_later(ACCEPT_RETRY_S, resume)
+
+    def _promote(self, sock: socket.socket) -> None:
+        """The socket has something to say (or has closed): give it a transport and a session."""
+        if self._lobby.pop(sock, None) is None:
+            return
+        asyncio.get_running_loop().remove_reader(sock.fileno())
+        asyncio.get_running_loop().create_task(self._open(sock))
+
+    async def _open(self, sock: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: RelayConnection(self), sock)
+        except OSError as exc:  # gone before its transport was made
+            log.debug("a connection closed before it was opened: %s", exc)
+            sock.close()
+
+    def _close_waiting(self, sock: socket.socket) -> None:
+        self._lobby.pop(sock, None)
+        asyncio.get_running_loop().remove_reader(sock.fileno())
+        sock.close()
+
+    def _in_use(self) -> int:
+        return len(self.connections) + len(self._lobby)
+
+    def _make_room(self, now: float) -> bool:
+        """At the connection limit: close the oldest silent socket, else the oldest connection without
+        its connect (see `_eviction_candidate`); False when every place is taken by a connected peer."""
+        if self._lobby:
+            self._close_waiting(next(iter(self._lobby)))
+        else:
+            oldest = self._eviction_candidate(now)
+            if oldest is None:
                 return False
-            self.counters["evicted_connections"] += 1
-            self._storms.add("unfinished handshakes closed for new connections", context)
             oldest.drop("closed to make room: connection limit reached before its connect", quiet=True)
+        self.counters["evicted_connections"] += 1
+        self._storms.add("unfinished handshakes closed for new connections",
+                         f"max_connections {self.max_connections} reached")
+        return True
+
+    def admit(self, connection: RelayConnection) -> bool:
+        if self._in_use() >= self.max_connections and not self._make_room(time.monotonic()):
+            self.counters["refused_connections"] += 1
+            self._storms.add("connections refused", f"max_connections {self.max_connections} reached")
+            return False
         self.connections.add(connection)
         self._unconnected[connection] = None
         self.counters["connections"] += 1
@@ -368,6 +437,13 @@ class Relay:
 
     def _housekeeping(self, now: float) -> None:
         config = self.config
+        while self._lobby:  # oldest first: the first one young enough ends the scan
+            sock, since = next(iter(self._lobby.items()))
+            if now - since <= config.handshake_timeout_s:
+                break
+            self.counters["handshake_timeouts"] += 1
+            self._storms.add(f"dropped: no handshake and connect within {config.handshake_timeout_s:g} s")
+            self._close_waiting(sock)
         for connection in list(self.connections):
             if not connection.session.connected:
                 if now - connection.opened > config.handshake_timeout_s:
@@ -388,6 +464,14 @@ class Relay:
                 continue
             if connection.output_bytes() > connection.output_budget:
                 connection.drop_over_output_budget()
+                continue
+            lagging = connection.lagging_for(now) if connection.playing else 0.0
+            if lagging > config.disconnect_after_ms / 1000:
+                self.counters["slow_players_dropped"] += 1
+                acks = connection.session.acknowledgements
+                connection.drop(f"does not read: {acks.unacknowledged} bytes sent and not acknowledged, more than "
+                                f"{MAX_UNACKED_WINDOWS} windows of {acks.window} for {lagging:.1f} s ({acks.acks} "
+                                f"acknowledgements in all)")
                 continue
             behind = connection.outbox.behind_since
             if behind is not None and now - behind > config.disconnect_after_ms / 1000:
@@ -468,6 +552,7 @@ class Relay:
                 "mptcp_mode": self.config.mptcp,
                 "mptcp_available": net.mptcp_available(),
                 "connections": len(self.connections),
+                "silent_sockets": len(self._lobby),  # accepted, nothing received yet
                 "counters": dict(self.counters),
             },
             "streams": streams,
@@ -480,3 +565,12 @@ def _version() -> str:
     from mpstream import __version__
 
     return __version__
+
+
+def listen_queue_limit() -> int:
+    """The deepest listen queue the kernel grants (net.core.somaxconn; a larger backlog is cut to it)."""
+    try:
+        with open(SOMAXCONN) as handle:
+            return max(1, int(handle.read()))
+    except (OSError, ValueError):
+        return LISTEN_BACKLOG

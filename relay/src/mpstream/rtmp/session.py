@@ -9,6 +9,9 @@ Both sides work the same way (no sockets, no clock, no threads):
 Control messages (chunk size, acknowledgements, window size, pings, aborts) are
 handled inside; what the application must decide or consume comes out as events
 (see `events`). Methods queue outgoing messages; call `data_to_send()` after them.
+The peer's Acknowledgements of what we sent are kept in `session.acknowledgements`
+(`flow.Acknowledgements`): tell it every byte written (`acknowledgements.sent(n)`),
+including bytes chunked elsewhere.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from mpstream.rtmp.events import (
     StreamEOF,
     UnknownCommand,
 )
+from mpstream.rtmp.flow import Acknowledgements
 from mpstream.rtmp.handshake import ClientHandshake, ServerHandshake
 from mpstream.rtmp.limits import Limits
 
@@ -82,6 +86,7 @@ class _Session:
         self._peer_window = 0  # the peer wants an Acknowledgement every this many bytes
         self._acked = 0
         self._window_sent = 0
+        self.acknowledgements = Acknowledgements(DEFAULT_WINDOW_ACK_SIZE)  # of what we send
         self._held: list[Message] = []  # received while an answer of ours is pending (see holding)
         self._sub_messages = 0  # aggregate sub-messages, which cost as much as messages
         self._out += handshake.outgoing
@@ -175,7 +180,9 @@ class _Session:
         self._writer.chunk_size = size
 
     def send_window_ack_size(self, size: int) -> None:
+        """Ask the peer to acknowledge every `size` bytes it receives from us."""
         self._window_sent = size
+        self.acknowledgements.window = size
         self.send_message(m.CSID_CONTROL, m.WINDOW_ACK_SIZE, 0, 0, m.u32(size))
 
     def send_user_control(self, event: int, *values: int) -> None:
@@ -232,6 +239,8 @@ class _Session:
             if size == 0:
                 raise ProtocolError("window acknowledgement size 0")
             self._peer_window = size
+        elif t == m.ACKNOWLEDGEMENT:
+            self.acknowledgements.acknowledged(m.parse_u32(msg.body, "Acknowledgement"))
         elif t == m.SET_PEER_BANDWIDTH:
             size = m.parse_u32(msg.body, "Set Peer Bandwidth")
             if size and size != self._window_sent:
@@ -244,7 +253,7 @@ class _Session:
             for type_id, ts, body in parts:
                 if type_id in (m.AUDIO, m.VIDEO) and body:
                     events.append(MediaMessage(type_id, msg.stream_id, ts, body))
-        # Acknowledgements and shared objects need nothing from us.
+        # Shared objects need nothing from us.
 
     def _on_user_control(self, event: int, data: bytes, events: list[Event]) -> None:
         if event == m.PING_REQUEST and len(data) >= 4:
