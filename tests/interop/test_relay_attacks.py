@@ -5,6 +5,8 @@ relay's RSS stays within 64 MiB of what it was before the attacks, the attacker 
 where a budget says so; at the end the ffmpeg player has >= 95 % of the published frames
 and the log has no traceback, no forged line, and stays small. The relay runs with a
 512-file limit (as a unit with a low LimitNOFILE would), so that a connection storm meets it.
+Meanwhile 20 players that never read sit on the victim's stream; the relay must close them
+by their missing acknowledgements (disconnect_after_ms is 5 s here instead of 30).
 The side-by-side run with nginx-rtmp is benchmarks/relay_attacks.py.
 """
 
@@ -27,10 +29,15 @@ pytestmark = [
 ]
 
 SECONDS = 45
+READERS_S = 25  # the players that never read are judged after this long (the cases take longer)
 RSS_BOUND = 64 << 20
 FIRST_FRAME_S = 1.0
 OPEN_FILES = 512
+# disconnect_after_ms: short, so that players that never read are closed within the run; longer than
+# every attack on the output budget, so that those are still stopped by the budget, not by this.
 CONFIG = """\
+disconnect_after_ms = 5000
+
 [apps.live]
 publish_key = "k"
 
@@ -90,6 +97,10 @@ def test_attacks_leave_the_relay_responsive_and_the_victim_whole(tmp_path, limit
         try:
             time.sleep(1.5)
             idle_rss = attack.rss_bytes(relay.pid)
+            readers: list[attack.Outcome] = []
+            not_reading = threading.Thread(target=lambda: readers.append(
+                attack.players_not_reading(relay.port, READERS_S, app="tv")))
+            not_reading.start()
             for name, (run, must_drop) in CASES.items():
                 outcome, first_frame, grown = run_case(relay, run, idle_rss)
                 print(f"{name}: {outcome}, first frame {first_frame}, RSS +{grown / 2**20:.1f} MiB")
@@ -99,6 +110,11 @@ def test_attacks_leave_the_relay_responsive_and_the_victim_whole(tmp_path, limit
                     findings.append(f"{name}: RSS grew by {grown / 2**20:.1f} MiB")
                 if must_drop and not outcome.dropped:
                     findings.append(f"{name}: the attacker was not dropped ({outcome})")
+
+            not_reading.join()
+            print(f"players that never read: {readers}")
+            if not readers or not readers[0].dropped:
+                findings.append(f"players that never read were not all closed: {readers}")
 
             # Stream takeover: the publisher stalls (as on an MPTCP failover); nobody may take its name.
             publisher.send_signal(signal.SIGSTOP)
@@ -136,6 +152,8 @@ def test_attacks_leave_the_relay_responsive_and_the_victim_whole(tmp_path, limit
     got = media.count_video_frames(out)
     if got < 0.95 * sent:
         findings.append(f"the victim got {got} of {sent} frames")
+    if "not acknowledged" not in log:
+        findings.append("no player was closed for its missing acknowledgements")
     if "Traceback" in log:
         findings.append("a traceback in the log")
     if any(line.startswith("2026-12-01 00:00:00 WARNING mpstream.relay: FORGED") for line in log.splitlines()):
