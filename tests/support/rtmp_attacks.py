@@ -298,10 +298,21 @@ def pings_not_reading(port: int, seconds: float) -> Outcome:
     return run()
 
 
+def listen_overflows() -> int:
+    """SYNs and handshakes dropped at a full listen queue in this network namespace so far (any listener)."""
+    with open("/proc/net/netstat") as netstat:
+        lines = netstat.read().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split()[1:], values.split()[1:], strict=True)).get("ListenOverflows", 0))
+    return 0
+
+
 def fd_storm(port: int, seconds: float, count: int = 3000) -> Outcome:
     """Open `count` connections as fast as possible and hold them for `seconds`."""
     socks: list[socket.socket] = []
     failed = 0
+    overflows = listen_overflows()
     deadline = time.monotonic() + seconds
     try:
         for _ in range(count):
@@ -325,7 +336,8 @@ def fd_storm(port: int, seconds: float, count: int = 3000) -> Outcome:
     finally:
         for sock in socks:
             sock.close()
-    return Outcome(closed > 0, 0, f"{len(socks)} opened, {closed} closed by the server, {failed} failed")
+    return Outcome(closed > 0, 0, f"{len(socks)} opened, {closed} closed by the server, {failed} failed, "
+                                  f"{listen_overflows() - overflows} dropped at a full listen queue")
 
 
 def players_not_reading(port: int, seconds: float, players: int = 20, app: str = "live",
