@@ -76,6 +76,44 @@ def test_switch_splices_at_the_new_origins_keyframe_one_frame_after_the_last():
     assert splice.as_dict()["detect_to_splice_ms"] == pytest.approx(20, abs=0.1)
 
 
+def source(frames: int):
+    """One publisher's stream (what both origins get): video every 40 ms, a keyframe every 10, audio between."""
+    out = []
+    for i in range(frames):
+        ts = 40 * i
+        out.append((VIDEO, ts, key(ts) if i % 10 == 0 else inter(ts)))
+        out.append((AUDIO, ts + 20, aac(ts)))
+    return out
+
+
+def test_origins_fed_by_one_publisher_splice_aligned_without_repeats_or_gaps():
+    stream = source(60)
+    splicer = Splicer()
+    splicer.switch(0.0, origin="a")
+    got = splicer.media(VIDEO, 0, AVC_HEADER, 0.0)
+    for type_id, ts, body in stream[:75]:  # a dies in the fourth GOP (after video at 1480), in real time
+        got += splicer.media(type_id, ts, body, ts / 1000)
+    splicer.switch(1.0, origin="b")
+    got += splicer.media(VIDEO, 1200, AVC_HEADER, 1.0)  # b's join burst: header, then its GOP cache...
+    for type_id, ts, body in stream[60:]:  # ...from the keyframe at 1200 at once (at 1.55 s), and on live
+        got += splicer.media(type_id, ts, body, max(1.55, ts / 1000 + 0.05))
+    assert [(o.type_id, o.timestamp, o.body) for o in got] == [(VIDEO, 0, AVC_HEADER)] + stream  # as published
+    splice = splicer.splices[0]
+    assert splice.mode == "aligned" and splice.skipped == 15  # 1200 .. 1480: players had them
+    assert splice.timestamp_ms == 1200 and splice.gap_ms == pytest.approx(70, abs=0.1)  # 1.48 s -> 1.55 s
+
+
+def test_another_encoders_keyframe_at_the_same_timestamp_is_rebased():
+    splicer = Splicer()
+    splicer.switch(0.0)
+    for type_id, ts, body in source(15):
+        splicer.media(type_id, ts, body, 0.0)
+    splicer.switch(1.0)
+    other = bytes([0x17, 1, 0, 0, 0]) + b"another encoder"
+    out = splicer.media(VIDEO, 400, other, 1.0)
+    assert splicer.splices[0].mode == "rebased" and out[0].timestamp == 580 + 40
+
+
 def test_timestamps_never_go_back_across_splices_even_when_the_new_origin_is_behind():
     splicer = Splicer()
     delivered = []
