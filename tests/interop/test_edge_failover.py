@@ -131,6 +131,9 @@ def test_edge_survives_its_origin_being_killed(tmp_path):
         # One publisher feeds both origins: B's keyframe is one A delivered, so nothing is sent twice.
         assert switch["mode"] == "aligned" and switch["skipped_as_delivered"] > 0, switch
         assert garbage.connections == 1 and "protocol error" in pull["failures"][1]["reason"], pull["failures"]
+        metrics = edge.metrics()
+        assert 'mpstream_relay_stream_pull_switches_total{stream="live/cam"} 1' in metrics
+        assert f'origin="rtmp://127.0.0.1:{origin_b.port}/live/cam"}} 1' in metrics
 
         assert player.wait(timeout=PLAY_S + 15) == 0, (tmp_path / "play.log").read_text()[-2000:]
         assert ffmpeg.proc.wait(timeout=15) == 0, (tmp_path / "ffmpeg.log").read_text()[-2000:]

@@ -82,6 +82,7 @@ class OriginPull:
         self.messages_in = 0
         self.bytes_in = 0
         self.failures: list[dict] = []
+        self.connections_failed = 0
         self.idle_since: float | None = None  # no players since (monotonic), for the linger
         self._task: asyncio.Task | None = None
         self._leaving: str = "first player"  # why the origin that delivered last was left
@@ -120,6 +121,7 @@ class OriginPull:
             "switches": len(splices),
             "switch_log": splices[-20:],
             "connections": self.connections,
+            "connections_failed": self.connections_failed,
             "failures": self.failures[-FAILURES_KEPT:],
             "messages_in": self.messages_in,
             "bytes_in": self.bytes_in,
@@ -153,6 +155,7 @@ class OriginPull:
             self.failures.append({"at": round(time.time(), 3), "origin": url, "reason": reason,
                                   "delivered_messages": self.messages_in - before})
             del self.failures[:-FAILURES_KEPT]
+            self.connections_failed += 1
             pause = self.rotation.failed(delivered)
             log.warning("pull #%d %s: left %s (%s); next: %s%s", self.id, shown(stream.key), url, shown(reason, 200),
                         self.rotation.current, f" in {pause:g} s (every origin failed)" if pause else "")

@@ -4,6 +4,9 @@
     GET /streams     JSON: streams only        GET /clients   JSON: clients only
     GET /metrics     Prometheus text exposition
     GET /healthz     "ok"
+
+An edge (origins configured) adds per stream "pull" (origin, switches with their times and
+splice gaps, failed origin connections) and a top-level "edge" summary.
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ def prometheus(snapshot: dict) -> str:
            [({"stream": s["name"]}, s["bytes_in"]) for s in streams])
     metric("stream_bitrate_bps", "gauge", "Publisher media bitrate over the last seconds.",
            [({"stream": s["name"]}, s["bitrate_bps"]) for s in streams])
+    pulled = [s for s in streams if s.get("pull")]  # edge mode
+    if pulled:
+        metric("stream_pull_origin", "gauge", "1 for the origin an edge pulls the stream from now.",
+               [({"stream": s["name"], "origin": s["pull"]["delivering_origin"] or ""}, 1) for s in pulled])
+        metric("stream_pull_switches_total", "counter", "Times the edge spliced the stream onto another origin.",
+               [({"stream": s["name"]}, s["pull"]["switches"]) for s in pulled])
+        metric("stream_pull_failures_total", "counter", "Origin connections of the pull that ended or failed.",
+               [({"stream": s["name"]}, s["pull"]["connections_failed"]) for s in pulled])
     clients = snapshot["clients"]
 
     def who(c: dict) -> dict:
