@@ -150,6 +150,7 @@ def test_changed_sequence_headers_and_metadata_are_sent_before_the_keyframe():
     assert [o.body for o in out] == [new_meta, OTHER_AVC_HEADER, key(7000)]
     assert len({o.timestamp for o in out}) == 1
     assert splicer.splices[0].headers_resent == 2
+    assert splicer.splices[0].gap_ms == 1000  # from the old origin's last message, not from the headers
 
 
 def test_failed_attempts_between_keep_waiting_for_a_keyframe():

@@ -93,6 +93,7 @@ class Splicer:
         self._keyframes: OrderedDict[tuple[int, bytes], int] = OrderedDict()  # (source ts, digest) -> ts out
         self._catching_up: set[int] = set()  # aligned: kinds whose messages players may already have
         self._resume_pending = False
+        self._gap_from: float | None = None  # the last delivery from the old origin, for the splice gap
         self._has_video = False
         self._deltas: deque[int] = deque(maxlen=INTERVAL_SAMPLES)
         self._previous_src: dict[int, int] = {}  # newest timestamp per kind from this origin
@@ -208,6 +209,7 @@ class Splicer:
             self._floor = spliced_ts
         self.offset = spliced_ts - source_ts
         self.waiting = False
+        self._gap_from = self.last_delivery_at
         out: list[Out] = []
         for kind in ("metadata", "video", "audio"):  # a decoder's order: description, then configuration
             message = self._pending.get(kind)
@@ -238,7 +240,7 @@ class Splicer:
             self._resume_pending = False
             splice = self.splices[-1]
             splice.resumed_at = now
-            if self.last_delivery_at is not None:
-                splice.gap_ms = (now - self.last_delivery_at) * 1000
+            if self._gap_from is not None:
+                splice.gap_ms = (now - self._gap_from) * 1000
         self.last_delivery_at = now
         return Out(type_id, ts & MASK, message.body, message.values)
