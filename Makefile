@@ -26,20 +26,27 @@ help:
 	@echo "make molecule  only the roles in QEMU VMs (part of make test)"
 	@echo "make setup  install apt packages, the virtual environment and collections"
 
-setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/collections
+setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/collections $(STAMPS)/ansible-test
 
 $(STAMPS)/apt: Makefile scripts/apt-install
 	scripts/apt-install $(APT_PACKAGES)
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/venv: requirements.txt relay/pyproject.toml
+# requirements.txt names what we chose; requirements.lock pins everything under it.
+$(STAMPS)/venv: requirements.txt requirements.lock relay/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q -e 'relay[report]'
+	$(BIN)/pip install -q -r requirements.txt -c requirements.lock
+	$(BIN)/pip install -q -e 'relay[report]' -c requirements.lock
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/collections: requirements.yml $(STAMPS)/venv
+# This repository is the collection mpstream.nornet: linked, not installed.
+$(STAMPS)/collections: requirements.yml galaxy.yml scripts/ensure-collections $(STAMPS)/venv
 	scripts/ensure-collections requirements.yml
+	@mkdir -p $(STAMPS) && touch $@
+
+# The wheels that ansible-test's sanity venvs install, fetched once: the test runs offline.
+$(STAMPS)/ansible-test: scripts/ansible-sanity $(STAMPS)/venv
+	scripts/ansible-sanity prepare
 	@mkdir -p $(STAMPS) && touch $@
 
 demo: setup
@@ -65,6 +72,7 @@ molecule: setup
 # The molecule scenarios come last: their emulated VMs take both cores, and the
 # namespace tests measure timing.
 test: lint
+	scripts/ansible-sanity
 	$(BIN)/pytest tests
 	scripts/molecule-all
 

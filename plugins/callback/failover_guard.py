@@ -17,7 +17,7 @@ description:
     inventory and variables, which restores every provider, stops the clients and the
     recorders, fetches what was measured and writes the report.
   - It does nothing for any other playbook.
-author: mpstream
+author: mpstream developers (!UNKNOWN)
 """
 
 import atexit

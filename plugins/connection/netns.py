@@ -15,7 +15,7 @@ description:
     controller's filesystem.
   - This is how the emulated testbed's nodes are reached, so that roles and playbooks
     run unchanged against real sites over SSH.
-author: mpstream
+author: mpstream developers (!UNKNOWN)
 options:
   netns_name:
     description:

@@ -20,9 +20,9 @@ description:
   - Also fetches wheels of the project's run-time dependencies (C(Requires-Dist) without
     extras) into I(dest)/deps-I(hash)/, once per dependency set, so that nodes install
     with C(pip --no-index) and need no package index of their own.
-  - Meant to run on the controller (C(delegate_to: localhost), C(run_once)).
+  - "Meant to run on the controller (C(delegate_to: localhost), C(run_once))."
 version_added: "0.1.0"
-author: mpstream
+author: mpstream developers (!UNKNOWN)
 options:
   source:
     description: The project directory (holds C(pyproject.toml)).

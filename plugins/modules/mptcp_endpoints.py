@@ -18,7 +18,7 @@ description:
   - An endpoint whose address, flags or device changed is removed and added again, which
     also re-creates the subflows that use it.
 version_added: "0.1.0"
-author: mpstream
+author: mpstream developers (!UNKNOWN)
 options:
   endpoints:
     description: The endpoints, one per local address.

@@ -16,7 +16,7 @@ description:
     and schedulers and the current C(net.mptcp.*) values.
   - Sets the fact C(mptcp_kernel) (see RETURN).
 version_added: "0.1.0"
-author: mpstream
+author: mpstream developers (!UNKNOWN)
 options: {}
 notes:
   - Supports check mode (it changes nothing).

@@ -16,7 +16,7 @@ description:
     that they return at boot; without it nothing is written to disk (the testbed, whose
     nodes share the controller's filesystem).
 version_added: "0.1.0"
-author: mpstream
+author: mpstream developers (!UNKNOWN)
 options:
   settings:
     description: Parameter names (dotted, as for C(sysctl)) and their values.

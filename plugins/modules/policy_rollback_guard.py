@@ -10,15 +10,15 @@ DOCUMENTATION = r"""
 module: policy_rollback_guard
 short_description: Restore a node's routing by itself unless the controller confirms it can still reach it
 description:
-  - Like C(netplan try) for the rules, routes and MPTCP endpoints that M(policy_routing)
-    and M(mptcp_endpoints) own. C(state=armed) saves them to I(path) and leaves a
+  - Like C(netplan try) for the rules, routes and MPTCP endpoints that M(mpstream.nornet.policy_routing)
+    and M(mpstream.nornet.mptcp_endpoints) own. C(state=armed) saves them to I(path) and leaves a
     detached process on the node that, after I(timeout) seconds, puts them back as saved
     unless C(state=confirmed) came first.
   - Use it around changes to routing over the links Ansible itself uses; confirm only
     after the controller has reached the node anew.
   - C(state=status) tells whether (and when) the guard rolled back.
 version_added: "0.1.0"
-author: mpstream
+author: mpstream developers (!UNKNOWN)
 options:
   state:
     description: C(armed), C(confirmed) or C(status).
@@ -34,11 +34,11 @@ options:
     type: float
     default: 90
   protocol:
-    description: Route/rule protocol number of the owned rules and routes (as in M(policy_routing)).
+    description: Route/rule protocol number of the owned rules and routes (as in M(mpstream.nornet.policy_routing)).
     type: int
     default: 77
   owned_ids:
-    description: Endpoint ids owned by M(mptcp_endpoints); C([]) leaves endpoints out.
+    description: Endpoint ids owned by M(mpstream.nornet.mptcp_endpoints); C([]) leaves endpoints out.
     type: list
     elements: int
     default: [100, 199]

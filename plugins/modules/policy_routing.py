@@ -20,7 +20,7 @@ description:
     advertisements or other tools are left alone.
   - Uses pyroute2 (netlink); runs in the network namespace of the target.
 version_added: "0.1.0"
-author: mpstream
+author: mpstream developers (!UNKNOWN)
 options:
   interfaces:
     description:

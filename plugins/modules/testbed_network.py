@@ -25,7 +25,7 @@ description:
   - Idempotent, with check mode and diff. It records the namespaces it created in
     C(/run/mpstream-testbed/PREFIX.json) and removes only those (and namespaces of the
     requested topology), together with the processes still running inside them.
-author: mpstream
+author: mpstream developers (!UNKNOWN)
 options:
   prefix:
     description: Prefix of every namespace name.
@@ -137,7 +137,8 @@ EMULATOR = "linkemu"  # supervised name of a router's link emulator
 RULE_TAG = "mpstream-linkemu"
 IFA_F_NODAD = 0x02
 RT_PROTO_TESTBED = 160  # marks the routes this module owns (unassigned in rt_protos)
-AF_INET, AF_INET6 = 2, 10
+AF_INET = 2
+AF_INET6 = 10
 
 
 def kernel_problems():
