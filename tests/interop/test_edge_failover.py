@@ -122,7 +122,14 @@ def test_edge_survives_its_origin_being_killed(tmp_path):
         time.sleep(KILL_AT_S)
         origin_a.proc.kill()  # SIGKILL: no goodbye to the edge
         killed = time.monotonic()
-        pull = wait_for(lambda: (edge.stats("/streams") or [{}])[0].get("pull") or {}, 5, "a pull in the stats")
+        # A late joiner shares the pull and starts at once, at a keyframe from the edge's GOP cache.
+        late = subprocess.Popen(
+            [MPSTREAM, "play", edge.url(), "--duration", "3", "--buffer-ms", "1000", "--json",
+             str(tmp_path / "late.json"), "--csv", str(tmp_path / "late.csv")],
+            stdout=subprocess.DEVNULL, stderr=(tmp_path / "late.log").open("wb"), start_new_session=True)
+        processes.append(late)
+        wait_for(lambda: (edge.stats("/streams") or [{}])[0].get("players") == 3, 5, "three players at the edge")
+        assert edge.stats()["edge"]["pulls_started"] == 1
         pull = wait_for(lambda: [p for p in [edge.stats("/streams")[0]["pull"]] if p["switches"]], 5,
                         "a switch in the stats")[0]
         assert pull["delivering_origin"] == f"rtmp://127.0.0.1:{origin_b.port}/live/cam", pull
@@ -137,6 +144,7 @@ def test_edge_survives_its_origin_being_killed(tmp_path):
 
         assert player.wait(timeout=PLAY_S + 15) == 0, (tmp_path / "play.log").read_text()[-2000:]
         assert ffmpeg.proc.wait(timeout=15) == 0, (tmp_path / "ffmpeg.log").read_text()[-2000:]
+        assert late.wait(timeout=5) == 0, (tmp_path / "late.log").read_text()[-2000:]
         ffmpeg.reader.join(5)
         # The pull ends once its players have gone (1 s linger, then the next housekeeping round).
         wait_for(lambda: not edge.stats("/streams"), 4, "the pull ended after its players left")
@@ -157,6 +165,11 @@ def test_edge_survives_its_origin_being_killed(tmp_path):
     to_a, to_b = report["urls"]
     assert to_a["outages"] and to_a["connections"] == 1, to_a
     assert to_b["reconnects"] == 0 and not to_b["outages"] and to_b["tags_sent"] > to_a["tags_sent"], to_b
+    late_summary = json.loads((tmp_path / "late.json").read_text())
+    assert late_summary["startup_s"] < 0.5 and late_summary["stall_count"] == 0, late_summary
+    with open(tmp_path / "late.csv") as handle:
+        first_frame = next(r for r in csv.DictReader(handle) if r["kind"] == "video" and int(r["size"]) > 100)
+    assert first_frame["keyframe"] == "1"
     summary = json.loads((tmp_path / "play.json").read_text())
     assert summary["stall_count"] == 0 and summary["reconnects"] == 0, summary
     played_s = summary["duration_s"] - summary["play_started_s"]
