@@ -7,6 +7,7 @@ from mpstream.recorder.csvformat import (
     FIELDS,
     CSVFormatError,
     Delta,
+    SampleFormatter,
     format_row,
     parse_line,
     parse_text,
@@ -63,3 +64,13 @@ def test_torn_last_line_is_skipped_but_bad_middle_line_is_an_error():
     assert len(parse_text(good + good[:20])) == 1
     with pytest.raises(CSVFormatError):
         parse_text(good + "garbage;x\n" + good)
+
+
+def test_a_sample_is_the_lines_format_row_writes_with_idle_rows_reused():
+    formatter = SampleFormatter()
+    busy = Delta(rx_bytes=1500, tx_bytes=40, rx_packets=1, tx_packets=1)
+    for timestamp in (1795471675.470187, 1795471675.570301):
+        rows = [("lo", Delta(), 0.1), ("nic1", busy, 0.1), ("nic2", Delta(), 0.0), ("total", busy, 0.1)]
+        expected = "".join(format_row(timestamp, *row) for row in rows)
+        assert formatter.format(timestamp, rows) == expected
+    assert formatter.format(1.0, []) == ""

@@ -11,8 +11,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from mpstream.pathwatch.netlink_attrs import NLMSG_HDR
-from mpstream.pathwatch.netlink_attrs import attributes as _attrs
+from mpstream.netlink import NLMSG_HDR
+from mpstream.netlink import attributes as _attrs
 
 # include/uapi/linux/mptcp_pm.h
 EVENTS = {
@@ -93,7 +93,7 @@ def open_socket():
 
     from pyroute2.netlink.generic import GenericNetlinkSocket
 
-    from mpstream.pathwatch.endpoints import _message_class
+    from mpstream.pathwatch.mptcp_pm import _message_class
 
     genl = GenericNetlinkSocket()
     try:

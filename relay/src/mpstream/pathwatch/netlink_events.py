@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from mpstream.pathwatch.netlink_attrs import NLMSG_HDR
-from mpstream.pathwatch.netlink_attrs import attributes as _attrs
+from mpstream.netlink import NLMSG_HDR
+from mpstream.netlink import attributes as _attrs
 
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10

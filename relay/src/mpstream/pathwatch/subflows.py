@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mpstream.pathwatch.netlink_attrs import attributes
+from mpstream.netlink import attributes
 from mpstream.pathwatch.sockets import unmapped
 
 ESTABLISHED = 1  # TCP_ESTABLISHED

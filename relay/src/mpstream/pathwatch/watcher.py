@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mpstream.pathwatch import echoes, icmp, mptcp_events, netlink_events, sockets, subflows
 from mpstream.pathwatch.config import Config
-from mpstream.pathwatch.endpoints import FLAG_SIGNAL, FLAG_SUBFLOW, Endpoint
+from mpstream.pathwatch.mptcp_pm import FLAG_SIGNAL, FLAG_SUBFLOW, Endpoint
 from mpstream.pathwatch.schedule import Rotation
 from mpstream.pathwatch.tracker import DOWN, Tracker, Transition
 
@@ -126,7 +126,7 @@ class Watcher:
             self._pm_open()  # now, not when a provider returns: opening takes a quarter second
 
     def _pm_open(self):
-        from mpstream.pathwatch.endpoints import PathManager
+        from mpstream.pathwatch.mptcp_pm import PmClient as PathManager
 
         if self._pm is None:
             try:

@@ -16,12 +16,16 @@ IFF_UP = 0x1
 
 
 class Counters(NamedTuple):
-    """Cumulative kernel counters of one interface (in the order of `Delta`)."""
+    """Cumulative kernel counters of one interface.
 
-    rx_bytes: int
-    tx_bytes: int
+    In the order of `Delta` and of the head of the kernel's `struct rtnl_link_stats64`,
+    so that a netlink reader takes them as they come.
+    """
+
     rx_packets: int
     tx_packets: int
+    rx_bytes: int
+    tx_bytes: int
     rx_errors: int
     tx_errors: int
 

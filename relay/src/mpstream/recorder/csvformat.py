@@ -8,6 +8,7 @@ decimals, counts are integers, the timestamp has microseconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -24,12 +25,15 @@ FIELDS = (
 
 
 class Delta(NamedTuple):
-    """What one interface moved during one sample interval (a tuple: cheap at 10 samples/s)."""
+    """What one interface moved during one sample interval (a tuple: cheap at 10 samples/s).
 
-    rx_bytes: int = 0
-    tx_bytes: int = 0
+    Fields in the order of `counters.Counters`: a delta is the field-wise difference.
+    """
+
     rx_packets: int = 0
     tx_packets: int = 0
+    rx_bytes: int = 0
+    tx_bytes: int = 0
     rx_errors: int = 0
     tx_errors: int = 0
 
@@ -48,23 +52,57 @@ class Row:
     tx_rate: float
 
 
-_ROW_FORMAT = ";".join(
-    ["%.6f", "%s"] + ["%.2f", "%.2f", "%.2f", "%d", "%d"] * 2 + ["%.2f", "%.2f", "%d", "%d"]
+# A row but its timestamp (`%.6f;`), which all rows of a sample share.
+_ROW_REST = ";".join(
+    ["%s"] + ["%.2f", "%.2f", "%.2f", "%d", "%d"] * 2 + ["%.2f", "%.2f", "%d", "%d"]
     + ["%.2f", "%.2f", "%.2f", "%d", "%d"]
 ) + "\n"
 
 
-def format_row(timestamp: float, name: str, delta: Delta, elapsed_s: float) -> str:
-    """One CSV line (with newline); rates are `delta / elapsed_s` (zero for an empty interval)."""
+def _row_rest(name: str, delta: Delta, elapsed_s: float) -> str:
     per_s = 1.0 / elapsed_s if elapsed_s > 0 else 0.0
-    rx, tx, rxp, txp, rxe, txe = delta
-    return _ROW_FORMAT % (
-        timestamp, name,
+    rxp, txp, rx, tx, rxe, txe = delta
+    return _ROW_REST % (
+        name,
         tx * per_s, rx * per_s, (tx + rx) * per_s, rx, tx,
         txp * per_s, rxp * per_s, (txp + rxp) * per_s, rxp, txp,
         txe * per_s, rxe * per_s, rxe, txe,
         8 * tx * per_s, 8 * rx * per_s, 8 * (tx + rx) * per_s, 8 * rx, 8 * tx,
     )
+
+
+def format_row(timestamp: float, name: str, delta: Delta, elapsed_s: float) -> str:
+    """One CSV line (with newline); rates are `delta / elapsed_s` (zero for an empty interval)."""
+    return f"{timestamp:.6f};" + _row_rest(name, delta, elapsed_s)
+
+
+class SampleFormatter:
+    """All rows of one sample as one string, the same lines `format_row` writes.
+
+    The timestamp is formatted once per sample, and the row of an interface that moved
+    nothing (most of them, most of the time) is formatted once per interface.
+    """
+
+    MAX_IDLE_ROWS = 1024  # names are kept while they recur; a flood of short-lived ones starts afresh
+
+    def __init__(self) -> None:
+        self._idle_rows: dict[str, str] = {}
+
+    def format(self, timestamp: float, rows: Iterable[tuple[str, Delta, float]]) -> str:
+        stamp = f"{timestamp:.6f};"
+        idle_rows = self._idle_rows
+        lines = []
+        for name, delta, elapsed_s in rows:
+            if any(delta):
+                lines.append(stamp + _row_rest(name, delta, elapsed_s))
+                continue
+            rest = idle_rows.get(name)
+            if rest is None:
+                if len(idle_rows) >= self.MAX_IDLE_ROWS:
+                    idle_rows.clear()
+                rest = idle_rows[name] = _row_rest(name, delta, 0.0)
+            lines.append(stamp + rest)
+        return "".join(lines)
 
 
 class CSVFormatError(ValueError):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
+from operator import sub
 from typing import NamedTuple
 
 from mpstream.recorder.counters import Counters, Snapshot
@@ -58,11 +60,9 @@ def counter_delta(new: int, old: int) -> int:
     return new
 
 
-def counters_delta(new: Counters, old: Counters) -> Delta:
-    plain = tuple(map(int.__sub__, new, old))
-    if min(plain) >= 0:  # the common case, without a Python call per field
-        return Delta._make(plain)
-    return Delta._make(map(counter_delta, new, old))
+# Tuples made without a Python-level __new__: these run for every interface on every sample.
+_delta = partial(tuple.__new__, Delta)
+_NOTHING = Delta()
 
 
 class RateRow(NamedTuple):
@@ -77,6 +77,10 @@ class _Seen(NamedTuple):
     ifindex: int | None
     counters: Counters
     read_at: float  # monotonic seconds
+
+
+_row = partial(tuple.__new__, RateRow)
+_seen = partial(tuple.__new__, _Seen)
 
 
 class RateTracker:
@@ -110,12 +114,14 @@ class RateTracker:
                     log.info("interface %s was re-created (ifindex %s -> %s)", name, seen.ifindex, ifindex)
                 elif self._last_sample_at is not None:
                     log.info("interface %s appeared", name)
-                delta, elapsed = Delta(), 0.0
+                delta, elapsed = _NOTHING, 0.0
             else:
-                delta = counters_delta(counters, seen.counters)
+                delta = _delta(map(sub, counters, seen.counters))
+                if min(delta) < 0:  # rare: a wrap or a reset, worth a Python call per field
+                    delta = _delta(map(counter_delta, counters, seen.counters))
                 elapsed = monotonic_s - seen.read_at
-            seen_before[name] = _Seen(ifindex, counters, monotonic_s)
-            rows.append(RateRow(name, delta, elapsed))
+            seen_before[name] = _seen((ifindex, counters, monotonic_s))
+            rows.append(_row((name, delta, elapsed)))
         if len(self._seen) > len(rows):  # forget what vanished or went down: it restarts from zero
             present = {row.name for row in rows}
             for name in [n for n in self._seen if n not in present]:
@@ -123,6 +129,6 @@ class RateTracker:
                 del self._seen[name]
         sample_elapsed = 0.0 if self._last_sample_at is None else monotonic_s - self._last_sample_at
         self._last_sample_at = monotonic_s
-        total = Delta._make(map(sum, zip(*(row.delta for row in rows), strict=True))) if rows else Delta()
-        rows.append(RateRow(TOTAL, total, sample_elapsed))
+        total = _delta(map(sum, zip(*[row.delta for row in rows], strict=True))) if rows else _NOTHING
+        rows.append(_row((TOTAL, total, sample_elapsed)))
         return rows

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from mpstream.recorder.counters import CounterReader
-from mpstream.recorder.csvformat import format_row
+from mpstream.recorder.csvformat import SampleFormatter
 from mpstream.recorder.rates import RateTracker
 from mpstream.recorder.schedule import Ticker
 
@@ -52,10 +52,10 @@ class StopSignal:
 
 
 class RowWriter:
-    """Appends rows to a file descriptor with one write(2) each: every row reaches the kernel at once.
+    """Appends a sample's rows to a file descriptor with one write(2): they reach the kernel at once.
 
     No userspace buffer sits in between, so there is nothing to flush and nothing to lose
-    but the row being written when the process is killed.
+    but the sample being written when the process is killed.
     """
 
     def __init__(self, fd: int) -> None:
@@ -99,15 +99,15 @@ def record(
 
     limits = limits or Limits()
     write = [limits.write_first]
+    formatter = SampleFormatter()
 
     def sample() -> None:
         snapshot = reader.read()
         read_mono, read_wall = monotonic(), wall()  # the time the counters were read
         rows = tracker.update(snapshot, read_mono)
         if write[0]:
-            for row in rows:
-                out.write(format_row(read_wall, row.name, row.delta, row.elapsed_s))
-                out.flush()  # a killed recorder loses at most the sample being written
+            out.write(formatter.format(read_wall, rows))  # one write(2) per sample
+            out.flush()  # a killed recorder loses at most the sample being written
         write[0] = True
 
     ticker = Ticker(start=monotonic(), interval=interval_s)

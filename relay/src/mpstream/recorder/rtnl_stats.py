@@ -2,162 +2,183 @@
 
 An RTM_GETLINK dump (what `IPRoute.get_links` sends) carries every attribute of every
 link, and decoding it all with pyroute2 costs milliseconds per sample. RTM_GETSTATS with
-the IFLA_STATS_LINK_64 filter returns just `struct rtnl_link_stats64` per link, which a
-few `struct` calls decode. Names and up/down flags come from an RTM_GETLINK dump of which
-only the header and IFLA_IFNAME are read, and only when links change.
+the IFLA_STATS_LINK_64 filter returns just `struct rtnl_link_stats64` per link, which one
+`struct` call per link decodes. Names and up/down flags come from an RTM_GETLINK dump of
+which only the header and IFLA_IFNAME are read, and only when links change.
 Message building and parsing are pure; `RtnlStatsReader` does the socket I/O.
 """
 
 from __future__ import annotations
 
-import os
+import errno
 import socket
 import struct
-from collections.abc import Callable, Iterator
+from functools import partial
 
+from mpstream.netlink import (
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSG_HDR,
+    NetlinkError,
+    align,
+    attribute_spans,
+    messages,
+    raise_for_error,
+)
 from mpstream.recorder.counters import Counters, Reading, Snapshot
 
 NETLINK_ROUTE = 0
-RTM_NEWLINK = 16
-RTM_GETLINK = 18
-RTM_GETSTATS = 94
-RTM_NEWSTATS = 92
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
-NLM_F_DUMP = 0x300
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWSTATS, RTM_GETSTATS = 92, 94
 IFLA_STATS_LINK_64 = 1
 IFLA_IFNAME = 3
 IFF_UP = 0x1
 RTMGRP_LINK = 0x1
 
-NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 IF_STATS_MSG = struct.Struct("=BBHII")  # family, pad, pad, ifindex, filter mask
 IFINFOMSG = struct.Struct("=BBHiII")  # family, pad, type, ifindex, flags, change
-NLATTR = struct.Struct("=HH")  # length, type
 # struct rtnl_link_stats64 begins: rx_packets tx_packets rx_bytes tx_bytes rx_errors tx_errors
 LINK_STATS64_HEAD = struct.Struct("=6Q")
+# What the kernel sends for our filter, read in one call: the message's length and type,
+# the ifindex, the first attribute's type, then the head of rtnl_link_stats64.
+STATS_MESSAGE = struct.Struct("=IH10x4xI4x2xH6Q")
+_HEADER = struct.Struct("=IH")  # length, type
 
-
-class NetlinkError(OSError):
-    """The kernel answered the request with an error."""
+_counters = partial(tuple.__new__, Counters)  # a Counters from a tuple in its order, without a Python call
+_reading = partial(tuple.__new__, Reading)
 
 
 def getstats_request(sequence: int) -> bytes:
     """A dump request for the 64-bit link counters of every interface."""
     body = IF_STATS_MSG.pack(socket.AF_UNSPEC, 0, 0, 0, 1 << (IFLA_STATS_LINK_64 - 1))
-    return NLMSGHDR.pack(NLMSGHDR.size + len(body), RTM_GETSTATS, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
+    return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), RTM_GETSTATS, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
 
 
 def getlink_request(sequence: int) -> bytes:
     """A dump request for every interface (we read only its name and flags)."""
     body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0, 0)
-    return NLMSGHDR.pack(NLMSGHDR.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
+    return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
 
 
-def _messages(data: bytes) -> Iterator[tuple[int, int, int]]:
-    """(type, payload offset, end) of each netlink message in a buffer; raises on a kernel error."""
-    offset = 0
-    while offset + NLMSGHDR.size <= len(data):
-        length, kind, _flags, _seq, _port = NLMSGHDR.unpack_from(data, offset)
-        if length < NLMSGHDR.size:
+def parse_stats_messages(data: bytes | bytearray, into: dict[int, Counters],
+                         end: int | None = None) -> tuple[bool, bool]:
+    """Add the counters in one received buffer (up to `end`) to `into`.
+
+    Returns (the dump is complete, a link event was among the messages): link
+    notifications arrive on the same socket as the dump's answer.
+    """
+    end = len(data) if end is None else end
+    offset, changed = 0, False
+    unpack_stats, unpack_header, whole = STATS_MESSAGE.unpack_from, _HEADER.unpack_from, STATS_MESSAGE.size
+    while offset + NLMSG_HDR.size <= end:
+        if offset + whole <= end:
+            values = unpack_stats(data, offset)
+            # the common case: the kernel's answer to our filter has exactly this layout
+            if values[1] == RTM_NEWSTATS and values[3] == IFLA_STATS_LINK_64 and values[0] >= whole:
+                into[values[2]] = _counters(values[4:])
+                offset += align(values[0])
+                continue
+        length, kind = unpack_header(data, offset)
+        if length < NLMSG_HDR.size:
             raise NetlinkError(0, "truncated netlink message")
+        body = offset + NLMSG_HDR.size
+        if kind == NLMSG_DONE:
+            return True, changed
         if kind == NLMSG_ERROR:
-            (code,) = struct.unpack_from("=i", data, offset + NLMSGHDR.size)
-            if code:
-                raise NetlinkError(-code, os.strerror(-code))
-        yield kind, offset + NLMSGHDR.size, offset + length
-        offset += (length + 3) & ~3
+            raise_for_error(data, body)
+        elif kind in (RTM_NEWLINK, RTM_DELLINK):
+            changed = True
+        elif kind == RTM_NEWSTATS:
+            ifindex = IF_STATS_MSG.unpack_from(data, body)[3]
+            for attr_type, start, stop in attribute_spans(data, body + IF_STATS_MSG.size, offset + length):
+                if attr_type == IFLA_STATS_LINK_64 and stop - start >= LINK_STATS64_HEAD.size:
+                    into[ifindex] = _counters(LINK_STATS64_HEAD.unpack_from(data, start))
+        offset += align(length)
+    return False, changed
 
 
-def _attributes(data: bytes, offset: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(type, value offset, value end) of each attribute in `data[offset:end]`."""
-    while offset + NLATTR.size <= end:
-        attr_len, attr_type = NLATTR.unpack_from(data, offset)
-        if attr_len < NLATTR.size:
-            return
-        yield attr_type & 0x3FFF, offset + NLATTR.size, offset + attr_len
-        offset += (attr_len + 3) & ~3
+def parse_link_messages(data: bytes | bytearray, into: dict[int, tuple[str, bool]],
+                        end: int | None = None) -> tuple[bool, bool]:
+    """Add `ifindex: (name, up)` of the links in one received buffer (up to `end`).
 
-
-def parse_link_messages(data: bytes, into: dict[int, tuple[str, bool]]) -> bool:
-    """Add `ifindex: (name, up)` of the links in one received buffer; True when the dump is complete."""
-    for kind, body, end in _messages(data):
+    Returns (the dump is complete, a link was removed meanwhile): a removal that overtakes
+    the dump leaves a stale entry, so the caller asks again next time.
+    """
+    removed = False
+    for kind, body, stop in messages(data, end):
         if kind == NLMSG_DONE:
-            return True
-        if kind != RTM_NEWLINK:
-            continue
-        _family, _pad, _type, ifindex, flags, _change = IFINFOMSG.unpack_from(data, body)
-        for attr_type, start, stop in _attributes(data, body + IFINFOMSG.size, end):
-            if attr_type == IFLA_IFNAME:
-                into[ifindex] = (data[start:stop].split(b"\0", 1)[0].decode(), bool(flags & IFF_UP))
-                break
-    return False
-
-
-def parse_stats_messages(data: bytes, into: dict[int, Counters]) -> bool:
-    """Add the counters in one received buffer to `into`; True when the dump is complete."""
-    for kind, body, end in _messages(data):
-        if kind == NLMSG_DONE:
-            return True
-        if kind != RTM_NEWSTATS:
-            continue
-        ifindex = IF_STATS_MSG.unpack_from(data, body)[3]
-        for attr_type, start, stop in _attributes(data, body + IF_STATS_MSG.size, end):
-            if attr_type == IFLA_STATS_LINK_64 and stop - start >= LINK_STATS64_HEAD.size:
-                rxp, txp, rxb, txb, rxe, txe = LINK_STATS64_HEAD.unpack_from(data, start)
-                into[ifindex] = Counters(rxb, txb, rxp, txp, rxe, txe)
-    return False
+            return True, removed
+        if kind == RTM_DELLINK:
+            removed = True
+        elif kind == RTM_NEWLINK:  # the dump's answer, or a notification: both name the link
+            _family, _pad, _type, ifindex, flags, _change = IFINFOMSG.unpack_from(data, body)
+            for attr_type, start, value_end in attribute_spans(data, body + IFINFOMSG.size, stop):
+                if attr_type == IFLA_IFNAME:
+                    name = bytes(data[start:value_end]).split(b"\0", 1)[0].decode()
+                    into[ifindex] = (name, bool(flags & IFF_UP))
+                    break
+    return False, removed
 
 
 class RtnlStatsReader:
     """Counters of every interface of the current network namespace via RTM_GETSTATS.
 
-    Interface names and up/down states are looked up (an RTM_GETLINK dump) only when the
-    kernel announces a link change (RTNLGRP_LINK) or an unknown ifindex shows up, not on
-    every sample.
+    One socket, subscribed to link notifications (RTNLGRP_LINK): they queue up beside the
+    dumps' answers and are seen while those are read, so a sample costs one send and one
+    or two receives. Interface names and up/down states are looked up (an RTM_GETLINK
+    dump) only after such a notification or when an unknown ifindex shows up.
     """
 
     name = "netlink"
 
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-        self._sock.bind((0, 0))
-        self._events = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-        self._events.bind((0, RTMGRP_LINK))
-        self._events.setblocking(False)
-        self._sequence = 0
+        self._sock.bind((0, RTMGRP_LINK))
+        # Built once: every dump reads to its NLMSG_DONE, so no sequence number has to tell answers apart.
+        self._stats_request = getstats_request(1)
+        self._link_request = getlink_request(2)
+        self._buffer = bytearray(65536)
         self._links: dict[int, tuple[str, bool]] = {}
+        self._stale = True
 
-    def _links_changed(self) -> bool:
-        changed = False
+    def _receive(self) -> int:
         while True:
             try:
-                self._events.recv(65536)
-            except BlockingIOError:
-                return changed
-            except OSError:  # ENOBUFS: events were lost, so assume a change
-                pass
-            changed = True
+                return self._sock.recv_into(self._buffer)
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                self._stale = True  # notifications were lost: names and states may have changed
 
-    def _dump(self, request: Callable[[int], bytes], parse: Callable[[bytes, dict], bool], into: dict) -> None:
-        self._sequence = (self._sequence + 1) & 0xFFFFFFFF
-        self._sock.send(request(self._sequence))
-        while not parse(self._sock.recv(65536), into):
-            pass
+    def _refresh_links(self) -> None:
+        links: dict[int, tuple[str, bool]] = {}
+        self._stale = False
+        self._sock.send(self._link_request)
+        while True:
+            done, removed = parse_link_messages(self._buffer, links, self._receive())
+            self._stale |= removed
+            if done:
+                break
+        self._links = links
 
     def read(self) -> Snapshot:
-        refresh = self._links_changed()
         by_index: dict[int, Counters] = {}
-        self._dump(getstats_request, parse_stats_messages, by_index)
-        if refresh or not by_index.keys() <= self._links.keys():
-            links: dict[int, tuple[str, bool]] = {}
-            self._dump(getlink_request, parse_link_messages, links)
-            self._links = links
+        self._sock.send(self._stats_request)
+        while True:
+            done, changed = parse_stats_messages(self._buffer, by_index, self._receive())
+            if changed:
+                self._stale = True
+            if done:
+                break
+        if self._stale or not by_index.keys() <= self._links.keys():
+            self._refresh_links()
         links = self._links
-        # an ifindex still unnamed appeared between the two calls: it shows up next sample
-        return {links[i][0]: Reading(c, i, links[i][1]) for i, c in by_index.items() if i in links}
+        # an ifindex still unnamed appeared between the two dumps: it shows up next sample
+        return {
+            links[i][0]: _reading((c, i, links[i][1])) for i, c in by_index.items() if i in links
+        }
 
     def close(self) -> None:
         self._sock.close()
-        self._events.close()

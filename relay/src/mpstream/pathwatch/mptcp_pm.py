@@ -1,0 +1,1 @@
+../../../../plugins/module_utils/mptcp_pm.py
