@@ -4,7 +4,9 @@
 Two `mpstream relay` origins (A over IPv6, B over IPv4), an edge with both as origins, and
 `mpstream play` viewers with a 1 s buffer: one from the edge, one from A directly, one from
 B directly, all for `--seconds` (default 30, issue 18's case). At `--kill-at` (default 10 s)
-A is SIGKILLed. ffmpeg also plays from the edge and reports what it decoded.
+A is SIGKILLed, or with `--failure stop` SIGSTOPped: alive but silent, like a node that lost
+all its providers (and a publisher connection that no longer drains). ffmpeg also plays
+from the edge and reports what it decoded.
 
 - latency: publisher wall clock to player arrival per frame (the publisher's announced start
   plus the frame's timestamp), p50/p99 over the frames before the kill, edge vs A directly;
@@ -18,7 +20,7 @@ aligned splices); `--feed separate` starts one publisher per origin, 0.7 s apart
 timelines differ: rebased splices). Several `--rounds` print medians.
 
     .venv/bin/python benchmarks/edge_failover.py [--seconds 30] [--kill-at 10] [--rounds 3] [--feed one|separate]
-        [--edge-args "--flush-interval-ms 10"]
+        [--failure kill|stop] [--edge-args "--origin-silence-s 0.6"]
 
 Uses ports on loopback only; stops every process it started.
 """
@@ -121,7 +123,10 @@ def one_round(args, sample: Path, workdir: Path) -> dict:
         reader.start()
         started = time.time()
         time.sleep(args.kill_at)
-        a.proc.kill()
+        if args.failure == "kill":
+            a.proc.kill()
+        else:
+            a.proc.send_signal(signal.SIGSTOP)  # alive but mute: what a node cut off from its providers looks like
         killed = time.time()
         time.sleep(2)
         pull = edge.stats("/streams")[0]["pull"]
@@ -133,6 +138,8 @@ def one_round(args, sample: Path, workdir: Path) -> dict:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(10)
+        if args.failure == "stop" and a.proc is not None and a.proc.poll() is None:
+            a.proc.send_signal(signal.SIGCONT)
         for relay in (edge, b, a):
             relay.stop()
     edge_summary, edge_rows = frames(workdir, "edge")
@@ -165,7 +172,9 @@ def one_round(args, sample: Path, workdir: Path) -> dict:
 
 
 def show(n: int, result: dict, args) -> None:
-    print(f"round {n}: {args.seconds:g} s, origin A SIGKILLed at {result['killed_at_s']:.1f} s, feed {args.feed}")
+    how = "SIGKILLed" if args.failure == "kill" else "SIGSTOPped (silent)"
+    print(f"round {n}: {args.seconds:g} s, origin A {how} at {result['killed_at_s']:.1f} s, feed {args.feed}"
+          + (f", edge {args.edge_args}" if args.edge_args else ""))
     if args.feed != "one":
         print("  latency: not measured (the viewer takes the start time the new origin announces and the splice "
               "rebases timestamps: publisher clock + timestamp no longer say when a frame was sent)")
@@ -194,6 +203,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the viewers play (default: 30)")
     parser.add_argument("--kill-at", type=float, default=10.0, help="SIGKILL origin A after this long (default: 10)")
     parser.add_argument("--rounds", type=int, default=1, help="repetitions; medians are printed (default: 1)")
+    parser.add_argument("--failure", choices=["kill", "stop"], default="kill",
+                        help="how origin A fails: SIGKILL (connection reset) or SIGSTOP (silent; default: kill)")
     parser.add_argument("--edge-args", default="", help="extra `mpstream relay` flags for the edge, e.g. "
                         "'--flush-interval-ms 10'")
     parser.add_argument("--feed", choices=["one", "separate"], default="one",

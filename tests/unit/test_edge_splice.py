@@ -103,6 +103,23 @@ def test_origins_fed_by_one_publisher_splice_aligned_without_repeats_or_gaps():
     assert splice.timestamp_ms == 1200 and splice.gap_ms == pytest.approx(70, abs=0.1)  # 1.48 s -> 1.55 s
 
 
+def test_after_a_silence_a_newer_keyframe_on_the_same_timeline_keeps_its_place():
+    stream = source(100)
+    splicer = Splicer()
+    splicer.switch(0.0)
+    for type_id, ts, body in stream[:75]:  # a goes silent after 1480 (audio 1460 + 20 = 1480 too)
+        splicer.media(type_id, ts, body, ts / 1000)
+    splicer.switch(2.98)  # 1.5 s of silence later: b's GOP cache starts at 2800, newer than anything handed on
+    out = []
+    for type_id, ts, body in stream[140:]:
+        out += splicer.media(type_id, ts, body, 3.0)
+    assert splicer.splices[0].mode == "continued" and out[0].timestamp == 2800 and out[0].body == key(2800)
+    # Far further ahead than the time that passed: another clock, rebased.
+    splicer.switch(4.0)
+    out = splicer.media(VIDEO, 90_000, key(90_000), 4.1)
+    assert splicer.splices[1].mode == "rebased" and out[0].timestamp == 3960 + 20 + 40
+
+
 def test_another_encoders_keyframe_at_the_same_timestamp_is_rebased():
     splicer = Splicer()
     splicer.switch(0.0)
@@ -131,8 +148,8 @@ def test_audio_older_than_the_spliced_keyframe_is_lifted_to_the_splice_point():
     splicer.switch(0.0)
     origin_burst(splicer, 0, 5, 0.0)  # last video 160, audio 163
     splicer.switch(1.0)
-    out = splicer.media(VIDEO, 1000, key(1000), 1.0) + splicer.media(AUDIO, 990, aac(990), 1.0)
-    assert out[0].timestamp == 163 + 40
+    out = splicer.media(VIDEO, 100, key(100), 1.0) + splicer.media(AUDIO, 90, aac(90), 1.0)  # a clock behind
+    assert out[0].timestamp == 163 + 40 and splicer.splices[0].mode == "rebased"
     assert out[1].timestamp == out[0].timestamp  # not below the splice point
 
 

@@ -12,6 +12,10 @@ of the origin it pulls from; the `Splicer` answers what to hand on to the local 
     The new origin's messages take the old one's timeline, and those players already have
     (up to the last timestamp handed on, per kind) are skipped: nothing is repeated,
     nothing is missing, the latency stays as it was;
+  - **continued**: the keyframe is newer than anything handed on, by no more than the time
+    since the last message (one publisher feeds both, and the old origin had gone silent):
+    it keeps its place on the timeline, and players skip what they missed instead of
+    getting it late;
   - **rebased** (any other origin): the keyframe is stamped one frame interval after the
     last timestamp handed on, and the new origin's later messages keep that offset: one
     continuous timeline whatever clock each origin keeps; what players saw of the new
@@ -35,7 +39,10 @@ from mpstream.rtmp.messages import AUDIO, DATA_AMF0, VIDEO
 DEFAULT_INTERVAL_MS = 40  # 25 fps, until the stream shows its own frame interval
 INTERVAL_SAMPLES = 32
 MAX_INTERVAL_MS = 1000  # a larger step is a gap, not a frame interval
-KEYFRAMES_REMEMBERED = 8  # recent keyframes handed on, to recognise them from another origin
+KEYFRAMES_REMEMBERED = 8
+# A keyframe this much further ahead than the time since the last message handed on is not on
+# the same timeline (the origins' clocks differ): rebased instead of continued.
+CONTINUE_TOLERANCE_MS = 250  # recent keyframes handed on, to recognise them from another origin
 MASK = 0xFFFFFFFF
 # The origin's own player-side data message (flags for Flash); the edge sends its own.
 _ORIGIN_ONLY_DATA = ("|RtmpSampleAccess",)
@@ -55,7 +62,7 @@ class Out:
 class Splice:
     """A change of origin as players saw it."""
 
-    mode: str  # "aligned" or "rebased" (see the module's doc)
+    mode: str  # "aligned", "continued" or "rebased" (see the module's doc)
     requested_at: float  # the caller's clock at switch()
     spliced_at: float  # ... when the new origin's first keyframe came
     timestamp_ms: int  # the spliced keyframe's timestamp as players see it (or would: aligned ones had it)
@@ -201,9 +208,15 @@ class Splicer:
     def _splice(self, source_ts: int, key: tuple[int, bytes] | None, now: float) -> list[Out]:
         assert self.last_out is not None
         known = self._keyframes.get(key) if key is not None else None
+        ahead = source_ts + self.offset  # the keyframe on the old origin's timeline
+        elapsed = (now - self.last_delivery_at) * 1000 if self.last_delivery_at is not None else 0.0
         if known is not None:  # players have this very keyframe: go on from where they are
             mode, spliced_ts = "aligned", known
             self._catching_up = {AUDIO, VIDEO}
+        elif self.last_out < ahead <= self.last_out + elapsed + CONTINUE_TOLERANCE_MS:
+            # Newer than anything handed on, by no more than the time that passed: the same timeline
+            # after a silence. Players skip what they missed instead of getting it late.
+            mode, spliced_ts = "continued", ahead
         else:
             mode, spliced_ts = "rebased", self.last_out + self.interval_ms()
             self._floor = spliced_ts

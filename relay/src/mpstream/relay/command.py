@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     edge.add_argument("--pull-linger-s", type=float,
                       help="end a pull this long after its last player left (default: 10)")
     edge.add_argument("--origin-silence-s", type=float,
-                      help="an origin that sends no media this long has failed (default: 1.5)")
+                      help="an origin that sends no media this long has failed (default: 0.8)")
 
 
 def run(args: argparse.Namespace) -> int:

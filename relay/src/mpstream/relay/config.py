@@ -33,7 +33,7 @@ Example file (every key optional):
     # pulled from the first origin that serves it, over MPTCP; the next one takes over when it fails.
     origins = ["rtmp://origin1/live", "rtmp://origin2/live"]  # all apps; per app: [apps.NAME] origins
     pull_linger_s = 10                # the pull ends this long after its last player left
-    origin_silence_s = 1.5            # no media from the origin this long: it is failed, the next one is tried
+    origin_silence_s = 0.8            # no media from the origin this long: it has failed, the next one is tried
     origin_connect_timeout_s = 3      # connect, handshake and play started within this, or the next one
     origin_retry_s = 1                # pause after every origin has failed once, before trying them again
 
@@ -172,7 +172,9 @@ class RelayConfig:
     log_lines_per_s: float = 50.0
     origins: tuple[str, ...] = ()  # edge mode for every app without origins of its own
     pull_linger_s: float = 10.0
-    origin_silence_s: float = 1.5  # a 1 s player buffer outlasts detection plus the new origin's GOP burst
+    # Below a 1 s viewer buffer: a silent origin (its node cut off) is left before viewers run dry;
+    # a needless switch (an MPTCP path failover stalling 0.3-0.6 s) costs them little (mpstream.edge.splice).
+    origin_silence_s: float = 0.8
     origin_connect_timeout_s: float = 3.0
     origin_retry_s: float = 1.0
     limits: Limits = field(default_factory=Limits)
