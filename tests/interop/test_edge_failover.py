@@ -99,9 +99,11 @@ def test_edge_survives_its_origin_being_killed(tmp_path):
     origin_a = RelayProcess(tmp_path / "origin-a.log").start()
     origin_b = RelayProcess(tmp_path / "origin-b.log").start()
     garbage = GarbageOrigin()
+    # The kill is an EOF; silence is the unit tests' part (2 s here: no needless switch on a loaded machine).
     edge = RelayProcess(tmp_path / "edge.log", extra=(
         "--origin", f"rtmp://[::1]:{origin_a.port}/live", "--origin", f"rtmp://127.0.0.1:{garbage.port}/live",
-        "--origin", f"rtmp://127.0.0.1:{origin_b.port}/live", "--pull-linger-s", "1")).start()
+        "--origin", f"rtmp://127.0.0.1:{origin_b.port}/live", "--pull-linger-s", "1",
+        "--origin-silence-s", "2")).start()
     processes: list[subprocess.Popen] = []
     try:
         publisher = subprocess.Popen(
