@@ -52,6 +52,7 @@ log = logging.getLogger("mpstream.relay.edge")
 READ_SIZE = 65536
 PULL_STREAM_ID = 1  # the message stream id the local Stream knows its publisher by
 FAILURES_KEPT = 20  # in the stats: the latest failed origin connections
+ROUNDS_LOGGED = 30  # of the rounds in a row in which every origin failed, one is logged at WARNING
 _PUBLISHER_GONE = ("NetStream.Play.UnpublishNotify", "NetStream.Play.Stop")
 
 
@@ -83,6 +84,7 @@ class OriginPull:
         self.bytes_in = 0
         self.failures: list[dict] = []
         self.connections_failed = 0
+        self.rounds_failed = 0  # rounds in a row in which no origin delivered media
         self.idle_since: float | None = None  # no players since (monotonic), for the linger
         self._task: asyncio.Task | None = None
         self._leaving: str = "first player"  # why the origin that delivered last was left
@@ -122,6 +124,7 @@ class OriginPull:
             "switch_log": splices[-20:],
             "connections": self.connections,
             "connections_failed": self.connections_failed,
+            "rounds_failed": self.rounds_failed,  # in a row, every origin without media
             "failures": self.failures[-FAILURES_KEPT:],
             "messages_in": self.messages_in,
             "bytes_in": self.bytes_in,
@@ -157,10 +160,16 @@ class OriginPull:
             del self.failures[:-FAILURES_KEPT]
             self.connections_failed += 1
             pause = self.rotation.failed(delivered)
-            log.warning("pull #%d %s: left %s (%s); next: %s%s", self.id, shown(stream.key), url, shown(reason, 200),
-                        self.rotation.current, f" in {pause:g} s (every origin failed)" if pause else "")
+            # While no origin has the stream (its publisher not there yet), one round in ROUNDS_LOGGED is told.
+            level = logging.WARNING if delivered or self.rounds_failed % ROUNDS_LOGGED == 0 else logging.DEBUG
+            log.log(level, "pull #%d %s: left %s (%s); next: %s%s", self.id, shown(stream.key), url,
+                    shown(reason, 200), self.rotation.current,
+                    f" in {pause:g} s (every origin failed, {self.rounds_failed + 1} rounds)" if pause else "")
             self.state = "waiting"
+            if delivered:
+                self.rounds_failed = 0
             if pause:
+                self.rounds_failed += 1
                 await asyncio.sleep(pause)
 
     async def _pull_from(self, url: str) -> str:
