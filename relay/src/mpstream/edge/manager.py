@@ -43,7 +43,11 @@ class EdgePulls:
         pull.start()
 
     def tick(self, now: float) -> None:
-        """End pulls whose stream has had no players for `pull_linger_s`, and forget replaced ones."""
+        """End pulls whose stream has had no players for `pull_linger_s`, forget replaced ones, and pull
+        streams whose viewers lost their local publisher."""
+        for stream in list(self.relay.streams.values()):
+            if stream.publisher is None and stream.players:
+                self.on_player(stream)
         linger = self.relay.config.pull_linger_s
         for ident, pull in list(self.pulls.items()):
             stream = pull.stream
