@@ -70,7 +70,7 @@ def test_a_sample_is_the_lines_format_row_writes_with_idle_rows_reused():
     formatter = SampleFormatter()
     busy = Delta(rx_bytes=1500, tx_bytes=40, rx_packets=1, tx_packets=1)
     for timestamp in (1795471675.470187, 1795471675.570301):
-        rows = [("lo", Delta(), 0.1), ("nic1", busy, 0.1), ("nic2", Delta(), 0.0), ("total", busy, 0.1)]
-        expected = "".join(format_row(timestamp, *row) for row in rows)
-        assert formatter.format(timestamp, rows) == expected
-    assert formatter.format(1.0, []) == ""
+        rows = [("lo", Delta()), ("nic1", busy), ("nic2", Delta()), ("total", busy)]
+        expected = "".join(format_row(timestamp, name, delta, 0.1) for name, delta in rows)
+        assert formatter.format(timestamp, 0.1, rows) == expected
+    assert formatter.format(1.0, 0.1, []) == ""

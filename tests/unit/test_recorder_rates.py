@@ -57,21 +57,31 @@ def snap(**values):
 
 def test_tracker_first_sample_zero_then_deltas_and_total():
     tracker = RateTracker()
-    rows = tracker.update(snap(nic1=counters(100, 10), nic2=counters(5, 5)), 10.0)
+    elapsed, rows = tracker.update(snap(nic1=counters(100, 10), nic2=counters(5, 5)), 10.0)
     assert [r.name for r in rows] == ["nic1", "nic2", "total"]
-    assert all(r.delta == Delta() for r in rows)
-    rows = tracker.update(snap(nic1=counters(300, 40, 2, 1), nic2=counters(6, 105)), 10.5)
+    assert all(r.delta == Delta() for r in rows) and elapsed == 0.0
+    elapsed, rows = tracker.update(snap(nic1=counters(300, 40, 2, 1), nic2=counters(6, 105)), 10.5)
     by_name = {r.name: r for r in rows}
     assert by_name["nic1"].delta == Delta(rx_bytes=200, tx_bytes=30, rx_packets=2, tx_packets=1)
-    assert by_name["nic1"].elapsed_s == 0.5
+    assert elapsed == 0.5
     assert by_name["total"].delta.rx_bytes == 201 and by_name["total"].delta.tx_bytes == 130
-    assert by_name["total"].elapsed_s == 0.5
+
+
+def test_tracker_idle_interfaces_keep_their_rows_and_the_total_sums_the_busy_ones():
+    tracker = RateTracker()
+    tracker.update(snap(a=counters(1), b=counters(2), c=counters(3)), 0.0)
+    first = tracker.update(snap(a=counters(1), b=counters(2), c=counters(3)), 0.1).rows
+    second = tracker.update(snap(a=counters(1), b=counters(9, 1), c=counters(3)), 0.2).rows
+    assert second[0] is first[0] and second[2] is first[2]  # reused, nothing made for them
+    assert [r.delta.rx_bytes for r in second] == [0, 7, 0, 7] and second[-1].delta.tx_bytes == 1
+    third = tracker.update(snap(a=counters(5), b=counters(10, 1), c=counters(3)), 0.3).rows
+    assert [r.delta.rx_bytes for r in third] == [4, 1, 0, 5]
 
 
 def test_tracker_selection_excludes_from_rows_and_total():
     tracker = RateTracker(InterfaceSelection.parse("%lo"))
     tracker.update(snap(lo=counters(0), nic1=counters(0)), 0.0)
-    rows = tracker.update(snap(lo=counters(1000), nic1=counters(7)), 1.0)
+    rows = tracker.update(snap(lo=counters(1000), nic1=counters(7)), 1.0).rows
     assert [r.name for r in rows] == ["nic1", "total"]
     assert rows[-1].delta.rx_bytes == 7
 
@@ -79,20 +89,20 @@ def test_tracker_selection_excludes_from_rows_and_total():
 def test_tracker_interface_appears_vanishes_and_is_recreated():
     tracker = RateTracker()
     tracker.update(snap(a=Reading(counters(10), ifindex=2)), 0.0)
-    rows = tracker.update(snap(a=Reading(counters(20), ifindex=2), b=Reading(counters(5000), ifindex=3)), 1.0)
+    rows = tracker.update(snap(a=Reading(counters(20), ifindex=2), b=Reading(counters(5000), ifindex=3)), 1.0).rows
     assert {r.name: r.delta.rx_bytes for r in rows} == {"a": 10, "b": 0, "total": 10}  # no peak for b
-    rows = tracker.update(snap(b=Reading(counters(5100), ifindex=3)), 2.0)
+    rows = tracker.update(snap(b=Reading(counters(5100), ifindex=3)), 2.0).rows
     assert {r.name: r.delta.rx_bytes for r in rows} == {"b": 100, "total": 100}
-    rows = tracker.update(snap(a=Reading(counters(3), ifindex=9), b=Reading(counters(5100), ifindex=3)), 3.0)
+    rows = tracker.update(snap(a=Reading(counters(3), ifindex=9), b=Reading(counters(5100), ifindex=3)), 3.0).rows
     assert {r.name: r.delta.rx_bytes for r in rows} == {"a": 0, "b": 0, "total": 0}
-    rows = tracker.update(snap(a=Reading(counters(8), ifindex=9)), 4.0)
+    rows = tracker.update(snap(a=Reading(counters(8), ifindex=9)), 4.0).rows
     assert {r.name: r.delta.rx_bytes for r in rows} == {"a": 5, "total": 5}
 
 
 def test_tracker_counter_wrap_between_samples():
     tracker = RateTracker()
     tracker.update(snap(a=counters(2**32 - 100)), 0.0)
-    rows = tracker.update(snap(a=counters(50)), 0.1)
+    rows = tracker.update(snap(a=counters(50)), 0.1).rows
     assert rows[0].delta.rx_bytes == 150
 
 
@@ -107,8 +117,8 @@ def test_down_interfaces_skipped_unless_listed_or_asked_for():
 def test_interface_going_down_is_forgotten_and_restarts_from_zero():
     tracker = RateTracker()
     tracker.update(snap(a=Reading(counters(10), 2, True)), 0.0)
-    rows = tracker.update(snap(a=Reading(counters(20), 2, False)), 1.0)
+    rows = tracker.update(snap(a=Reading(counters(20), 2, False)), 1.0).rows
     assert [r.name for r in rows] == ["total"]
-    rows = tracker.update(snap(a=Reading(counters(90), 2, True)), 2.0)
+    rows = tracker.update(snap(a=Reading(counters(90), 2, True)), 2.0).rows
     assert rows[0].name == "a" and rows[0].delta == Delta()
-    assert tracker.update(snap(a=Reading(counters(95), 2, True)), 3.0)[0].delta.rx_bytes == 5
+    assert tracker.update(snap(a=Reading(counters(95), 2, True)), 3.0).rows[0].delta.rx_bytes == 5

@@ -88,11 +88,12 @@ class SampleFormatter:
     def __init__(self) -> None:
         self._idle_rows: dict[str, str] = {}
 
-    def format(self, timestamp: float, rows: Iterable[tuple[str, Delta, float]]) -> str:
+    def format(self, timestamp: float, elapsed_s: float, rows: Iterable[tuple[str, Delta]]) -> str:
+        """The lines of `rows` (name, delta) read at `timestamp`, each over `elapsed_s`."""
         stamp = f"{timestamp:.6f};"
         idle_rows = self._idle_rows
         lines = []
-        for name, delta, elapsed_s in rows:
+        for name, delta in rows:
             if any(delta):
                 lines.append(stamp + _row_rest(name, delta, elapsed_s))
                 continue

@@ -1,7 +1,7 @@
 """From counter snapshots to per-interval deltas: selection, wrap, interfaces that come and go.
 
-Pure: `RateTracker.update` takes a snapshot with the clocks it was read at and returns
-the rows to write. It never does I/O and never reads a clock itself.
+Pure: `RateTracker.update` takes a snapshot with the clock it was read at and returns
+the sample to write. It never does I/O and never reads a clock itself.
 """
 
 from __future__ import annotations
@@ -60,31 +60,40 @@ def counter_delta(new: int, old: int) -> int:
     return new
 
 
-# Tuples made without a Python-level __new__: these run for every interface on every sample.
+# Made without a Python-level __new__: this runs for every busy interface on every sample.
 _delta = partial(tuple.__new__, Delta)
 _NOTHING = Delta()
 
 
 class RateRow(NamedTuple):
-    """A row to write: `name` moved `delta` during the `elapsed_s` before the read."""
+    """A row to write: `name` moved `delta` during the sample's interval."""
 
     name: str
     delta: Delta
+
+
+class Sample(NamedTuple):
+    """The rows of one sample (interfaces in snapshot order, then the total).
+
+    `elapsed_s` is the interval since the sample before (0.0 for the first). It is the
+    interval of every row: an interface that was in the sample before was read then, and
+    one that was not has a row of zeros, to which no interval applies.
+    """
+
     elapsed_s: float
+    rows: list[RateRow]
 
 
 class _Seen(NamedTuple):
     ifindex: int | None
     counters: Counters
-    read_at: float  # monotonic seconds
-
-
-_row = partial(tuple.__new__, RateRow)
-_seen = partial(tuple.__new__, _Seen)
 
 
 class RateTracker:
-    """Remembers the last reading of every selected interface and turns the next into rows."""
+    """Remembers the last reading of every selected interface and turns the next into rows.
+
+    An interface that moved nothing costs no allocation: its entry stays, its row is reused.
+    """
 
     def __init__(self, selection: InterfaceSelection | None = None, include_down: bool = False) -> None:
         self.selection = selection or InterfaceSelection()
@@ -92,16 +101,18 @@ class RateTracker:
         self._seen: dict[str, _Seen] = {}
         self._last_sample_at: float | None = None
         self._wanted: dict[tuple[str, bool], bool] = {}  # (name, up) -> selected: decided once
+        self._idle_rows: dict[str, RateRow] = {}
 
-    def update(self, snapshot: Snapshot, monotonic_s: float) -> list[RateRow]:
-        """Rows for every selected interface in `snapshot` (in its order), then the total.
+    def update(self, snapshot: Snapshot, monotonic_s: float) -> Sample:
+        """The sample of every selected interface in `snapshot`, read at `monotonic_s`.
 
         An interface seen for the first time (or re-created: new ifindex) gets a row of
         zeros, like bwm-ng does, so that no peak appears when it shows up. An interface
         that vanished (or, unless listed by name, went down) gets no row and is forgotten.
         """
         rows: list[RateRow] = []
-        seen_before, wanted = self._seen, self._wanted
+        moved: list[Delta] = []
+        seen_before, wanted, idle_rows = self._seen, self._wanted, self._idle_rows
         for name, (counters, ifindex, up) in snapshot.items():
             selected = wanted.get((name, up))
             if selected is None:
@@ -114,21 +125,33 @@ class RateTracker:
                     log.info("interface %s was re-created (ifindex %s -> %s)", name, seen.ifindex, ifindex)
                 elif self._last_sample_at is not None:
                     log.info("interface %s appeared", name)
-                delta, elapsed = _NOTHING, 0.0
-            else:
+                seen_before[name] = _Seen(ifindex, counters)
+            elif seen.counters != counters:
                 delta = _delta(map(sub, counters, seen.counters))
                 if min(delta) < 0:  # rare: a wrap or a reset, worth a Python call per field
                     delta = _delta(map(counter_delta, counters, seen.counters))
-                elapsed = monotonic_s - seen.read_at
-            seen_before[name] = _seen((ifindex, counters, monotonic_s))
-            rows.append(_row((name, delta, elapsed)))
-        if len(self._seen) > len(rows):  # forget what vanished or went down: it restarts from zero
+                seen_before[name] = _Seen(ifindex, counters)
+                rows.append(RateRow(name, delta))
+                moved.append(delta)
+                continue
+            row = idle_rows.get(name)
+            if row is None:
+                if len(idle_rows) > 4 * len(snapshot) + 64:  # names that come and go: start afresh
+                    idle_rows.clear()
+                row = idle_rows[name] = RateRow(name, _NOTHING)
+            rows.append(row)
+        if len(seen_before) > len(rows):  # forget what vanished or went down: it restarts from zero
             present = {row.name for row in rows}
-            for name in [n for n in self._seen if n not in present]:
+            for name in [n for n in seen_before if n not in present]:
                 log.info("interface %s vanished or went down", name)
-                del self._seen[name]
-        sample_elapsed = 0.0 if self._last_sample_at is None else monotonic_s - self._last_sample_at
+                del seen_before[name]
+        elapsed = 0.0 if self._last_sample_at is None else monotonic_s - self._last_sample_at
         self._last_sample_at = monotonic_s
-        total = _delta(map(sum, zip(*[row.delta for row in rows], strict=True))) if rows else _NOTHING
-        rows.append(_row((TOTAL, total, sample_elapsed)))
-        return rows
+        if not moved:
+            total = _NOTHING
+        elif len(moved) == 1:
+            total = moved[0]
+        else:
+            total = _delta(map(sum, zip(*moved, strict=True)))
+        rows.append(RateRow(TOTAL, total))
+        return Sample(elapsed, rows)

@@ -104,9 +104,9 @@ def record(
     def sample() -> None:
         snapshot = reader.read()
         read_mono, read_wall = monotonic(), wall()  # the time the counters were read
-        rows = tracker.update(snapshot, read_mono)
+        elapsed_s, rows = tracker.update(snapshot, read_mono)
         if write[0]:
-            out.write(formatter.format(read_wall, rows))  # one write(2) per sample
+            out.write(formatter.format(read_wall, elapsed_s, rows))  # one write(2) per sample
             out.flush()  # a killed recorder loses at most the sample being written
         write[0] = True
 
