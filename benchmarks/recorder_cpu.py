@@ -6,6 +6,11 @@ bwm-ng (`-o csv -T rate -t 100`) and the recorder (once per counter source) in i
 same time, lets them warm up, then reads each process's on-CPU time (schedstat, ns) over
 a measuring window. Repeats the round and prints the medians side by side.
 
+Start-up is left out for every peer alike: the window opens after the warm-up (`--warmup`,
+2 s), when the interpreter has started and imported and bwm-ng has set up, so the figures
+are the steady cost of sampling. What it measures is idle interfaces (the veths carry no
+traffic); `tests/integration/test_recorder_vs_bwmng.py` runs both on traffic.
+
     sudo .venv/bin/python benchmarks/recorder_cpu.py [--rounds 3] [--seconds 10]
 
 Needs root. Removes the namespace and every process it started, also on failure.
@@ -119,7 +124,8 @@ def main() -> int:
             for name, value in cpu.items():
                 results.setdefault(name, []).append(value)
                 memory.setdefault(name, []).append(rss[name])
-    print(f"\nmedian of {args.rounds} rounds, {INTERFACES} interfaces, 100 ms interval:")
+    print(f"\nmedian of {args.rounds} rounds, {INTERFACES} interfaces, 100 ms interval, "
+          f"start-up left out ({args.warmup:g} s warm-up):")
     print(f"  {'':28s} {'CPU (% of one core)':>20s} {'RSS (MiB)':>10s}")
     for name, values in results.items():
         print(f"  {name:28s} {statistics.median(values):20.3f} {statistics.median(memory[name]) / 1024:10.1f}")

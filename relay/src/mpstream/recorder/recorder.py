@@ -66,9 +66,6 @@ class RowWriter:
         while data:
             data = data[os.write(self._fd, data):]
 
-    def flush(self) -> None:
-        pass
-
 
 @dataclass
 class Limits:
@@ -100,6 +97,7 @@ def record(
     limits = limits or Limits()
     write = [limits.write_first]
     formatter = SampleFormatter()
+    flush = getattr(out, "flush", None)  # a RowWriter has no buffer to flush
 
     def sample() -> None:
         snapshot = reader.read()
@@ -107,7 +105,8 @@ def record(
         elapsed_s, rows = tracker.update(snapshot, read_mono)
         if write[0]:
             out.write(formatter.format(read_wall, elapsed_s, rows))  # one write(2) per sample
-            out.flush()  # a killed recorder loses at most the sample being written
+            if flush is not None:
+                flush()  # a killed recorder loses at most the sample being written
         write[0] = True
 
     ticker = Ticker(start=monotonic(), interval=interval_s)

@@ -78,7 +78,7 @@ def parse_stats_messages(data: bytes | bytearray, into: dict[int, Counters],
             # the common case: the kernel's answer to our filter has exactly this layout
             if values[1] == RTM_NEWSTATS and values[3] == IFLA_STATS_LINK_64 and values[0] >= whole:
                 into[values[2]] = _counters(values[4:])
-                offset += align(values[0])
+                offset += (values[0] + 3) & ~3  # align(), without a call per link
                 continue
         length, kind = unpack_header(data, offset)
         if length < NLMSG_HDR.size:
@@ -148,9 +148,12 @@ class RtnlStatsReader:
             try:
                 return self._sock.recv_into(self._buffer)
             except OSError as exc:
-                if exc.errno != errno.ENOBUFS:
-                    raise
-                self._stale = True  # notifications were lost: names and states may have changed
+                self._lost_notifications(exc)
+
+    def _lost_notifications(self, exc: OSError) -> None:
+        if exc.errno != errno.ENOBUFS:
+            raise exc
+        self._stale = True  # notifications were lost: names and states may have changed
 
     def _refresh_links(self) -> None:
         links: dict[int, tuple[str, bool]] = {}
@@ -164,10 +167,17 @@ class RtnlStatsReader:
         self._links = links
 
     def read(self) -> Snapshot:
+        # Every sample runs through here, so it calls as few Python functions as it can.
         by_index: dict[int, Counters] = {}
-        self._sock.send(self._stats_request)
+        sock, buffer = self._sock, self._buffer
+        sock.send(self._stats_request)
         while True:
-            done, changed = parse_stats_messages(self._buffer, by_index, self._receive())
+            try:
+                received = sock.recv_into(buffer)
+            except OSError as exc:
+                self._lost_notifications(exc)
+                continue
+            done, changed = parse_stats_messages(buffer, by_index, received)
             if changed:
                 self._stale = True
             if done:
@@ -175,10 +185,12 @@ class RtnlStatsReader:
         if self._stale or not by_index.keys() <= self._links.keys():
             self._refresh_links()
         links = self._links
-        # an ifindex still unnamed appeared between the two dumps: it shows up next sample
-        return {
-            links[i][0]: _reading((c, i, links[i][1])) for i, c in by_index.items() if i in links
-        }
+        snapshot: Snapshot = {}
+        for ifindex, counters in by_index.items():
+            link = links.get(ifindex)
+            if link is not None:  # else it appeared between the two dumps: it shows up next sample
+                snapshot[link[0]] = _reading((counters, ifindex, link[1]))
+        return snapshot
 
     def close(self) -> None:
         self._sock.close()
