@@ -19,6 +19,8 @@ AVC_HEADER = bytes([0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1E])
 AAC_HEADER = bytes([0xAF, 0, 0x12, 0x10])
 GOP = 10
 
+pytestmark = pytest.mark.timeout(30)
+
 
 def frame(ts: int, key: bool) -> bytes:
     return bytes([0x17 if key else 0x27, 1, 0, 0, 0]) + ts.to_bytes(4, "big")

@@ -45,9 +45,6 @@ class EdgePulls:
     def tick(self, now: float) -> None:
         """End pulls whose stream has had no players for `pull_linger_s`, forget replaced ones, and pull
         streams whose viewers lost their local publisher."""
-        for stream in list(self.relay.streams.values()):
-            if stream.publisher is None and stream.players:
-                self.on_player(stream)
         linger = self.relay.config.pull_linger_s
         for ident, pull in list(self.pulls.items()):
             stream = pull.stream
@@ -61,6 +58,9 @@ class EdgePulls:
                 pull.idle_since = now
             elif now - pull.idle_since >= linger:
                 self._end(pull, f"no players for {linger:g} s")
+        for stream in list(self.relay.streams.values()):
+            if stream.publisher is None and stream.players:
+                self.on_player(stream)
 
     def _end(self, pull: OriginPull, why: str) -> None:
         self.pulls.pop(pull.stream.ident, None)

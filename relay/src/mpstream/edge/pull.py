@@ -87,6 +87,7 @@ class OriginPull:
         self.rounds_failed = 0  # rounds in a row in which no origin delivered media
         self.idle_since: float | None = None  # no players since (monotonic), for the linger
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._leaving: str = "first player"  # why the origin that delivered last was left
         self._open = open_origin or self._open_with_net
 
@@ -101,6 +102,7 @@ class OriginPull:
         self.cancel()
 
     def cancel(self) -> None:
+        self._stopping = True  # (checked by the loops too: a cancellation can be lost, see _receive)
         if self._task is not None:
             self._task.cancel()
 
@@ -135,7 +137,7 @@ class OriginPull:
 
     async def _run(self) -> None:
         stream = self.stream
-        while True:
+        while not self._stopping:
             url = pull_url(self.rotation.current, stream.app, stream.name)
             before = self.messages_in
             self.splicer.switch(time.monotonic(), origin=url, previous_origin=self.delivering,
@@ -152,6 +154,8 @@ class OriginPull:
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
                 self.origin = None
+            if self._stopping:
+                return
             delivered = self.messages_in > before
             if delivered:
                 self._leaving = reason
@@ -194,11 +198,21 @@ class OriginPull:
         return await asyncio.open_connection(sock=sock, limit=READ_SIZE)
 
     async def _receive(self, reader, writer, session: ClientSession, url: str) -> str:
+        reading: list[asyncio.Future] = []  # the read in flight, cancelled however the loop ends
+        try:
+            return await self._receive_loop(reader, writer, session, url, reading)
+        finally:
+            for future in reading:
+                future.cancel()
+
+    async def _receive_loop(self, reader, writer, session: ClientSession, url: str,
+                            in_flight: list[asyncio.Future]) -> str:
         config = self.relay.config
         opened = time.monotonic()
         playing_since: float | None = None
         last_media: float | None = None
-        while True:
+        reading: asyncio.Future | None = None
+        while not self._stopping:
             now = time.monotonic()
             if playing_since is None:
                 left = config.origin_connect_timeout_s - (now - opened)
@@ -208,10 +222,16 @@ class OriginPull:
                 left = config.origin_silence_s - (now - (last_media or playing_since))
                 if left <= 0:
                     return f"no media for {config.origin_silence_s:g} s"
-            try:
-                data = await asyncio.wait_for(reader.read(READ_SIZE), left)
-            except TimeoutError:
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # comes as the read completes, and the pull would go on after being stopped.
+            if reading is None:
+                reading = asyncio.ensure_future(reader.read(READ_SIZE))
+                in_flight[:] = [reading]
+            done, _ = await asyncio.wait({reading}, timeout=left)
+            if not done:
                 continue  # the checks above say which timer ran out
+            finished, reading = reading, None
+            data = finished.result()
             if not data:
                 return "the origin closed the connection"
             now = time.monotonic()
@@ -244,6 +264,7 @@ class OriginPull:
                     return f"refused {event.command or 'a command'}: {info.get('code', '')}".strip()
                 elif isinstance(event, StreamEOF) and last_media is not None:
                     return "its publisher left (stream EOF)"
+        return "stopped"
 
     def _hand_on(self, messages: list[Out], url: str) -> None:
         stream = self.stream
