@@ -4,6 +4,7 @@ splice when an origin stops, the linger, and a local publisher taking the stream
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from mpstream.relay.config import load
@@ -138,4 +139,33 @@ def test_a_local_publisher_takes_over_and_the_pull_comes_back_after_it():
             await source.close()
             for server in (edge, origin):
                 await server.stop()
+    asyncio.run(main())
+
+
+def test_one_source_to_several_origins_where_a_mute_one_holds_up_nobody():
+    """`mpstream publish URL_A URL_B`: one timeline; a server that never answers costs only its own connection."""
+    from mpstream.clients.publisher import Publisher as Push
+    from mpstream.clients.publisher import PublishOptions
+    from mpstream.clients.synthetic import SyntheticOptions, SyntheticStream
+
+    async def main():
+        origin, port = await relay()
+        mute = await asyncio.start_server(lambda r, w: None, "::1", 0)  # accepts, never says a word
+        mute_port = mute.sockets[0].getsockname()[1]
+        source = SyntheticStream(SyntheticOptions(bitrate_bps=300_000, fps=25, audio_bps=0))
+        shared = (time.time(), time.monotonic())
+        urls = [f"rtmp://[::1]:{port}/live/cam", f"rtmp://[::1]:{mute_port}/live/cam"]
+        pushes = [Push(source, PublishOptions(url=url, mptcp="off", duration_s=1.2, connect_timeout_s=0.4,
+                                              backoff_initial_s=0.1), clock_start=shared) for url in urls]
+        try:
+            viewer = await RtmpPeer.open(f"rtmp://[::1]:{port}/live/cam", "play")
+            good, silent = await asyncio.gather(*(p.run() for p in pushes))
+            assert good.tags_sent >= 25 and good.reconnects == 0 and not good.outages  # on time, all of it
+            assert silent.tags_sent == 0 and silent.connections == 0 and silent.outages  # it kept trying
+            assert good.start_ms == silent.start_ms  # one announced start: the same stream on both
+            assert len([e for e in viewer.of(MediaMessage) if e.type_id == VIDEO]) >= 25
+            await viewer.close()
+        finally:
+            mute.close()
+            await origin.stop()
     asyncio.run(main())
