@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import logging
 import socket
+import struct
 import time
 from typing import TYPE_CHECKING
 
@@ -193,7 +194,7 @@ class RelayConnection(asyncio.Protocol):
     def drop_over_output_budget(self) -> None:
         self.relay.counters["over_budget_dropped"] += 1
         self.drop(f"does not read: {self.output_bytes()} bytes queued for it, over max_output_bytes "
-                  f"{self.output_budget}")
+                  f"{self.output_budget}", reset=True)
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -253,8 +254,13 @@ class RelayConnection(asyncio.Protocol):
         if not self.paused:
             self.outbox.caught_up()
 
-    def drop(self, reason: str, quiet: bool = False) -> None:
-        """Close at once (unsent data is discarded), with a log line saying why (unless counted elsewhere)."""
+    def drop(self, reason: str, quiet: bool = False, reset: bool = False) -> None:
+        """Close at once (unsent data is discarded), with a log line saying why (unless counted elsewhere).
+
+        With `reset`, for a peer that does not read: what the kernel still holds for it is discarded
+        too and the peer gets a reset. (A plain close queues the FIN behind data that a closed window
+        never lets out: the peer would stay connected, and the kernel would keep its buffer for minutes.)
+        """
         if self.closed:
             return
         self._quiet = quiet
@@ -263,6 +269,12 @@ class RelayConnection(asyncio.Protocol):
         self.closed = True
         self._forget()
         if self.transport is not None:
+            if reset:
+                try:
+                    self.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                                       struct.pack("ii", 1, 0))
+                except (OSError, AttributeError):
+                    pass
             self.transport.abort()
 
     def close(self) -> None:

@@ -460,7 +460,7 @@ class Relay:
             stuck = connection.paused_since
             if stuck is not None and now - stuck > config.disconnect_after_ms / 1000:
                 self.counters["slow_players_dropped"] += 1
-                connection.drop(f"took nothing we wrote for {now - stuck:.1f} s")
+                connection.drop(f"took nothing we wrote for {now - stuck:.1f} s", reset=True)
                 continue
             if connection.output_bytes() > connection.output_budget:
                 connection.drop_over_output_budget()
@@ -471,13 +471,13 @@ class Relay:
                 acks = connection.session.acknowledgements
                 connection.drop(f"does not read: {acks.unacknowledged} bytes sent and not acknowledged, more than "
                                 f"{MAX_UNACKED_WINDOWS} windows of {acks.window} for {lagging:.1f} s ({acks.acks} "
-                                f"acknowledgements in all)")
+                                f"acknowledgements in all)", reset=True)
                 continue
             behind = connection.outbox.behind_since
             if behind is not None and now - behind > config.disconnect_after_ms / 1000:
                 self.counters["slow_players_dropped"] += 1
                 connection.drop(f"player stayed behind for {now - behind:.1f} s ({connection.outbox.skips} skips "
-                                f"to keyframes, {connection.outbox.dropped} messages dropped)")
+                                f"to keyframes, {connection.outbox.dropped} messages dropped)", reset=True)
                 continue
             self._sample(connection, now, connection.bytes_in + connection.bytes_out)
         for stream in self.streams.values():
