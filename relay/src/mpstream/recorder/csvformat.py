@@ -41,6 +41,9 @@ class Delta(NamedTuple):
         return Delta._make(map(int.__add__, self, other))
 
 
+NO_DELTA = Delta()  # the one shared "moved nothing", which writers may test by identity
+
+
 @dataclass(frozen=True)
 class Row:
     """One parsed line: interface `name` at `timestamp` moved `delta` in the interval before."""
@@ -90,20 +93,22 @@ class SampleFormatter:
 
     def format(self, timestamp: float, elapsed_s: float, rows: Iterable[tuple[str, Delta]]) -> str:
         """The lines of `rows` (name, delta) read at `timestamp`, each over `elapsed_s`."""
-        stamp = f"{timestamp:.6f};"
         idle_rows = self._idle_rows
-        lines = []
+        rests = []  # each line but its timestamp
         for name, delta in rows:
-            if any(delta):
-                lines.append(stamp + _row_rest(name, delta, elapsed_s))
+            if delta is not NO_DELTA and any(delta):
+                rests.append(_row_rest(name, delta, elapsed_s))
                 continue
             rest = idle_rows.get(name)
             if rest is None:
                 if len(idle_rows) >= self.MAX_IDLE_ROWS:
                     idle_rows.clear()
-                rest = idle_rows[name] = _row_rest(name, delta, 0.0)
-            lines.append(stamp + rest)
-        return "".join(lines)
+                rest = idle_rows[name] = _row_rest(name, NO_DELTA, 0.0)
+            rests.append(rest)
+        if not rests:
+            return ""
+        stamp = f"{timestamp:.6f};"
+        return stamp + stamp.join(rests)
 
 
 class CSVFormatError(ValueError):

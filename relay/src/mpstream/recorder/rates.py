@@ -12,8 +12,8 @@ from functools import partial
 from operator import sub
 from typing import NamedTuple
 
-from mpstream.recorder.counters import Counters, Snapshot
-from mpstream.recorder.csvformat import TOTAL, Delta
+from mpstream.recorder.counters import Reading, Snapshot
+from mpstream.recorder.csvformat import NO_DELTA, TOTAL, Delta
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ def counter_delta(new: int, old: int) -> int:
 
 # Made without a Python-level __new__: this runs for every busy interface on every sample.
 _delta = partial(tuple.__new__, Delta)
-_NOTHING = Delta()
 
 
 class RateRow(NamedTuple):
@@ -85,14 +84,15 @@ class Sample(NamedTuple):
 
 
 class _Seen(NamedTuple):
-    ifindex: int | None
-    counters: Counters
+    reading: Reading  # as read at the sample before
+    row: RateRow  # this interface's row for a sample in which it moved nothing
 
 
 class RateTracker:
     """Remembers the last reading of every selected interface and turns the next into rows.
 
-    An interface that moved nothing costs no allocation: its entry stays, its row is reused.
+    An interface whose reading did not change since the sample before (counters, ifindex,
+    state) costs a lookup and a comparison: its entry stays and its row is reused.
     """
 
     def __init__(self, selection: InterfaceSelection | None = None, include_down: bool = False) -> None:
@@ -101,7 +101,6 @@ class RateTracker:
         self._seen: dict[str, _Seen] = {}
         self._last_sample_at: float | None = None
         self._wanted: dict[tuple[str, bool], bool] = {}  # (name, up) -> selected: decided once
-        self._idle_rows: dict[str, RateRow] = {}
 
     def update(self, snapshot: Snapshot, monotonic_s: float) -> Sample:
         """The sample of every selected interface in `snapshot`, read at `monotonic_s`.
@@ -112,34 +111,36 @@ class RateTracker:
         """
         rows: list[RateRow] = []
         moved: list[Delta] = []
-        seen_before, wanted, idle_rows = self._seen, self._wanted, self._idle_rows
-        for name, (counters, ifindex, up) in snapshot.items():
+        seen_before, wanted = self._seen, self._wanted
+        for name, reading in snapshot.items():
+            seen = seen_before.get(name)
+            if seen is not None and seen.reading == reading:
+                rows.append(seen.row)  # selected when it was stored, and nothing moved
+                continue
+            counters, ifindex, up = reading
             selected = wanted.get((name, up))
             if selected is None:
                 selected = wanted[(name, up)] = self.selection.wants(name, up, self.include_down)
             if not selected:
                 continue
-            seen = seen_before.get(name)
-            if seen is None or (ifindex is not None and seen.ifindex not in (None, ifindex)):
+            delta = NO_DELTA
+            if seen is None or (ifindex is not None and seen.reading.ifindex not in (None, ifindex)):
                 if seen is not None:
-                    log.info("interface %s was re-created (ifindex %s -> %s)", name, seen.ifindex, ifindex)
+                    log.info("interface %s was re-created (ifindex %s -> %s)", name, seen.reading.ifindex, ifindex)
                 elif self._last_sample_at is not None:
                     log.info("interface %s appeared", name)
-                seen_before[name] = _Seen(ifindex, counters)
-            elif seen.counters != counters:
-                delta = _delta(map(sub, counters, seen.counters))
+            elif seen.reading.counters != counters:
+                old = seen.reading.counters
+                delta = _delta(map(sub, counters, old))
                 if min(delta) < 0:  # rare: a wrap or a reset, worth a Python call per field
-                    delta = _delta(map(counter_delta, counters, seen.counters))
-                seen_before[name] = _Seen(ifindex, counters)
+                    delta = _delta(map(counter_delta, counters, old))
+            idle_row = seen.row if seen is not None else RateRow(name, NO_DELTA)
+            seen_before[name] = _Seen(reading, idle_row)
+            if delta is NO_DELTA:
+                rows.append(idle_row)
+            else:
                 rows.append(RateRow(name, delta))
                 moved.append(delta)
-                continue
-            row = idle_rows.get(name)
-            if row is None:
-                if len(idle_rows) > 4 * len(snapshot) + 64:  # names that come and go: start afresh
-                    idle_rows.clear()
-                row = idle_rows[name] = RateRow(name, _NOTHING)
-            rows.append(row)
         if len(seen_before) > len(rows):  # forget what vanished or went down: it restarts from zero
             present = {row.name for row in rows}
             for name in [n for n in seen_before if n not in present]:
@@ -148,7 +149,7 @@ class RateTracker:
         elapsed = 0.0 if self._last_sample_at is None else monotonic_s - self._last_sample_at
         self._last_sample_at = monotonic_s
         if not moved:
-            total = _NOTHING
+            total = NO_DELTA
         elif len(moved) == 1:
             total = moved[0]
         else:

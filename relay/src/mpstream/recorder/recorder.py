@@ -119,17 +119,12 @@ def record(
         skipped = ticker.advance(monotonic())
         if skipped:
             log.warning("recorder fell behind, skipped %d sample(s)", skipped)
-        if limits.duration_s is not None and ticker.due() - ticker.start > limits.duration_s + 1e-9:
+        due = ticker.due()
+        if limits.duration_s is not None and due - ticker.start > limits.duration_s + 1e-9:
             return samples
-        if _sleep_until(ticker.due(), wait, monotonic):
-            sample()
-            return samples + 1
-
-
-def _sleep_until(deadline: float, wait: Callable[[float], bool], monotonic: Callable[[], float]) -> bool:
-    """Sleep to `deadline` (again when woken early by an unrelated signal); True on a stop request."""
-    while True:
-        if wait(max(0.0, deadline - monotonic())):
-            return True
-        if monotonic() >= deadline:
-            return False
+        while True:  # sleep to the tick, again when woken early; written out: it runs every sample
+            if wait(max(0.0, due - monotonic())):
+                sample()  # a stop was requested
+                return samples + 1
+            if monotonic() >= due:
+                break
