@@ -98,3 +98,13 @@ def test_stop_process_leaves_foreign_pids_alone(tmp_path):
     assert not vmctl.process_alive(pid_file, tmp_path)
     assert vmctl.stop_process(pid_file, tmp_path) is False
     assert not pid_file.exists()
+
+
+def test_pvm_alone_is_not_worth_a_kvm_probe(tmp_path):
+    # PVM (pagetable-based KVM, no vmx/svm) emulates an unmodified Debian kernel instruction by instruction.
+    assert not vmctl.kvm_is_pvm(tmp_path)
+    (tmp_path / "kvm").mkdir()
+    (tmp_path / "kvm_pvm").mkdir()
+    assert vmctl.kvm_is_pvm(tmp_path)
+    (tmp_path / "kvm_amd").mkdir()  # hardware KVM beside it: the boot probe decides
+    assert not vmctl.kvm_is_pvm(tmp_path)
