@@ -51,5 +51,7 @@ class Connection(LocalConnection):
     def exec_command(self, cmd, in_data=None, sudoable=True):
         if not self._connected:
             self._connect()
-        wrapped = "ip netns exec %s %s" % (shlex.quote(self._netns), cmd)
+        # The whole command line runs in the namespace, as a remote shell would run it over
+        # SSH: a raw task's "a; b" is one command line, not "a" in the namespace and "b" outside.
+        wrapped = "ip netns exec %s /bin/sh -c %s" % (shlex.quote(self._netns), shlex.quote(cmd))
         return super(Connection, self).exec_command(wrapped, in_data=in_data, sudoable=sudoable)

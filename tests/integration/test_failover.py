@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import CHROMIUM, browse, external_references, inked_and_colours
 from tests.support.testbed import REPO, VENV_BIN, ansible_env, emulated_testbed, run_leftovers, run_playbook
 
 PREFIX = "t6fo"
@@ -51,11 +52,52 @@ DOWN_SHARE_LIMIT = {"tx_share": 0.03, "rx_share": 0.03}
 
 
 @pytest.fixture(scope="module")
-def baseline(deployed, tmp_path_factory):
-    """The same scenario on the kernel's plain endpoints, without the path watcher."""
+def baseline_batch(deployed, tmp_path_factory):
+    """The same scenario on the kernel's plain endpoints, without the path watcher: a batch of two runs."""
     results = tmp_path_factory.mktemp("baseline")
-    failover(results, failover_baseline=True)
-    return (results / "latest").resolve()
+    done = failover(results, "-e", "failover_repeat=2", failover_baseline=True)
+    return (results / "latest").resolve(), done.stdout
+
+
+@pytest.fixture(scope="module")
+def baseline(baseline_batch):
+    return baseline_batch[0] / "001"
+
+
+def test_a_batch_repeats_the_run_and_draws_its_aggregate(baseline_batch):
+    batch, output = baseline_batch
+    info = json.loads((batch / "batch.json").read_text())
+    assert info["format"] == "mpstream-batch/1" and info["repeat"] == 2 and info["runs"] == ["001", "002"]
+    assert "failover_repeat=2" in info["command"]
+    # one line per run and per phase as it goes
+    assert "run 1/2: " in output and "run 2/2: " in output, output[-3000:]
+    assert output.count("phase 2/4") >= 2, output[-3000:]
+    run_ids = []
+    for name in info["runs"]:
+        meta = json.loads((batch / name / "meta.json").read_text())
+        run_ids.append(meta["run_id"])
+        assert meta["format"] == "mpstream-run/1"
+        assert meta["batch"] == {"id": info["batch_id"], "run": int(name), "repeat": 2}
+        assert meta["extra_vars"]["failover_baseline"] is True and meta["inventory_hash"] == info["inventory_hash"]
+        assert meta["mpstream"]["version"] and meta["mpstream"]["commit"]
+        assert meta["nodes"]["client1"]["mpstream"] == meta["mpstream"]["version"]
+        # each run its own: fresh players and recorders that covered its own schedule
+        assert json.loads((batch / name / "summary.json").read_text())["valid"] is True
+        assert (batch / name / "nodes" / "client1" / "player.json").is_file()
+    assert len(set(run_ids)) == 2
+    summary = json.loads((batch / "batch-summary.json").read_text())
+    assert summary["run_ids"] == ["001", "002"] and summary["valid_runs"] == 2 and summary["invalid_runs"] == []
+    client = summary["clients"]["client1"]
+    assert client["runs"] == 2 and client["stall_s"]["count"] == 2
+    assert (batch / "report.md").is_file() and (batch / "runs.csv").is_file()
+    page = batch / "report.html"
+    assert external_references(page.read_text()) == []
+    if CHROMIUM:
+        shot = batch / "shot.png"
+        result = browse(page, f"--screenshot={shot}", "--window-size=1280,2000", "--hide-scrollbars")
+        assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+        inked, colours = inked_and_colours(shot)
+        assert inked > 0.03 and colours > 50, (inked, colours)
 
 
 @pytest.mark.timeout(900)
@@ -89,6 +131,9 @@ def test_the_stream_follows_the_surviving_provider(deployed, baseline, tmp_path)
     assert longest < longest_before / 2, (player["stalls"], before["stalls"])
     assert player["stall_total_s"] < before["stall_total_s"], (player["stalls"], before["stalls"])
     assert summary["baseline"]["path"] == str(baseline)
+    # the batch's second baseline run lost the stream as long as its first
+    second = json.loads((baseline.parent / "002" / "summary.json").read_text())["players"]["client1"]
+    assert second["stall_total_s"] > PHASE_SECONDS / 2, second["stalls"]
     run_dir = (tmp_path / "latest").resolve()
     assert "isp2" in (run_dir / "report.md").read_text()
     assert list((run_dir / "plots").glob("*.png"))

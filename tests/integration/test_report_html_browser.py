@@ -8,39 +8,15 @@ request the page failed to block could not leave the machine.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 from mpstream.cli import main
 
+from tests.support.browser import CHROMIUM, browse, external_references, inked_and_colours
 from tests.unit.test_report_batch import make_batch
 from tests.unit.test_report_command import make_run
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-UNSHARE = shutil.which("unshare")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-         "--enable-logging=stderr", "--v=0"]
-# an attribute or CSS reference to anything but the page itself or a data: URI
-REFERENCE = re.compile(r"""(?:\b(?:src|href|action|poster|srcset)\s*=\s*["']?|url\(\s*["']?|@import\s+["']?)"""
-                       r"""(?!data:|#)([^"'\s>)]+)""", re.IGNORECASE)
-
-
-def browse(page: Path, *args: str) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory() as profile:
-        command = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()]
-        if UNSHARE:
-            command = [UNSHARE, "--net", *command]
-        return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-
-
-def external_references(text: str) -> list[str]:
-    return REFERENCE.findall(text)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +53,6 @@ def test_page_renders_with_its_figures_and_script(pages, kind):
 
 @pytest.mark.parametrize("kind", ["run", "batch"])
 def test_screenshot_is_not_blank(pages, kind, tmp_path):
-    import numpy as np
     from matplotlib.image import imread
 
     shot = tmp_path / "shot.png"
@@ -85,8 +60,7 @@ def test_screenshot_is_not_blank(pages, kind, tmp_path):
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
     pixels = imread(shot)[:, :, :3]
     assert pixels.shape[0] >= 2000 and pixels.shape[1] >= 1200
-    inked = (pixels.min(axis=2) < 0.9).mean()
-    colours = len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0))
+    inked, colours = inked_and_colours(shot)
     assert inked > 0.03, f"only {inked:.1%} of the page is not white"
     assert colours > 50, f"{colours} colours: no figure drawn"
     banner = pixels[:150, :, :]  # the invalid-run banner's pink is at the top

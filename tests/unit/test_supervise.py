@@ -216,3 +216,21 @@ def test_a_large_log_is_rotated_at_start(tmp_path):
     assert not log.exists() and (tmp_path / "relay.log.1").read_text() == "x" * 11
     log.write_text("short")
     assert supervise.rotate_log(log, limit=10) is False and log.read_text() == "short"
+
+
+def test_stop_can_first_let_the_command_end_by_itself(paths, tmp_path):
+    done = tmp_path / "done"
+    finishing = [sys.executable, "-c", f"import time; time.sleep(0.6); open({str(done)!r}, 'w').write('ok')"]
+    supervise.start(paths, finishing, supervise.Policy("never", stop_timeout=2.0))
+    started = time.monotonic()
+    stopped = supervise.stop(paths, timeout=2.0, wait=10.0)
+    assert done.read_text() == "ok"  # it ended by itself, not by SIGTERM
+    assert stopped["running"] is False and time.monotonic() - started < 5
+
+
+def test_stop_waits_no_longer_than_asked(paths):
+    supervise.start(paths, SLEEPER, FAST)
+    started = time.monotonic()
+    code, out = cli("stop", "--name", paths.name, "--state-dir", str(paths.state_dir), "--wait", "0.5")
+    assert code == 0 and out["changed"] is True and out["running"] is False
+    assert 0.5 <= time.monotonic() - started < 8

@@ -182,8 +182,21 @@ def start(paths: Paths, command: list[str], policy: Policy, cwd: str | None = No
         return {**_spawn(paths, command, policy, cwd, grace), "changed": True}
 
 
-def stop(paths: Paths, timeout: float = 10.0, check: bool = False) -> dict:
-    """Stop the supervisor and its command; nothing to do is not an error."""
+def wait_for_exit(paths: Paths, seconds: float, poll_s: float = 0.2) -> bool:
+    """Let the command end by itself for up to `seconds`; True when it is no longer running."""
+    deadline = time.monotonic() + seconds
+    while status(paths)["running"]:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
+def stop(paths: Paths, timeout: float = 10.0, check: bool = False, wait: float = 0.0) -> dict:
+    """Stop the supervisor and its command (after letting it end by itself for up to `wait`
+    seconds); nothing to do is not an error."""
+    if wait > 0 and not check:
+        wait_for_exit(paths, wait)
     with locked(paths):
         current = status(paths)
         if check:
@@ -423,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--log-file", type=Path, help="log file (default: STATE_DIR/NAME.log)")
         if action in ("start", "restart", "stop"):
             sub.add_argument("--check", action="store_true", help="report what would change, change nothing")
+        if action == "stop":
+            sub.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                             help="first let the command end by itself for up to this long (default: 0)")
         sub.add_argument("--stop-timeout", type=float, default=10.0,
                          help="seconds between SIGTERM and SIGKILL (default: 10)")
         if action in ("start", "restart", "run"):
@@ -449,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0 if result["running"] else EXIT_NOT_RUNNING
     if args.action == "stop":
-        print(json.dumps(stop(paths, args.stop_timeout, args.check)))
+        print(json.dumps(stop(paths, args.stop_timeout, args.check, args.wait)))
         return 0
     policy = Policy(args.restart, args.backoff_initial, args.backoff_max, args.stable_after, args.stop_timeout)
     if args.action == "run":

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     length.add_argument("--until", type=float, metavar="UNIX_TIME",
                         help="play until this wall-clock time instead (a scenario's end, however late "
                              "the player was started)")
+    parser.add_argument("--start-at", type=float, metavar="UNIX_TIME",
+                        help="wait until this wall-clock time before connecting (a scenario's players "
+                             "started together with its publisher, joining once the stream is there)")
     parser.add_argument("--buffer-ms", type=int, default=1000,
                         help="playback buffer of the player model, in ms (default: 1000)")
     parser.add_argument("--json", help="write the summary to this file")
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from mpstream.clients.player import Player, PlayError, PlayOptions
     from mpstream.clients.summary import describe, progress_line, summarize, write_csv
 
+    if args.start_at is not None and args.start_at > time.time():
+        time.sleep(args.start_at - time.time())
     if args.until is not None:
         args.duration = args.until - time.time()
         if args.duration <= 0:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mpstream.report import analysis, markdown
+from mpstream.report.figures import Job, draw_all
 from mpstream.report.htmlpage import write_html
 from mpstream.report.mib import mptcp_mib
 from mpstream.report.players import players_overall
@@ -109,19 +110,18 @@ def draw_plots(run: Run, timeline: dict, summary: dict, out_dir: Path, bin_s: fl
             labels[provider] = f"{nic} ({provider})" if provider not in labels else labels[provider] + f"+{nic}"
         stalls = _stalls(run.nodes[node].player, t0)
         panels_by_node[node] = [Panel(node, d, ordered, labels, stalls) for d in info["directions"]]
-    written: list[Path] = []
     plots_dir = out_dir / "plots"
     title = f"mpstream run {run.run_id}" + ("" if summary.get("valid") else " (INVALID RUN)")
-    written += draw_overview(overview_grid(summary, all_providers), plots_dir / "overview",
-                             title=f"{title}: share of each provider per phase")
+    jobs: list[Job] = [(draw_overview, (overview_grid(summary, all_providers), plots_dir / "overview"),
+                        {"title": f"{title}: share of each provider per phase"})]
     stacked = [panel for panels in panels_by_node.values() for panel in panels if panel.series]
     if stacked and len(stacked) <= MAX_STACKED_PANELS:
-        written += draw(stacked, phases, colours, plots_dir / "rates", title=title, bin_s=bin_s)
+        jobs.append((draw, (stacked, phases, colours, plots_dir / "rates"), {"title": title, "bin_s": bin_s}))
     for node, panels in panels_by_node.items():
         panels = [p for p in panels if p.series]
         if panels:
-            written += draw(panels, phases, colours, plots_dir / f"rates-{node}", bin_s=bin_s)
-    return written
+            jobs.append((draw, (panels, phases, colours, plots_dir / f"rates-{node}"), {"bin_s": bin_s}))
+    return draw_all(jobs)
 
 
 def build_report(run_dir: str | Path, baseline_dir: str | Path | None = None, plots: bool = True,
