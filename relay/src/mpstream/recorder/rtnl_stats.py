@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-from functools import partial
 
 from mpstream.netlink import (
     NLM_F_DUMP,
@@ -46,8 +45,7 @@ LINK_STATS64_HEAD = struct.Struct("=6Q")
 STATS_MESSAGE = struct.Struct("=IH10x4xI4x2xH6Q")
 _HEADER = struct.Struct("=IH")  # length, type
 
-_counters = partial(tuple.__new__, Counters)  # a Counters from a tuple in its order, without a Python call
-_reading = partial(tuple.__new__, Reading)
+_new = tuple.__new__  # _new(Counters, values): a Counters from a tuple in its order, without a Python call
 
 
 def getstats_request(sequence: int) -> bytes:
@@ -77,7 +75,7 @@ def parse_stats_messages(data: bytes | bytearray, into: dict[int, Counters],
             values = unpack_stats(data, offset)
             # the common case: the kernel's answer to our filter has exactly this layout
             if values[1] == RTM_NEWSTATS and values[3] == IFLA_STATS_LINK_64 and values[0] >= whole:
-                into[values[2]] = _counters(values[4:])
+                into[values[2]] = _new(Counters, values[4:])
                 offset += (values[0] + 3) & ~3  # align(), without a call per link
                 continue
         length, kind = unpack_header(data, offset)
@@ -94,7 +92,7 @@ def parse_stats_messages(data: bytes | bytearray, into: dict[int, Counters],
             ifindex = IF_STATS_MSG.unpack_from(data, body)[3]
             for attr_type, start, stop in attribute_spans(data, body + IF_STATS_MSG.size, offset + length):
                 if attr_type == IFLA_STATS_LINK_64 and stop - start >= LINK_STATS64_HEAD.size:
-                    into[ifindex] = _counters(LINK_STATS64_HEAD.unpack_from(data, start))
+                    into[ifindex] = _new(Counters, LINK_STATS64_HEAD.unpack_from(data, start))
         offset += align(length)
     return False, changed
 
@@ -189,7 +187,7 @@ class RtnlStatsReader:
         for ifindex, counters in by_index.items():
             link = links.get(ifindex)
             if link is not None:  # else it appeared between the two dumps: it shows up next sample
-                snapshot[link[0]] = _reading((counters, ifindex, link[1]))
+                snapshot[link[0]] = _new(Reading, (counters, ifindex, link[1]))
         return snapshot
 
     def close(self) -> None:
