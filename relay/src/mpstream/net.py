@@ -14,8 +14,8 @@ MPTCP (`mptcp` argument everywhere: "auto" | "on" | "off"):
 asyncio:
     reader, writer = await open_connection("rtmp://[::1]:1935/live/cam", mptcp="auto")
     servers = await start_server(callback, "[::]:1935", mptcp="auto")   # like asyncio.start_server
-    servers = await create_server(protocol_factory, "[::]:1935")        # like loop.create_server
-    (both return a list of asyncio.Server: a name may resolve to several addresses)
+    (a list of asyncio.Server: a name may resolve to several addresses; listeners of your own
+    from create_listeners)
 
 Inspection:
     transport_info(sock) -> {"mptcp": bool, "subflows": int, "local": str, "peer": str}
@@ -267,24 +267,6 @@ async def start_server(client_connected_cb: Callable, listen: str, mptcp: str = 
     servers = []
     for sock in create_listeners(listen, mptcp, backlog):
         servers.append(await asyncio.start_server(client_connected_cb, sock=sock, **kwargs))
-    return servers
-
-
-async def create_server(protocol_factory: Callable[[], asyncio.Protocol], listen: str, mptcp: str = "auto",
-                        backlog: int = 512, accepts_per_round: int = 32) -> list[asyncio.Server]:
-    """loop.create_server on every address of "HOST:PORT".
-
-    asyncio's backlog is also how many connections it accepts per loop round before any of
-    them is admitted or refused (each a descriptor meanwhile, and refused ones are closed a
-    round later): `accepts_per_round` keeps that burst small under a connection storm. The
-    kernel's queue is then set back to `backlog`, so that a burst waits in the queue instead
-    of being dropped (a dropped SYN costs the client a 1 s retransmission).
-    """
-    loop = asyncio.get_running_loop()
-    servers = []
-    for sock in create_listeners(listen, mptcp, backlog):
-        servers.append(await loop.create_server(protocol_factory, sock=sock, backlog=accepts_per_round))
-        sock.listen(backlog)
     return servers
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import resource
 
 # Descriptors kept for everything else: listeners, the stats API (32 at most), logs, the event
-# loop, and sockets between accept and admission: up to 32 per listener and loop round are
-# accepted before any is refused, and refused ones are closed a round or two later.
+# loop, and sockets between accept and admission (up to 128 per listener and loop round are
+# accepted before the oldest silent ones are closed for them).
 RESERVE = 256
 _CEILING = 1 << 20  # what we ask for when the hard limit is unlimited
 
