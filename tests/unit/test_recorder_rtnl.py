@@ -59,6 +59,19 @@ def test_parses_counters_of_each_link_until_done(other_attribute):
     assert parse_stats_messages(control(NLMSG_DONE), found) == (True, False)
 
 
+def test_an_answer_of_ten_links_in_one_buffer_and_a_message_of_another_layout():
+    ten = b"".join(stats_message(i, [i, 2 * i, 1000 + i, 2**40 + i, 0, i % 2], other_attribute=False)
+                   for i in range(1, 11))
+    found: dict[int, Counters] = {}
+    assert parse_stats_messages(ten + control(NLMSG_DONE), found) == (True, False)
+    assert sorted(found) == list(range(1, 11)) and all(type(c) is Counters for c in found.values())
+    assert found[7] == Counters(rx_packets=7, tx_packets=14, rx_bytes=1007, tx_bytes=2**40 + 7, rx_errors=0,
+                                tx_errors=1)
+    mixed: dict[int, Counters] = {}  # one message with another attribute first: read one by one
+    assert parse_stats_messages(ten + stats_message(11, [5, 5, 5, 5]) + control(NLMSG_DONE), mixed) == (True, False)
+    assert mixed == {**found, 11: Counters(5, 5, 5, 5, 0, 0)}
+
+
 def test_reads_only_up_to_the_received_length():
     found: dict[int, Counters] = {}
     buffer = bytearray(4096)
