@@ -108,3 +108,33 @@ def test_pvm_alone_is_not_worth_a_kvm_probe(tmp_path):
     assert vmctl.kvm_is_pvm(tmp_path)
     (tmp_path / "kvm_amd").mkdir()  # hardware KVM beside it: the boot probe decides
     assert not vmctl.kvm_is_pvm(tmp_path)
+
+
+def test_a_built_image_is_stored_and_a_fresh_checkout_takes_it(tmp_path, monkeypatch):
+    built, fresh, store = tmp_path / "built", tmp_path / "fresh", tmp_path / "store"
+    monkeypatch.setattr(vm_image, "STORE", store)
+    for name in vm_image.STORED:
+        if name == "repo":
+            (built / "repo").mkdir(parents=True)
+            (built / "repo" / "Packages").write_text("Package: x\n")
+        else:
+            built.mkdir(exist_ok=True)
+            (built / name).write_text(name)
+
+    def use_cache(folder):
+        monkeypatch.setattr(vm_image.vmctl, "CACHE_DIR", folder)
+        monkeypatch.setattr(vm_image.vmctl, "APT_REPO", folder / "repo")
+
+    use_cache(fresh)
+    assert vm_image.restore("key1") is False and not fresh.exists()  # nothing stored yet
+    use_cache(built)
+    vm_image.store("key1")
+    assert (store / "key1" / "base.qcow2").stat().st_nlink == 2  # linked, not copied
+    use_cache(fresh)
+    assert vm_image.restore("key1") is True
+    assert (fresh / "base.qcow2").read_text() == "base.qcow2" and (fresh / "repo" / "Packages").exists()
+    assert vm_image.restore("other-recipe") is False
+
+
+def test_the_recipe_key_follows_the_mirror():
+    assert vm_image.recipe_key("http://a.example/debian") != vm_image.recipe_key("http://b.example/debian")
