@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mpstream.recorder.csvformat import TOTAL, Row
+from mpstream.report.edges import edges_summary
 from mpstream.report.stats import natural_key
 
 HANDOVER_SHARE = 0.9
@@ -39,6 +40,9 @@ class Phase:
     # when the schedule meant it to run (None: only one set of times is known)
     planned_start_s: float | None = None
     planned_end_s: float | None = None
+    # hosts of the inventory named in the phase's `down`: cut off from every provider (their
+    # traffic in the phase is not a provider's down share; `down` keeps the providers only)
+    down_nodes: tuple[str, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -273,11 +277,12 @@ class NodeData:
 
     rows: list[Row] = field(default_factory=list)
     player: dict | None = None
+    edge_streams: object = None  # an edge relay's /streams at the players' end (edge-streams.json)
 
 
 def summarize(meta: dict, timeline: dict, nodes: dict[str, NodeData]) -> dict:
     """The content of `summary.json` (see the report command's documentation)."""
-    t0, phases = run_clock(timeline, nodes)
+    t0, phases = run_clock(timeline, nodes, meta)
     per_node_series = {}
     node_info = {}
     for node in node_order(meta, nodes):
@@ -295,7 +300,8 @@ def summarize(meta: dict, timeline: dict, nodes: dict[str, NodeData]) -> dict:
     phase_entries = []
     for phase in phases:
         phase_entries.append({
-            "name": phase.name, "down": list(phase.down),
+            "name": phase.name, "down": list(phase.down), **({"down_nodes": list(phase.down_nodes)}
+                                                             if phase.down_nodes else {}),
             "start_s": round(phase.start_s, 6), "end_s": round(phase.end_s, 6),
             "duration_s": round(phase.duration_s, 6),
             "planned_start_s": None if phase.planned_start_s is None else round(phase.planned_start_s, 6),
@@ -317,6 +323,7 @@ def summarize(meta: dict, timeline: dict, nodes: dict[str, NodeData]) -> dict:
                     "handover_s": handover_time(series, phase, direction),
                 })
     players = {node: nodes[node].player for node in node_order(meta, nodes) if nodes[node].player is not None}
+    edge_streams = {node: data.edge_streams for node, data in nodes.items() if data.edge_streams is not None}
     return {
         "run_id": meta.get("run_id"),
         "t0": t0,
@@ -325,11 +332,23 @@ def summarize(meta: dict, timeline: dict, nodes: dict[str, NodeData]) -> dict:
         "handover_s": handovers,
         "players": players,
         "nodes": node_info,
+        **({"edges": edges_summary(edge_streams, t0, meta)} if edge_streams else {}),
     }
 
 
-def run_clock(timeline: dict, nodes: dict[str, NodeData]) -> tuple[float, list[Phase]]:
-    """t0 and the phases; without a timeline, t0 is the first sample and one phase spans the data."""
+def split_down(meta: dict, nodes: Iterable[str], down: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A phase's `down` as (providers, hosts): a name that is a node of the run (its inventory or
+    its folders) and not a provider of the inventory is a host cut off from all its providers."""
+    providers = {p.get("name") for p in (meta.get("inventory") or {}).get("providers") or []}
+    hosts = set((meta.get("inventory") or {}).get("nodes") or {}) | set(nodes)
+    names = tuple(down)
+    cut_off = tuple(n for n in names if n in hosts and n not in providers)
+    return tuple(n for n in names if n not in cut_off), cut_off
+
+
+def run_clock(timeline: dict, nodes: dict[str, NodeData], meta: dict | None = None) -> tuple[float, list[Phase]]:
+    """t0 and the phases; without a timeline, t0 is the first sample and one phase spans the data.
+    Hosts named in a phase's `down` go to its `down_nodes`."""
     timestamps = [r.timestamp for data in nodes.values() for r in data.rows]
     if timeline.get("t0") is not None:
         t0 = float(timeline["t0"])
@@ -338,4 +357,5 @@ def run_clock(timeline: dict, nodes: dict[str, NodeData]) -> tuple[float, list[P
     phases = phases_from_timeline({**timeline, "t0": t0}, max(timestamps, default=None))
     if not phases and timestamps:
         phases = [Phase("whole run", (), min(timestamps) - t0, max(timestamps) - t0)]
-    return t0, phases
+    split = [(phase, split_down(meta or {}, nodes, phase.down)) for phase in phases]
+    return t0, [replace(phase, down=down, down_nodes=cut_off) if cut_off else phase for phase, (down, cut_off) in split]

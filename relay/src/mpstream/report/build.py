@@ -94,7 +94,7 @@ def draw_plots(run: Run, timeline: dict, summary: dict, out_dir: Path, bin_s: fl
     from mpstream.report.overview import draw_overview, overview_grid
     from mpstream.report.plots import Panel, draw, provider_colours
 
-    t0, phases = analysis.run_clock(timeline, run.nodes)
+    t0, phases = analysis.run_clock(timeline, run.nodes, run.meta)
     all_providers = analysis.provider_order(run.meta, {p for n in summary["nodes"].values()
                                                        for p in n["interfaces"].values()})
     colours = provider_colours(all_providers)

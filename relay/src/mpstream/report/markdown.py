@@ -10,6 +10,7 @@ import json
 import shlex
 from collections.abc import Iterable
 
+from mpstream.report.edges import edges_table
 from mpstream.report.mib import short_name
 from mpstream.report.players import worst_first
 
@@ -46,6 +47,23 @@ def table(header: Iterable[str], rows: Iterable[Iterable]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines + [""]
+
+
+def down_text(phase: dict) -> str:
+    """What a phase took down: its providers, and hosts cut off from all of theirs."""
+    names = list(phase.get("down") or []) + [f"{n} (all its providers)" for n in phase.get("down_nodes") or []]
+    return ", ".join(names) or "none"
+
+
+def edge_section(summary: dict) -> list[str]:
+    """Which origin each edge pulled from and when it switched (edge relays only)."""
+    edges = summary.get("edges")
+    if not edges:
+        return []
+    return ["## Edges", "", "The origins each edge pulled the stream from, in order, and its switches "
+            "(seconds from t0; the gap from the old origin's last message to the new one's first), as its "
+            "relay's stats said at the players' end.", ""] + table(
+        ["edge", "stream", "origins used", "switches"], edges_table(edges))
 
 
 def _phase_lookup(summary: dict | None) -> dict[int, dict]:
@@ -89,6 +107,7 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
     out += _phase_section(summary, baseline)
     out += _handover_section(summary, baseline)
     out += _player_section(summary, baseline)
+    out += edge_section(summary)
     out += mib_section(summary)
     out += _setup_section(meta)
     return "\n".join(out).rstrip() + "\n"
@@ -123,7 +142,7 @@ def _phase_section(summary: dict, baseline: dict | None) -> list[str]:
     out = ["## Phases", ""]
     base_phases = _phase_lookup(baseline)
     for index, phase in enumerate(summary.get("phases", [])):
-        down = ", ".join(phase.get("down") or []) or "none"
+        down = down_text(phase)
         planned = ""
         if phase.get("planned_start_s") is not None and (
                 abs(phase["planned_start_s"] - phase["start_s"]) >= 0.05
@@ -315,7 +334,7 @@ def console_summary(summary: dict) -> str:
         lines.append(f"  switch lag p50 {_fmt(lag.get('p50'))} s, p99 {_fmt(lag.get('p99'))} s, max "
                      f"{_fmt(lag.get('max'))} s ({(lag.get('worst') or {}).get('node', '?')})")
     for index, phase in enumerate(summary.get("phases", []), start=1):
-        down = ", ".join(phase.get("down") or []) or "none"
+        down = down_text(phase)
         lines.append(f"  phase {index} {phase['name']} (down: {down}, {phase['start_s']:.1f}-{phase['end_s']:.1f} s)")
         directions = {n: info.get("directions", ["tx", "rx"]) for n, info in summary.get("nodes", {}).items()}
         for node, providers in phase.get("nodes", {}).items():
@@ -333,4 +352,6 @@ def console_summary(summary: dict) -> str:
                      f"{_fmt(p.get('stall_total_s'))} s stalled")
     if summary.get("players_overall") and len(players) > 1:
         lines.append("  " + overall_line(summary["players_overall"]))
+    for edge, stream, used, switches in edges_table(summary.get("edges") or {}):
+        lines.append(f"  edge {edge}{' ' + stream if stream else ''}: origins {used or '-'}; switches: {switches}")
     return "\n".join(lines)

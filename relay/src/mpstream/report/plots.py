@@ -56,7 +56,7 @@ def _shade_phases(ax, phases: list[Phase], label: bool) -> None:
     first_late = next((n for n, p in enumerate(phases, start=1) if p.planned_start_s is not None
                        and abs(p.planned_start_s - p.start_s) > LATE_MARK_S), None)
     for number, phase in enumerate(phases, start=1):
-        colour = "#f4cccc" if phase.down else "#e8f0e8"
+        colour = "#f4cccc" if phase.down or phase.down_nodes else "#e8f0e8"
         ax.axvspan(phase.start_s, phase.end_s, color=colour, alpha=0.6, lw=0, zorder=0)
         ax.axvline(phase.start_s, color="grey", lw=0.6, ls="--", zorder=1)
         if phase.planned_start_s is not None and abs(phase.planned_start_s - phase.start_s) > LATE_MARK_S:

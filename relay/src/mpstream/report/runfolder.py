@@ -10,6 +10,7 @@
                               "down", "start", "end"}]}
     nodes/<NODE>/rates.csv    `mpstream record` output (bwm-ng CSV)
     nodes/<NODE>/player.json  `mpstream play --json` summary (client nodes)
+    nodes/<NODE>/edge-streams.json  an edge relay's /streams at the players' end (edge nodes)
 
 Every file is optional; what is missing is reported as a note (and, where it makes the
 numbers untrustworthy, as a reason for invalidity by the report), not as an error.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from mpstream.recorder.csvformat import CSVFormatError, parse_text
 from mpstream.report.analysis import NodeData
+from mpstream.report.edges import EDGE_STREAMS_FILE
 from mpstream.report.timeline import RecordSource
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,21 @@ def _read_records(root: Path, schedule: dict, notes: list[str]) -> dict[str, Rec
     return records
 
 
+def _read_edge_streams(node_dir: Path, notes: list[str]) -> object:
+    """An edge's saved /streams (a JSON list); None where the node saved none."""
+    path = node_dir / EDGE_STREAMS_FILE
+    if not path.is_file():
+        if (node_dir / "edge-streams.err").is_file():  # the edge tried and failed: say why
+            why = (node_dir / "edge-streams.err").read_text(encoding="utf-8", errors="replace").strip()
+            notes.append(f"{node_dir.name}: its relay's streams were not saved: {why.splitlines()[-1] if why else '?'}")
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        notes.append(f"{node_dir.name}/{EDGE_STREAMS_FILE} could not be read: {exc}")
+        return None
+
+
 def load_run(path: str | Path) -> Run:
     """Everything the report needs from `path`; raises FileNotFoundError if it is no folder."""
     root = Path(path)
@@ -102,6 +119,7 @@ def load_run(path: str | Path) -> Run:
         else:
             run.notes.append(f"{node_dir.name} has no rates.csv")
         data.player = _read_json(node_dir / "player.json", run.notes)
+        data.edge_streams = _read_edge_streams(node_dir, run.notes)
         run.nodes[node_dir.name] = data
     if not run.nodes:
         run.notes.append("no node data under nodes/")
