@@ -13,15 +13,20 @@ player.json; older runs: a planned timeline.json) and writes into it:
   (push: outgoing, client: incoming, server: both), actual phases shaded, missed planned
   instants dotted; `plots/rates.{png,svg}`: all nodes stacked, for runs of a few nodes;
 - `summary.json`: `valid`, `reasons`, `switch_lag_s` (p50, p99, max, count, worst),
-  `phases` (in order: `name`, `down`, `start_s`, `end_s` relative to t0 as they really ran,
+  `phases` (in order: `name`, `down` (providers), `down_nodes` (only where the phase named
+  hosts: nodes cut off from all their providers), `start_s`, `end_s` relative to t0 as they really ran,
   `planned_start_s`, `planned_end_s`, and `nodes` -> node -> provider -> `tx_bytes`,
   `rx_bytes`, `tx_share`, `rx_share`, `tx_mean_bps`, `rx_mean_bps`), `handover_s` (one entry
   per phase change, node and direction: `from`, `to`, `at_s`, `node`, `direction`,
   `surviving`, `handover_s` = seconds until the surviving providers carry >= 90 % of that
   traffic, null if never within the phase), `players` (client node -> its player summary),
-  `players_overall` (stall-free clients, startup p50/p95, stalls in all), `nodes`, `thresholds`;
+  `players_overall` (stall-free clients, startup p50/p95, stalls in all), `nodes`, `thresholds`,
+  and with edge relays `edges` (edge node -> `streams`: per pulled stream `origins_used` in order,
+  `origin_at_end`, `switches`, `switch_log` with `at_s` from t0, `from`, `to`, `mode`, `gap_ms`,
+  `reason`; from nodes/<EDGE>/edge-streams.json, see `report.edges`);
 - `report.md`: a banner and the reasons when the run is invalid, the switch lags, the plots,
-  a table per phase, handovers, players (worst first) and the run's setup.
+  a table per phase, handovers, players (worst first), the edges' origins and switches and
+  the run's setup.
 
 A run is invalid when a switch took effect later or earlier than the schedule's tolerance,
 failed or was not recorded, a switcher was cancelled or the run interrupted, a client has no
