@@ -143,10 +143,10 @@ def test_boot_script_recreates_what_the_modules_set(node, tmp_path):
         run = subprocess.run(["ip", "netns", "exec", NODE, "sh", str(script)], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
 
-    routing = ansible("policy_routing", {"interfaces": INTERFACES}, "--check")
+    routing = ansible("mpstream.nornet.policy_routing", {"interfaces": INTERFACES}, "--check")
     assert routing.returncode == 0 and '"changed": false' in routing.stdout, routing.stdout
     endpoints = ansible(
-        "mptcp_endpoints",
+        "mpstream.nornet.mptcp_endpoints",
         {"endpoints": ENDPOINTS, "limits": {"subflows": 8, "add_addr_accepted": 8}},
         "--check",
     )
