@@ -14,7 +14,8 @@ from test_report_command import T0, make_run
 META = {"inventory": {
     "providers": [{"name": "isp1", "index": 1}, {"name": "isp2", "index": 2}],
     "nodes": {"origin1": {"roles": ["server", "origin"], "relay_url": "rtmp://[2001:2:0:102::a]:1935/live/s"},
-              "origin2": {"roles": ["server", "origin"], "relay_url": "rtmp://198.18.3.10:1935/live/s"},
+              "origin2": {"roles": ["server", "origin"], "relay_url": "rtmp://[2001:2:0:103::a]:1935/live/s",
+                          "relay_addresses": ["2001:2:0:103::a/64", "198.18.3.10/26"]},
               "edge4": {"roles": ["server", "edge"]}},
 }}
 A, B = "rtmp://[2001:2:0:102::a]:1935/live", "rtmp://198.18.3.10:1935/live"

@@ -26,12 +26,13 @@ def _host_of(url: str | None) -> str:
 
 
 def origin_names(meta: dict) -> dict[str, str]:
-    """Relay host (lower case, no brackets) -> inventory host, from meta.json's per-node `relay_url`."""
+    """Relay address (lower case, no brackets) -> inventory host, from meta.json's per-node
+    `relay_url` and `relay_addresses` (every address of the node, with or without a prefix length)."""
     names = {}
     for node, info in ((meta.get("inventory") or {}).get("nodes") or {}).items():
-        host = _host_of((info or {}).get("relay_url"))
-        if host:
-            names[host] = node
+        hosts = [_host_of((info or {}).get("relay_url"))]
+        hosts += [str(a).split("/")[0].lower() for a in (info or {}).get("relay_addresses") or [] if a]
+        names.update({host: node for host in hosts if host})
     return names
 
 
