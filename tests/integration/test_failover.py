@@ -1,8 +1,9 @@
 """deploy.yml then failover.yml on the emulated testbed, with short phases.
 
 Checks the paper's Fig. 3 in numbers (which provider carries the stream in each phase),
-that the run is measured and reported, and that an interrupted run leaves no outage
-and no stray process behind but keeps what it measured.
+that the run is measured and reported (also as a batch of repeated runs), that an
+interrupted run leaves no outage and no stray process behind but keeps what it measured,
+and that a switch made late on purpose makes the run invalid, loudly.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def deployed():
         yield
 
 
-def failover(results: Path, *args: str, **extra) -> subprocess.CompletedProcess:
-    return run_playbook("failover.yml", *args, extra_vars={
+def failover(results: Path, *args: str, check: bool = True, **extra) -> subprocess.CompletedProcess:
+    return run_playbook("failover.yml", *args, check=check, extra_vars={
         "testbed_prefix": PREFIX, "failover_phase_seconds": PHASE_SECONDS,
         "failover_results_dir": str(results), **extra})
 
@@ -180,3 +181,19 @@ def test_an_interrupted_run_restores_providers_and_keeps_what_it_measured(deploy
         assert (run_dir / "nodes" / node / "rates.csv").stat().st_size > 0
     assert (run_dir / "summary.json").exists()
     assert not (tmp_path / ".running").exists()
+
+
+@pytest.mark.timeout(600)
+def test_a_late_switch_makes_the_run_invalid_loudly(deployed, tmp_path):
+    late = "client1"
+    result = failover(tmp_path, check=False, failover_phase_seconds=3,
+                      failover_phases=[{"name": "all up", "down": []}, {"name": "isp2 down", "down": ["isp2"]}],
+                      failover_inject_switch_lag=f"{{{{ 0.5 if inventory_hostname == '{late}' else 0 }}}}")
+    assert result.returncode != 0
+    assert "INVALID RUN" in result.stdout and f"{late}: switch to phase 2 'isp2 down' took effect 0.5" in result.stdout
+    run_dir = (tmp_path / "latest").resolve()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["valid"] is False
+    assert summary["reasons"] and all(r.startswith(f"{late}: ") for r in summary["reasons"]), summary["reasons"]
+    assert (run_dir / "report.md").read_text().startswith("**INVALID RUN**")
+    assert not run_leftovers(PREFIX)

@@ -3,8 +3,8 @@
 Site indices spread over 1-255 (NorNet's addressing), the relay on 100 Mbit/s links, 10
 viewers. Checks what the report says against what happened: every node's switches took
 effect on time, the down provider carried (almost) nothing at any node while it was down,
-every viewer's stalls are reported; and a switch made late on purpose makes the run
-invalid, loudly.
+every viewer's stalls are reported. (A switch made late on purpose making the run invalid
+is tested on the 3-node testbed: tests/integration/test_failover.py.)
 """
 
 from __future__ import annotations
@@ -82,20 +82,4 @@ def test_twelve_sites_switch_on_time_and_the_outages_show_where_the_report_says(
     assert all(summary["players"][c]["stall_count"] is not None for c in clients)
     assert summary["players_overall"]["clients"] == SITES - 2
     assert (run_dir / "plots" / "overview.png").stat().st_size > 0
-    assert not run_leftovers(PREFIX)
-
-
-@pytest.mark.timeout(900)
-def test_a_late_switch_makes_the_run_invalid_loudly(deployed, inventory, tmp_path):
-    late = "client3"
-    result = failover(inventory, tmp_path, check=False, failover_phase_seconds=3,
-                      failover_phases=[{"name": "all up", "down": []}, {"name": "isp2 down", "down": ["isp2"]}],
-                      failover_inject_switch_lag=f"{{{{ 0.5 if inventory_hostname == '{late}' else 0 }}}}")
-    assert result.returncode != 0
-    assert "INVALID RUN" in result.stdout and f"{late}: switch to phase 2 'isp2 down' took effect 0.5" in result.stdout
-    run_dir = (tmp_path / "latest").resolve()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["valid"] is False
-    assert summary["reasons"] and all(r.startswith(f"{late}: ") for r in summary["reasons"]), summary["reasons"]
-    assert (run_dir / "report.md").read_text().startswith("**INVALID RUN**")
     assert not run_leftovers(PREFIX)
