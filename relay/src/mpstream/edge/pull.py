@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from mpstream import net
 from mpstream.edge.origins import OriginRotation, pull_url
 from mpstream.edge.splice import Out, Splicer
-from mpstream.relay.connection import _ids as connection_ids
+from mpstream.relay.connection import next_connection_id
 from mpstream.relay.logs import shown
 from mpstream.rtmp import (
     ClientSession,
@@ -67,7 +67,7 @@ class OriginPull:
         self.relay = relay
         self.stream = stream
         # Numbered with the relay's connections: the relay logs a publisher as "#id from peer".
-        self.id = next(connection_ids)
+        self.id = next_connection_id()
         self.peer = "-"  # the origin connected to, as host:port
         self.publishing: dict[int, Stream] = {PULL_STREAM_ID: stream}
         self.last_received = time.monotonic()

@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("mpstream.relay")
 
 _ids = itertools.count(1)
+
+
+def next_connection_id() -> int:
+    """A number for the relay's logs, shared by its connections and its edge pulls."""
+    return next(_ids)
+
+
 WRITE_HIGH_WATER = 64 * 1024
 # How long reading stays paused when a peer has used up its message budget.
 THROTTLE_PAUSE_S = 0.05
@@ -51,7 +58,7 @@ MAX_UNACKED_WINDOWS = 4
 class RelayConnection(asyncio.Protocol):
     def __init__(self, relay: Relay):
         self.relay = relay
-        self.id = next(_ids)
+        self.id = next_connection_id()
         self.transport: asyncio.Transport | None = None
         config = relay.config
         self.session = ServerSession(config.limits, chunk_size=config.chunk_size, window_ack_size=ACK_WINDOW)
