@@ -17,6 +17,12 @@ description:
     already have it see no change.
   - The build runs on a copy of the sources, so the project tree (an editable install, a
     concurrent build) is never written to.
+  - The copy's version gets the fingerprint as a PEP 440 local version
+    (C(0.1.0+src.<12 hex digits>)), so every build has a version of its own and C(pip)
+    on a node tells by the version alone whether it holds that build. The version is
+    C([project] version) in C(pyproject.toml) or, with C(dynamic = ["version"]), the
+    string that C([tool.setuptools.dynamic] version = {attr = "pkg.__version__"}) names
+    (a module under C(src/)).
   - Also fetches wheels of the project's run-time dependencies (C(Requires-Dist) without
     extras) into I(dest)/deps-I(hash)/, once per dependency set, so that nodes install
     with C(pip --no-index) and need no package index of their own.
@@ -65,6 +71,11 @@ fingerprint:
   description: SHA-256 of the project's sources (first 16 hex digits).
   returned: always
   type: str
+version:
+  description: The version of the build (the project's own with the fingerprint as its local part).
+  returned: always
+  type: str
+  sample: 0.1.0+src.a863de169720
 wheel:
   description: Path of the project's wheel (empty in check mode when it would be built).
   returned: always
@@ -151,11 +162,19 @@ def existing_wheel(directory):
     return os.path.join(directory, wheels[0]) if len(wheels) == 1 else None
 
 
-def runtime_requirements(wheel):
-    """`Requires-Dist` of the wheel that apply without extras."""
+def _metadata(wheel):
     with zipfile.ZipFile(wheel) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        metadata = email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
+        return email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
+
+
+def wheel_version(wheel):
+    return _metadata(wheel)["Version"]
+
+
+def runtime_requirements(wheel):
+    """`Requires-Dist` of the wheel that apply without extras."""
+    metadata = _metadata(wheel)
     requirements = []
     for requirement in metadata.get_all("Requires-Dist") or []:
         marker = requirement.partition(";")[2]
@@ -165,6 +184,66 @@ def runtime_requirements(wheel):
     return sorted(requirements)
 
 
+TABLE = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+\s*(#.*)?$")
+DYNAMIC_VERSION = re.compile(r"""^\s*version\s*=\s*\{\s*attr\s*=\s*["']([\w.]+)["']\s*\}""")
+
+
+def _string_assignment(name):
+    return re.compile(r"""^(\s*%s\s*=\s*)(["'])([^"']*)\2""" % re.escape(name))
+
+
+def _lines_in(text, table):
+    """(index, line) of the lines of `text` in the TOML table `table` (every line when None)."""
+    current = ""
+    for index, line in enumerate(text.splitlines(True)):
+        match = TABLE.match(line)
+        if match:
+            current = match.group(1)
+        elif table is None or current == table:
+            yield index, line
+
+
+def version_source(pyproject, files):
+    """Where the version is written: (file relative to the project, name assigned, TOML table or None)."""
+    assignment = _string_assignment("version")
+    for _, line in _lines_in(pyproject, "project"):
+        if assignment.match(line):
+            return "pyproject.toml", "version", "project"
+    for _, line in _lines_in(pyproject, "tool.setuptools.dynamic"):
+        match = DYNAMIC_VERSION.match(line)
+        if match:
+            module_name, _, attribute = match.group(1).rpartition(".")
+            base = os.path.join("src", *module_name.split("."))
+            for candidate in (os.path.join(base, "__init__.py"), base + ".py"):
+                if candidate in files:
+                    return candidate, attribute, None
+    return None
+
+
+def local_version(key):
+    """The fingerprint as a local version label, in the form PEP 440 normalizes to (no leading zeros)."""
+    label = key[:12]
+    return "src." + (str(int(label)) if label.isdigit() else label)
+
+
+def stamped(text, name, table, local):
+    """`text` with the version assigned to `name` given the local label `local`, and that version.
+
+    None when `text` assigns no version to `name` or the version already has a local label.
+    """
+    assignment = _string_assignment(name)
+    lines = text.splitlines(True)
+    for index, line in _lines_in(text, table):
+        match = assignment.match(line)
+        if match:
+            if "+" in match.group(3):
+                return None
+            version = "%s+%s" % (match.group(3), local)
+            lines[index] = line[:match.start(3)] + version + line[match.end(3):]
+            return "".join(lines), version
+    return None
+
+
 def _pip(module, python, args, env=None):
     cmd = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"] + args
     rc, out, err = module.run_command(cmd, environ_update=env or {})
@@ -172,8 +251,8 @@ def _pip(module, python, args, env=None):
         module.fail_json(msg="pip failed: %s" % " ".join(cmd), rc=rc, stdout=out, stderr=err)
 
 
-def build(module, python, source, files, target):
-    """Build from a copy of `files` into `target` (made atomically)."""
+def build(module, python, source, files, target, stamp):
+    """Build from a copy of `files`, the version stamped (file, text), into `target` (made atomically)."""
     parent = os.path.dirname(target)
     work = tempfile.mkdtemp(prefix=".build-", dir=parent)
     try:
@@ -181,6 +260,8 @@ def build(module, python, source, files, target):
         for rel in files:
             os.makedirs(os.path.dirname(os.path.join(tree, rel)), exist_ok=True)
             shutil.copy2(os.path.join(source, rel), os.path.join(tree, rel))
+        with open(os.path.join(tree, stamp[0]), "w") as handle:
+            handle.write(stamp[1])
         out = os.path.join(work, "out")
         _pip(module, python, ["wheel", "--no-deps", "--wheel-dir", out, tree],
              env={"SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH})
@@ -239,15 +320,32 @@ def main():
 
     files = source_files(source)
     key = fingerprint(source, files)
+    with open(os.path.join(source, "pyproject.toml")) as handle:
+        where = version_source(handle.read(), files)
+    if where is None:
+        module.fail_json(msg="cannot tell where %s writes its version: pyproject.toml needs [project] version "
+                             "or [tool.setuptools.dynamic] version = {attr = ...} naming a module under src/" % source)
+    version_file, version_name, version_table = where
+    with open(os.path.join(source, version_file)) as handle:
+        stamp = stamped(handle.read(), version_name, version_table, local_version(key))
+    if stamp is None:
+        module.fail_json(msg="%s assigns no version without a local label to %s" % (version_file, version_name))
+    text, version = stamp
     target = os.path.join(dest, key)
     wheel = existing_wheel(target)
-    result = dict(changed=False, fingerprint=key, wheel=wheel or "", wheels=[], requirements=[], removed=[])
+    if wheel is not None and wheel_version(wheel) != version:
+        wheel = None  # built before builds carried their fingerprint in the version
+    result = dict(changed=False, fingerprint=key, version=version, wheel=wheel or "", wheels=[], requirements=[],
+                  removed=[])
     if wheel is None:
         result["changed"] = True
         if module.check_mode:
             module.exit_json(**result)
         os.makedirs(dest, exist_ok=True)
-        wheel = build(module, python, source, files, target)
+        shutil.rmtree(target, ignore_errors=True)
+        wheel = build(module, python, source, files, target, (version_file, text))
+        if wheel_version(wheel) != version:
+            module.fail_json(msg="the wheel %s does not have the version %s" % (wheel, version))
         result["wheel"] = wheel
 
     requirements = runtime_requirements(wheel)
