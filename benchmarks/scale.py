@@ -8,7 +8,8 @@ relay at site 2 on 100 Mbit/s, a viewer at every other site, 20 Mbit/s links, a 
 stream), then times `deploy.yml`, its re-run (which must change nothing) and
 `failover.yml` (per round), and prints, per run: the switches' lag behind plan
 (p50/p99/max over every node and switch), the largest share a down provider still carried
-at any node in phases 2 and 3 (receive, and the push node's send), how many clients
+at any node in phases 2 and 3 (receive, and the push node's send; at the NIC, which counts
+what the outage drops there too, and delivered past the drop), how many clients
 reported their stalls, and whether the run was valid. Each playbook's output, with the
 time of every task (ansible.posix.profile_tasks), is kept in the work folder. The testbed
 is removed at the end, also on failure or Ctrl-C.
@@ -44,17 +45,19 @@ def changed(output: str) -> int:
     return sum(counts.get("changed", 0) for counts in recap(output).values())
 
 
-def down_shares(summary: dict) -> dict[str, float]:
-    """The largest share a down provider carried at any node, per phase with an outage."""
+def down_shares(summary: dict, key: str = "rx_share") -> dict[str, float]:
+    """The largest share a down provider carried at any node, per phase with an outage: `rx_share`
+    counts what reached the NIC (also what the outage dropped there), `delivered_rx_share` what got
+    past the drop; the push node's `tx_share` counts with either (nothing dropped is sent)."""
     worst = {}
     for phase in summary.get("phases", []):
         for provider in phase.get("down", []):
             shares = []
             for node, providers in phase.get("nodes", {}).items():
                 figures = providers.get(provider, {})
-                for key in ("rx_share", "tx_share") if node.startswith("push") else ("rx_share",):
-                    if figures.get(key) is not None:
-                        shares.append(figures[key])
+                for name in (key, "tx_share") if node.startswith("push") else (key,):
+                    if figures.get(name) is not None:
+                        shares.append(figures[name])
             worst[f"{phase['name']} ({provider})"] = max(shares, default=float("nan"))
     return worst
 
@@ -67,7 +70,7 @@ def describe_run(results: Path) -> dict:
                if "client" in info.get("roles", [])]
     players = summary.get("players", {})
     return {"valid": summary.get("valid"), "reasons": summary.get("reasons", []), "lag_s": timeline.get("lag_s", {}),
-            "down_shares": down_shares(summary),
+            "down_shares": down_shares(summary), "delivered_shares": down_shares(summary, "delivered_rx_share"),
             "players": sum(1 for c in clients if players.get(c, {}).get("stall_count") is not None),
             "clients": len(clients),
             "stall_free": sum(1 for c in clients if players.get(c, {}).get("stall_count") == 0)}
@@ -109,7 +112,9 @@ def main() -> int:
             print(f"  switch lag          p50 {lag['p50']:6.1f} ms  p99 {lag['p99']:6.1f} ms  "
                   f"max {lag['max']:6.1f} ms  ({run['lag_s'].get('count')} switches)")
             for phase, share in run["down_shares"].items():
-                print(f"  down provider share {share * 100:6.2f} %  worst node, {phase}")
+                delivered = run["delivered_shares"].get(phase, float("nan"))
+                print(f"  down provider share {share * 100:6.2f} % at the NIC, {delivered * 100:6.2f} % delivered  "
+                      f"worst node, {phase}")
             print(f"  players reported    {run['players']}/{run['clients']} clients, "
                   f"{run['stall_free']} without a stall")
             print(f"  valid               {run['valid']}" + "".join(f"\n    {r}" for r in run["reasons"][:10]))

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from mpstream.outage import PENDING_DIR
@@ -269,6 +270,47 @@ def test_a_plan_naming_a_missing_nic_is_refused_before_any_switch(node, tmp_path
     result = subprocess.run([sys.executable, "-m", "mpstream", "outage", "schedule", "--plan", str(bad),
                              "--record", str(record)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "expiry_s" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def nic_rx_bytes() -> int:
+    link = json.loads(subprocess.run(["ip", "-n", NS, "-j", "-s", "link", "show", "nic1"], capture_output=True,
+                                     text=True, check=True).stdout)
+    return link[0]["stats64"]["rx"]["bytes"]
+
+
+def test_the_record_counts_what_a_nic_delivered_and_nothing_while_it_was_down(node, tmp_path):
+    t0 = time.time() + 3.0
+    step = 1.0
+    downs = [[], ["nic1"], [], []]
+    plan = json.loads(Path(write_plan(tmp_path / "plan.json", [
+        {"phase": i, "name": f"phase {i}", "at": t0 + i * step, "apply": here(nics)}
+        for i, nics in enumerate(downs)])).read_text())
+    plan["count"] = ["nic1"]
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    record = str(tmp_path / "switches.jsonl")
+    scheduler = start_schedule(str(tmp_path / "plan.json"), record)
+    # the peer keeps sending to the node, also while the node drops everything on nic1
+    pinger = subprocess.Popen(["ip", "netns", "exec", PEER, "ping", "-n", "-q", "-i", "0.01", "-w",
+                               str(int(t0 + len(downs) * step - time.time()) + 1), "198.18.250.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_line(record, lambda line: line.get("phase") == 1, timeout=15)
+        arrived_from = nic_rx_bytes()
+        wait_for_line(record, lambda line: line.get("phase") == 2, timeout=15)
+        arrived = nic_rx_bytes() - arrived_from
+        assert scheduler.wait(timeout=30) == 0, scheduler.stderr.read()
+    finally:
+        scheduler.kill()
+        pinger.kill()
+    counted = [line["delivered"]["nic1"] for line in read_record(record) if line["event"] == "switch"]
+    print("delivered after each switch:", counted, "arrived at nic1 while down:", arrived)
+    assert counted[1] > 2_000 and counted[3] - counted[2] > 2_000  # up to 100 pings of 84 bytes a second
+    # While down, nic1 kept counting what came in, and delivered (nearly) nothing: at most the
+    # pings between the restoring switch and its reading.
+    assert arrived > 2_000
+    assert counted[2] - counted[1] < 500
+    tables = subprocess.run(["ip", "netns", "exec", NS, "nft", "list", "tables"], capture_output=True, text=True)
+    assert "mpstream_delivered" not in tables.stdout and "mpstream_outage" not in tables.stdout
 
 
 # Two provider routers between a host and a peer: the plan of the emulated testbed's router

@@ -23,13 +23,14 @@ PREFIX = "t14sc"
 SITES = 12
 PROVIDERS = ("isp1", "isp2", "isp3")
 PHASE_SECONDS = 8
-# Receive share of a provider while it is down, at every node. The goal is 3 %, but the
-# testbed's providers meet in a core: a server's subflow from its working provider's NIC
-# to a client's address on the failed one still delivers to that client's NIC, whose
-# counters count what nftables then drops there, until the subflow backs off (up to
+# Receive share of a provider while it is down, at every node: what got past the outage's
+# drop (counted behind it by each node's switcher) is the goal. What reached the NIC
+# also counts what the drop then discarded: a server's subflow from its working provider to
+# a client's address on the failed one keeps retransmitting into it until it backs off (up to
 # ~40 KB in the first second: 2.7-5.1 % of a phase in some runs). A switch that missed its
-# phase shows as 30 % and more.
-DOWN_SHARE_LIMIT = 0.06
+# phase shows as 30 % and more in either.
+DELIVERED_SHARE_LIMIT = 0.03
+ARRIVED_SHARE_LIMIT = 0.06
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +73,11 @@ def test_twelve_sites_switch_on_time_and_the_outages_show_where_the_report_says(
     assert [p["down"] for p in phases] == [[], ["isp2"], ["isp1"], []]
     for phase in phases[1:3]:
         down = phase["down"][0]
-        shares = {node: providers[down]["rx_share"] for node, providers in phase["nodes"].items()
-                  if providers.get(down, {}).get("rx_share") is not None}
-        assert len(shares) == SITES, shares
-        assert max(shares.values()) < DOWN_SHARE_LIMIT, (phase["name"], shares)
+        for key, limit in (("delivered_rx_share", DELIVERED_SHARE_LIMIT), ("rx_share", ARRIVED_SHARE_LIMIT)):
+            shares = {node: providers[down][key] for node, providers in phase["nodes"].items()
+                      if providers.get(down, {}).get(key) is not None}
+            assert len(shares) == SITES, (key, shares)
+            assert max(shares.values()) < limit, (phase["name"], key, shares)
     # Every viewer's stalls are reported, and the overview shows every node.
     clients = list(summary["players"])
     assert len(clients) == SITES - 2

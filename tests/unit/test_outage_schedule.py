@@ -97,6 +97,14 @@ def test_a_router_plan_lists_each_namespace_and_interface_once():
     assert parsed.switches[1].targets[0] == Target("tb-isp1", (), True)
 
 
+def test_the_nics_to_count_are_optional_and_checked_like_the_others():
+    assert parse_plan(json.dumps(EXAMPLE)).count == ()
+    parsed = parse_plan(plan_text(count=["nic1", "nic2", "nic3"]))
+    assert parsed.count == ("nic1", "nic2", "nic3")
+    # the scheduler checks that they exist before the first switch, as it does for the dropped ones
+    assert parsed.interfaces() == [("nic2", None), ("nic1", None), ("nic3", None)]
+
+
 @pytest.mark.parametrize(("text", "field"), [
     (plan_text(format="mpstream-schedule/2"), "format"),
     (plan_text(run_id=""), "run_id"),
@@ -121,6 +129,9 @@ def test_a_router_plan_lists_each_namespace_and_interface_once():
     (with_target(1, forwarding="no"), "switches[1].apply[0].forwarding"),
     (with_target(1, netns="../etc"), "switches[1].apply[0].netns"),
     (with_target(1, netns=""), "switches[1].apply[0].netns"),
+    (plan_text(count="nic1"), "count"),
+    (plan_text(count=["nic1", "nic 2"]), "count[1]"),
+    (plan_text(count=["nic1", "nic1"]), "count"),
 ])
 def test_a_bad_field_is_named_in_a_one_line_error(text, field):
     with pytest.raises(PlanError) as raised:

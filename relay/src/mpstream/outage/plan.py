@@ -7,8 +7,10 @@ switches, each at a Unix time, each with one target per network namespace:
      "switches": [{"phase": 1, "name": "isp2 down", "at": 1764584108.0,
                    "apply": [{"netns": null, "nics": ["nic2"], "forwarding": false}]}, ...]}
 
-A target with no NICs and no forwarding clears the outage in its namespace. Every error
-names the field it is about, e.g. `switches[1].apply[0].nics[0]`.
+A target with no NICs and no forwarding clears the outage in its namespace. `count`
+(optional) names NICs of the scheduler's own namespace whose delivered bytes it reads right
+after each switch (see `delivered`). Every error names the field it is about, e.g.
+`switches[1].apply[0].nics[0]`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Plan:
     expiry_s: float  # an applied outage removes itself this long after its planned instant
     lag_s: float  # fault injection: every switch is applied this much after its instant
     switches: tuple[Switch, ...]  # in the order of their instants
+    count: tuple[str, ...] = ()  # NICs here whose delivered bytes each switch line carries
 
     def namespaces(self) -> list[str | None]:
         """Every namespace the plan acts in, once each, in the order they first appear."""
@@ -59,7 +62,8 @@ class Plan:
 
     def interfaces(self) -> list[tuple[str, str | None]]:
         """Every (NIC, namespace) the plan names, once each."""
-        return list(dict.fromkeys((nic, t.netns) for s in self.switches for t in s.targets for nic in t.nics))
+        named = [(nic, t.netns) for s in self.switches for t in s.targets for nic in t.nics]
+        return list(dict.fromkeys(named + [(nic, None) for nic in self.count]))
 
 
 def _number(value, field: str, minimum: float, inclusive: bool = True) -> float:
@@ -158,7 +162,16 @@ def parse_plan(text: str) -> Plan:
     expiry_s = _number(_required(data, "expiry_s", ""), "expiry_s", 0, inclusive=False)
     lag_s = _number(data.get("lag_s", 0.0), "lag_s", 0)
     switches = [_switch(s, f"switches[{i}]") for i, s in enumerate(_list(_required(data, "switches", ""), "switches"))]
-    return Plan(run_id, expiry_s, lag_s, tuple(sorted(switches, key=lambda s: s.at)))
+    return Plan(run_id, expiry_s, lag_s, tuple(sorted(switches, key=lambda s: s.at)), _count(data.get("count", [])))
+
+
+def _count(value) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise PlanError(f"count: expected a list of NICs, got {json.dumps(value)}")
+    names = tuple(_nic(nic, f"count[{i}]") for i, nic in enumerate(value))
+    if len(set(names)) != len(names):
+        raise PlanError("count: names a NIC twice")
+    return names
 
 
 # --- the record: one JSON object per line, as things happen ---------------------------

@@ -10,6 +10,10 @@ sent, and when a transaction removes a table nft's exit still waits 5-15 ms for 
 release it (measured with strace: the netlink socket's close). A switch that is already late
 is applied at once and its record shows by how much: never skipped, never pretended.
 
+With `count` in the plan, each switch line of the scheduler's own namespace also carries
+the bytes each named NIC delivered to this node up to that switch (`delivered`): the proof
+that a NIC let nothing in while it was down, which its own counters cannot give.
+
 SIGTERM or SIGINT (e.g. `mpstream outage clear` in one of the plan's namespaces) stops the
 scheduler before it starts anything more; a transaction already handed to nft is waited for
 and recorded, then a `cancelled` line ends the record.
@@ -28,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from mpstream.outage import mib, pending, priority, table
+from mpstream.outage import delivered, mib, pending, priority, table
 from mpstream.outage.plan import (
     Plan,
     PlanError,
@@ -225,6 +229,8 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 line = switch_line(switch, done.target, done.returned, done.error)
                 if done.target.netns is None and (counters := mib.read()):
                     line["mib"] = counters  # what MPTCP had done when the switch took effect
+                if done.target.netns is None and plan.count and (counted := delivered.read()) is not None:
+                    line["delivered"] = counted  # bytes each NIC let in up to the switch
                 record.write(line)
                 settle(done)
                 if done.error is None:
@@ -275,8 +281,11 @@ def run_schedule(plan_path: str, record_path: str) -> int:
             return EXIT_PLAN
         try:
             with pending.registered(plan.namespaces()):
-                record.write(start_line(plan, os.getpid(), socket.gethostname(), time.time(),
-                                        realtime=priority.can_be_urgent()))
+                start = start_line(plan, os.getpid(), socket.gethostname(), time.time(),
+                                   realtime=priority.can_be_urgent())
+                if plan.count and (refused := delivered.install(list(plan.count))):
+                    start["delivered_error"] = refused  # the run goes on; the report says it cannot tell
+                record.write(start)
                 all_ok = keep(plan, record, interrupter)
                 if interrupter.interrupted:
                     record.write(cancelled_line(interrupter.at, signal.Signals(interrupter.signal).name))
@@ -285,5 +294,7 @@ def run_schedule(plan_path: str, record_path: str) -> int:
                 return 0 if all_ok else EXIT_FAILED
         finally:
             record.close()
+            if plan.count:
+                delivered.remove()
     finally:
         interrupter.close()

@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 
+from mpstream.outage.delivered import TABLE as DELIVERED_TABLE
 from mpstream.outage.pending import cancel_pending
 
 TABLE = "mpstream_outage"
@@ -134,9 +135,11 @@ def apply(nics: list[str], forwarding: bool, seconds: float, netns: str | None =
 
 def clear(netns: str | None = None, cancel: bool = False) -> dict:
     cancelled = cancel_pending(netns) if cancel else 0
+    # A switcher removes its counting table as it ends; one killed outright leaves it here.
+    counting_left = _nft("delete", "table", "inet", DELIVERED_TABLE, netns=netns).returncode == 0
     state = current(netns)
     if state is None:
-        return {"changed": bool(cancelled), "cancelled": cancelled}
+        return {"changed": bool(cancelled) or counting_left, "cancelled": cancelled}
     _nft("delete", "table", "inet", TABLE, netns=netns)
     kill_watchdog(state)
     return {"changed": True, "cancelled": cancelled,

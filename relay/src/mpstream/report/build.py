@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mpstream.report import analysis, markdown
+from mpstream.report import analysis, delivered, markdown
 from mpstream.report.figures import Job, draw_all
 from mpstream.report.htmlpage import write_html
 from mpstream.report.mib import mptcp_mib
@@ -65,6 +65,7 @@ def summarize_run(run: Run) -> tuple[dict, dict, bool]:
     reasons = verdict(run.meta, run.nodes, timeline)
     timeline = {**timeline, "valid": not reasons, "reasons": reasons}
     summary = analysis.summarize(run.meta, timeline, run.nodes)
+    delivered.annotate(summary, timeline, run.meta)
     inventory_nodes = (run.meta.get("inventory") or {}).get("nodes") or {}
     clients = [n for n, info in inventory_nodes.items() if "client" in ((info or {}).get("roles") or [])]
     summary.update({

@@ -16,7 +16,9 @@ player.json; older runs: a planned timeline.json) and writes into it:
   `phases` (in order: `name`, `down` (providers), `down_nodes` (only where the phase named
   hosts: nodes cut off from all their providers), `start_s`, `end_s` relative to t0 as they really ran,
   `planned_start_s`, `planned_end_s`, and `nodes` -> node -> provider -> `tx_bytes`,
-  `rx_bytes`, `tx_share`, `rx_share`, `tx_mean_bps`, `rx_mean_bps`), `handover_s` (one entry
+  `rx_bytes`, `tx_share`, `rx_share`, `tx_mean_bps`, `rx_mean_bps` from the NIC's counters,
+  which count what an outage drops too, and where the node's switcher counted them
+  `delivered_rx_bytes`, `delivered_rx_share`: what got past the drop), `handover_s` (one entry
   per phase change, node and direction: `from`, `to`, `at_s`, `node`, `direction`,
   `surviving`, `handover_s` = seconds until the surviving providers carry >= 90 % of that
   traffic, null if never within the phase), `players` (client node -> its player summary),
@@ -30,8 +32,9 @@ player.json; older runs: a planned timeline.json) and writes into it:
 
 A run is invalid when a switch took effect later or earlier than the schedule's tolerance,
 failed or was not recorded, a switcher was cancelled or the run interrupted, a client has no
-player summary or its player did not play through the whole schedule, or a node's recording
-does not cover it; a run with only planned times (old timeline.json) is never valid.
+player summary or its player did not play through the whole schedule, a node's recording
+does not cover it, or a provider a node's switcher held down still delivered to it (more than
+3 % of its bytes in that phase); a run with only planned times (old timeline.json) is never valid.
 Exit status: 0, or 3 for an invalid run (every file is still written; the reasons go to
 stderr) unless `--allow-invalid`; 2 when RUN_DIR is no folder.
 

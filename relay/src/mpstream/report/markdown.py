@@ -153,6 +153,10 @@ def _phase_section(summary: dict, baseline: dict | None) -> list[str]:
         base = base_phases.get(index, {}).get("nodes", {})
         header = ["node", "provider", "out [bytes]", "out share", "out [Mbit/s]", "in [bytes]", "in share",
                   "in [Mbit/s]"]
+        counted = any("delivered_rx_share" in t for providers in phase.get("nodes", {}).values()
+                      for t in providers.values())
+        if counted:  # what got past the outage's drop (the NIC's own counters count what it dropped too)
+            header += ["in share delivered"]
         if baseline is not None:
             header += ["out share *baseline*", "in share *baseline*"]
         rows = []
@@ -160,6 +164,8 @@ def _phase_section(summary: dict, baseline: dict | None) -> list[str]:
             for provider, t in providers.items():
                 row = [node, provider, _fmt(t["tx_bytes"]), _pct(t["tx_share"]), _rate(t["tx_mean_bps"]),
                        _fmt(t["rx_bytes"]), _pct(t["rx_share"]), _rate(t["rx_mean_bps"])]
+                if counted:
+                    row.append(_pct(t.get("delivered_rx_share")))
                 if baseline is not None:
                     b = base.get(node, {}).get(provider, {})
                     row += [_pct(b.get("tx_share")), _pct(b.get("rx_share"))]

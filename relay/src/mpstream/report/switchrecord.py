@@ -3,7 +3,8 @@
     {"event": "start", "run_id": ..., "pid": ..., "host": ..., "clock": ...}
     {"event": "switch", "phase": 1, "name": "isp2 down", "netns": null, "nics": ["nic2"],
      "forwarding": false, "planned": ..., "actual": ..., "lag_s": ..., "ok": true, "error": null,
-     "mib": {"MPTcpExtMPJoinSynRx": 3, ...}}   (optional: the node's MPTcpExt counters then)
+     "mib": {"MPTcpExtMPJoinSynRx": 3, ...},   (optional: the node's MPTcpExt counters then)
+     "delivered": {"nic1": 123456, ...}}       (optional: bytes each NIC had let in by then)
     ... one line per switch and target ...
     {"event": "done"}  or  {"event": "cancelled", "at": ...}
 
@@ -32,6 +33,8 @@ class SwitchEvent:
     error: str | None
     # the node's MPTcpExt counters right after the switch took effect (None: not recorded)
     mib: tuple[tuple[str, int], ...] | None = None
+    # bytes each counted NIC had delivered to the node right after the switch (None: not counted)
+    delivered: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass
@@ -73,12 +76,13 @@ def _switch(line: dict) -> SwitchEvent | None:
         nics=tuple(str(n) for n in line.get("nics") or ()), forwarding=bool(line.get("forwarding")),
         planned=_number(line.get("planned")), actual=actual, ok=ok,
         error=None if error is None else " ".join(str(error).split()),  # nft errors span lines
-        mib=_counters(line.get("mib")),
+        mib=_counters(line.get("mib")), delivered=_counters(line.get("delivered")),
     )
 
 
 def _counters(value) -> tuple[tuple[str, int], ...] | None:
-    """The `mib` snapshot as (counter, value) pairs; entries that are no whole number are left out."""
+    """A snapshot of counters (`mib`, `delivered`) as (name, value) pairs; entries that are no
+    whole number are left out."""
     if not isinstance(value, dict):
         return None
     return tuple(sorted((str(k), int(v)) for k, v in value.items()

@@ -190,6 +190,8 @@ def _entry(event: SwitchEvent, switch: PlannedSwitch) -> dict:
     }
     if event.mib is not None:
         entry["mib"] = dict(event.mib)
+    if event.delivered is not None:
+        entry["delivered"] = dict(event.delivered)
     return entry
 
 

@@ -1,4 +1,5 @@
-"""Did the players and recorders see the whole scenario? (pure; reasons one line each)
+"""Did the players and recorders see the whole scenario, and did the outages hold? (pure;
+reasons one line each)
 
 A run's numbers describe the planned scenario only if every client's player played through
 the whole schedule and every node's recorder sampled it. The span to cover is the timeline's
@@ -8,13 +9,15 @@ the whole schedule and every node's recorder sampled it. The span to cover is th
   tolerance: the phase edges themselves are known no better);
 - recorder: the first sample at most one sample interval after the start, the last at most one
   before the end, and no hole inside longer than `max(MIN_GAP_S, GAP_INTERVALS` intervals)
-  (a missed 100 ms tick is harmless, seconds without samples are not).
+  (a missed 100 ms tick is harmless, seconds without samples are not);
+- outage: no provider a node's switcher held down delivered to it (`delivered`).
 """
 
 from __future__ import annotations
 
 import statistics
 
+from mpstream.report import delivered
 from mpstream.report.analysis import NodeData
 from mpstream.report.stats import natural_key, seconds, sorted_unique
 from mpstream.report.timeline import DEFAULT_TOLERANCE_S, schedule_span
@@ -96,4 +99,5 @@ def verdict(meta: dict, nodes: dict[str, NodeData], timeline: dict) -> list[str]
         tolerance = float(timeline.get("tolerance_s") or DEFAULT_TOLERANCE_S)
         reasons += player_reasons(meta, nodes, span, t0, tolerance)
         reasons += rates_reasons(meta, nodes, span, t0)
+    reasons += delivered.reasons(timeline, meta)
     return sorted_unique(reasons)
