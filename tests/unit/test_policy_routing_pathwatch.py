@@ -1,4 +1,5 @@
-"""The path watcher's pure parts: provider tracking, echo packets, netlink parsing, config."""
+"""The path watcher's pure parts (provider tracking, echo packets, netlink parsing, config) and the
+addresses in use, read over sock_diag from real sockets on loopback in a network namespace of the test's own."""
 
 import socket
 import struct
@@ -179,21 +180,182 @@ def test_mptcp_subflow_events_are_parsed():
     assert mptcp_events.parse(datagram, family_id=0x20) == []  # another family's message
 
 
-def test_established_local_addresses_from_proc_net_tcp():
+CLONE_NEWNET = 0x40000000
+
+
+def in_own_network_namespace(body):
+    """`body()` run in a thread of a network namespace of its own (loopback only, up), so that
+    its sockets are the only ones there; the namespace goes with the thread and its sockets."""
+    import ctypes
+    import threading
+
+    from pyroute2 import IPRoute
+
+    outcome = {}
+
+    def run():
+        try:
+            if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) != 0:
+                outcome["skip"] = f"no network namespace of its own: errno {ctypes.get_errno()}"
+                return
+            with IPRoute() as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+            outcome["value"] = body()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    if "skip" in outcome:
+        pytest.skip(outcome["skip"])
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _listener(family, address):
+    server = socket.socket(family, socket.SOCK_STREAM)
+    server.bind((address, 0))
+    server.listen()
+    return server
+
+
+def _connect(family, source, server, proto=0):
+    client = socket.socket(family, socket.SOCK_STREAM, proto)
+    client.bind((source, 0))
+    client.connect(server.getsockname()[:2])
+    accepted, _ = server.accept()
+    return client, accepted
+
+
+def test_addresses_in_use_are_those_of_established_tcp_sockets_of_both_families_listeners_not():
     from mpstream.pathwatch import sockets
 
-    tcp = (
-        "  sl  local_address rem_address   st tx_queue rx_queue\n"
-        "   0: 0100007F:15B3 00000000:0000 0A 00000000:00000000\n"
-        "   1: 0A1312C6:CE9A 0A1212C6:15B3 01 00000000:00000000\n"
-    )
-    assert sockets.established_local_addresses(tcp) == {"198.18.19.10"}
-    tcp6 = (
-        "  sl  local_address                         remote_address                        st\n"
-        "   0: 0200012003010000000000000A000000:9C40 0200012002010000000000000A000000:0793 01\n"
-    )
-    assert sockets.established_local_addresses(tcp6) == {"2001:2:0:103::a"}
+    def body():
+        seen = {}
+        with _listener(socket.AF_INET, "127.0.0.1") as v4, _listener(socket.AF_INET6, "::1") as v6:
+            seen["listening"] = sockets.established_pairs()
+            client, accepted = _connect(socket.AF_INET, "127.0.0.2", v4)
+            client6, accepted6 = _connect(socket.AF_INET6, "::1", v6)
+            with client, accepted, client6, accepted6:
+                seen["connected"] = sockets.established_pairs()
+                seen["in_use"] = sockets.local_addresses_in_use()
+                seen["only_from_2"] = sockets.peers_reached_only_from({"127.0.0.2"})
+                seen["only_from_1"] = sockets.peers_reached_only_from({"127.0.0.1"})
+            seen["closed"] = sockets.established_pairs()  # FIN_WAIT, CLOSE_WAIT or TIME_WAIT now
+        return seen
+
+    seen = in_own_network_namespace(body)
+    assert seen["listening"] == set()
+    # Both ends of each connection are established sockets of this namespace.
+    assert seen["connected"] == {("127.0.0.2", "127.0.0.1"), ("127.0.0.1", "127.0.0.2"), ("::1", "::1")}
+    assert seen["in_use"] == {"127.0.0.1", "127.0.0.2", "::1"}
+    assert seen["only_from_2"] == {"127.0.0.1"} and seen["only_from_1"] == {"127.0.0.2"}
+    assert seen["closed"] == set()
+
+
+def test_a_dual_stack_sockets_ipv4_addresses_count_as_ipv4():
+    from mpstream.pathwatch import sockets, subflows
+
+    def body():
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as server:
+            server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            server.bind(("::", 0))
+            server.listen()
+            port = server.getsockname()[1]
+            with socket.create_connection(("127.0.0.3", port), source_address=("127.0.0.4", 0)):
+                accepted, _ = server.accept()
+                with accepted:
+                    diag = subflows.SockDiag()
+                    try:
+                        return sockets.established_pairs(diag), {s.local for s in diag.established()}
+                    finally:
+                        diag.close()
+
+    pairs, raw = in_own_network_namespace(body)
+    assert "::ffff:127.0.0.3" in raw  # the accepted socket is an IPv6 one, in the IPv6 dump
+    assert pairs == {("127.0.0.4", "127.0.0.3"), ("127.0.0.3", "127.0.0.4")}
     assert sockets.unmapped("::ffff:198.18.19.10") == "198.18.19.10"
+    assert sockets.unmapped("2001:2:0:103::a") == "2001:2:0:103::a"
+
+
+def test_the_one_dump_tells_mptcp_subflows_from_plain_tcp():
+    from mpstream.pathwatch import subflows
+
+    if not hasattr(socket, "IPPROTO_MPTCP"):
+        pytest.skip("no IPPROTO_MPTCP in this Python")
+
+    def body():
+        with _listener(socket.AF_INET, "127.0.0.1") as plain:
+            try:
+                mptcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
+            except OSError as exc:
+                return exc
+            with mptcp:
+                mptcp.bind(("127.0.0.1", 0))
+                mptcp.listen()
+                tcp_pair = _connect(socket.AF_INET, "127.0.0.5", plain)
+                mptcp_pair = _connect(socket.AF_INET, "127.0.0.6", mptcp, socket.IPPROTO_MPTCP)
+                with tcp_pair[0], tcp_pair[1], mptcp_pair[0], mptcp_pair[1]:
+                    diag = subflows.SockDiag()
+                    try:
+                        return diag.established(), diag.subflows()
+                    finally:
+                        diag.close()
+
+    found = in_own_network_namespace(body)
+    if isinstance(found, OSError):
+        pytest.skip(f"no MPTCP sockets here: {found}")
+    established, found_subflows = found
+    assert {s.local for s in established} == {"127.0.0.1", "127.0.0.5", "127.0.0.6"}
+    # The MPTCP connection's two ends are subflows (one token each); the plain one is not.
+    assert sorted((s.local, s.remote) for s in found_subflows) == [("127.0.0.1", "127.0.0.6"),
+                                                                   ("127.0.0.6", "127.0.0.1")]
+    assert all(isinstance(s, subflows.Subflow) and s.token for s in found_subflows)
+    assert {(s.local, s.local_port) for s in found_subflows} <= {(s.local, s.local_port) for s in established}
+
+
+def test_a_subflow_is_aborted_by_its_exact_identity_and_a_gone_one_is_an_error():
+    import errno
+
+    from mpstream.pathwatch import subflows
+
+    if not hasattr(socket, "IPPROTO_MPTCP"):
+        pytest.skip("no IPPROTO_MPTCP in this Python")
+
+    def body():
+        try:
+            server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
+        except OSError as exc:
+            return exc
+        with server:
+            server.bind(("::1", 0))
+            server.listen()
+            client, accepted = _connect(socket.AF_INET6, "::1", server, socket.IPPROTO_MPTCP)
+            with client, accepted:
+                diag = subflows.SockDiag()
+                try:
+                    before = diag.subflows()
+                    (client_side,) = [s for s in before if s.local_port == client.getsockname()[1]]
+                    diag.abort(client_side)
+                    after = diag.subflows()
+                    try:
+                        diag.abort(client_side)
+                        again = None
+                    except OSError as exc:
+                        again = exc.errno
+                    return before, client_side, after, again
+                finally:
+                    diag.close()
+
+    found = in_own_network_namespace(body)
+    if isinstance(found, OSError):
+        pytest.skip(f"no MPTCP sockets here: {found}")
+    before, client_side, after, again = found
+    assert len(before) == 2 and client_side.family == socket.AF_INET6
+    assert client_side not in after  # gone (and its connection with it: it was the only subflow)
+    assert again == errno.ENOENT
 
 
 def test_token_and_peer_address_id_are_read_from_mptcp_ulp_attributes_only():

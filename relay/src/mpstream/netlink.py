@@ -15,6 +15,7 @@ NLMSG_HDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 NLATTR = struct.Struct("=HH")  # length, type
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NLM_F_ACK = 0x4
 NLA_TYPE_MASK = 0x3FFF  # the type without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 _ERROR_CODE = struct.Struct("=i")
 
@@ -26,6 +27,11 @@ class NetlinkError(OSError):
 def align(length: int) -> int:
     """Messages and attributes start on 4-byte boundaries."""
     return (length + 3) & ~3
+
+
+def request(kind: int, flags: int, sequence: int, body: bytes) -> bytes:
+    """A netlink message of type `kind` carrying `body` (port id 0: the kernel fills it in)."""
+    return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), kind, flags, sequence, 0) + body
 
 
 def error_code(data: bytes | bytearray, payload: int) -> int:

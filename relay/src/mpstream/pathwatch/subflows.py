@@ -1,5 +1,8 @@
 """This node's MPTCP subflows, listed and aborted through sock_diag (NETLINK_SOCK_DIAG).
 
+The one sock_diag dump of the package: the established TCP sockets of both families,
+of which `sockets` reads the addresses in use and this module picks the subflows.
+
 A subflow is a TCP socket whose upper-layer protocol (ULP) is "mptcp"; the local token
 in its ULP attributes names its connection. Aborting one (SOCK_DESTROY, what `ss -K`
 does; needs CONFIG_INET_DIAG_DESTROY) makes MPTCP send the data still unacknowledged on
@@ -10,24 +13,42 @@ retransmission timers have given up on a dead path.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import struct
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from mpstream.netlink import attributes
-from mpstream.pathwatch.sockets import unmapped
+from mpstream.netlink import (
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    align,
+    attribute_spans,
+    attributes,
+    messages,
+    raise_for_error,
+    request,
+)
 
+NETLINK_SOCK_DIAG = 4
 ESTABLISHED = 1  # TCP_ESTABLISHED
 INET_DIAG_INFO = 2  # asking for it brings the ULP attributes along
 INET_ULP_INFO_NAME, INET_ULP_INFO_MPTCP = 1, 3
 MPTCP_SUBFLOW_ATTR_TOKEN_LOC, MPTCP_SUBFLOW_ATTR_ID_REM, MPTCP_SUBFLOW_ATTR_ID_LOC = 2, 9, 10
 
 
+def unmapped(address: str) -> str:
+    """IPv4 for an IPv4-mapped address (a dual-stack socket's), the address otherwise."""
+    mapped = getattr(ipaddress.ip_address(address), "ipv4_mapped", None)
+    return str(mapped) if mapped else address
+
+
 @dataclass(frozen=True)
-class Subflow:
+class TcpSocket:
+    """An established TCP socket as sock_diag names it (a dual-stack one's IPv4 addresses mapped)."""
+
     family: int
     local: str
     local_port: int
@@ -35,10 +56,6 @@ class Subflow:
     remote_port: int
     interface: int
     cookie: int
-    token: int  # the local token of its MPTCP connection
-    # Address IDs: 0 for the addresses the connection began with, on either side.
-    local_id: int = 0
-    remote_id: int = 0
 
     @property
     def local_address(self) -> str:
@@ -50,6 +67,14 @@ class Subflow:
 
     def describe(self) -> str:
         return f"{self.local} port {self.local_port} -> {self.remote} port {self.remote_port}"
+
+
+@dataclass(frozen=True)
+class Subflow(TcpSocket):
+    token: int  # the local token of its MPTCP connection
+    # Address IDs: 0 for the addresses the connection began with, on either side.
+    local_id: int = 0
+    remote_id: int = 0
 
 
 def mptcp_ulp(ulp_info: bytes) -> tuple[int, int, int] | None:
@@ -100,62 +125,99 @@ def abortable(subflows: Iterable[Subflow], failed: set[str], down: set[str]) -> 
     return chosen, kept
 
 
-def _words(address: str) -> tuple[int, int, int, int]:
-    """An address as inet_diag_sockid holds it: four big-endian words, IPv4 in the first."""
-    packed = ipaddress.ip_address(address).packed
-    return struct.unpack(">4I", packed.ljust(16, b"\0"))
+# sock_diag (linux/inet_diag.h): a request is struct inet_diag_req_v2, an answer struct
+# inet_diag_msg followed by attributes; both hold a struct inet_diag_sockid.
+SOCK_DIAG_BY_FAMILY, SOCK_DESTROY = 20, 21
+INET_DIAG_ULP_INFO = 19
+_SOCKID = "2s2s16s16sI8s"  # ports and addresses in network order, interface, cookie
+_REQUEST = struct.Struct("=BBBxI" + _SOCKID)  # family, protocol, extensions, states
+_ANSWER = struct.Struct("=BBBB" + _SOCKID + "5I")  # family, state, timer, retransmits, ...
+_PORT, _COOKIE = struct.Struct("!H"), struct.Struct("=Q")
+_RECEIVE_SIZE = 1 << 16  # the kernel fills a dump's reads up to 32 KiB
+
+
+def _request(family: int, states: int, extensions: int = 0, socket_id: bytes = b"\0" * 48) -> bytes:
+    fields = struct.unpack("=" + _SOCKID, socket_id)
+    return _REQUEST.pack(family, socket.IPPROTO_TCP, extensions, states, *fields)
+
+
+def _socket_id(subflow: TcpSocket) -> bytes:
+    """A socket's identity as inet_diag_sockid holds it (an IPv4 address in the first word)."""
+    def packed(address: str) -> bytes:
+        return socket.inet_pton(subflow.family, address).ljust(16, b"\0")
+
+    return struct.pack("=" + _SOCKID, _PORT.pack(subflow.local_port), _PORT.pack(subflow.remote_port),
+                       packed(subflow.local), packed(subflow.remote), subflow.interface,
+                       _COOKIE.pack(subflow.cookie))
+
+
+def parse_answer(data: bytes | bytearray, payload: int, end: int) -> tuple[tuple, bytes | None]:
+    """(identity fields of a TcpSocket, its INET_DIAG_ULP_INFO payload or None) from one
+    inet_diag_msg whose payload starts at `payload`."""
+    family, _state, _timer, _retrans, sport, dport, src, dst, interface, cookie, *_ = _ANSWER.unpack_from(
+        data, payload)
+    size = 4 if family == socket.AF_INET else 16
+    identity = (family, socket.inet_ntop(family, src[:size]), _PORT.unpack(sport)[0],
+                socket.inet_ntop(family, dst[:size]), _PORT.unpack(dport)[0], interface, _COOKIE.unpack(cookie)[0])
+    ulp = None
+    for kind, start, stop in attribute_spans(data, payload + align(_ANSWER.size), end):
+        if kind == INET_DIAG_ULP_INFO:
+            ulp = bytes(data[start:stop])
+    return identity, ulp
 
 
 class SockDiag:
-    """Established MPTCP subflows of this network namespace, and aborting one of them."""
+    """Established TCP sockets and MPTCP subflows of this network namespace, and aborting a subflow."""
 
     def __init__(self) -> None:
-        from pyroute2 import DiagSocket
-
-        self._sock = DiagSocket()
-        self._sock.bind()
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+        self._sock.bind((0, 0))
+        self._buffer = bytearray(_RECEIVE_SIZE)
+        self._sequence = 0
 
     def close(self) -> None:
         self._sock.close()
 
+    def _send(self, kind: int, flags: int, body: bytes) -> None:
+        self._sequence += 1
+        self._sock.send(request(kind, flags, self._sequence, body))
+
+    def _dump(self, extensions: int = 0) -> Iterator[tuple[tuple, bytes | None]]:
+        """(identity fields of a TcpSocket, ULP info or None) of every established TCP socket.
+
+        Dual-stack sockets are in the IPv6 dump only, their IPv4 addresses mapped.
+        """
+        for family in (socket.AF_INET, socket.AF_INET6):
+            self._send(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, _request(family, 1 << ESTABLISHED, extensions))
+            done = False
+            while not done:
+                size = self._sock.recv_into(self._buffer)
+                for kind, payload, end in messages(self._buffer, size):  # an error answer raises
+                    if kind == NLMSG_DONE:
+                        raise_for_error(self._buffer, payload)
+                        done = True
+                        break
+                    if kind == SOCK_DIAG_BY_FAMILY:
+                        yield parse_answer(self._buffer, payload, end)
+
+    def established(self) -> list[TcpSocket]:
+        """Every established TCP socket, MPTCP subflow or not, both families."""
+        return [TcpSocket(*identity) for identity, _ulp in self._dump()]
+
     def subflows(self) -> list[Subflow]:
         found = []
-        for family in (socket.AF_INET, socket.AF_INET6):
-            for msg in self._sock.get_sock_stats(
-                family=family, states=1 << ESTABLISHED, extensions=1 << (INET_DIAG_INFO - 1)
-            ):
-                ulp = msg.get_attr("INET_DIAG_ULP_INFO")
-                mptcp = mptcp_ulp(bytes.fromhex(ulp.replace(":", ""))) if ulp else None
-                if mptcp is None:
-                    continue  # plain TCP, never ours to abort
-                found.append(
-                    Subflow(
-                        family,
-                        msg["idiag_src"],
-                        msg["idiag_sport"],
-                        msg["idiag_dst"],
-                        msg["idiag_dport"],
-                        msg["idiag_if"],
-                        msg["idiag_cookie"],
-                        *mptcp,
-                    )
-                )
+        # Asking for INET_DIAG_INFO brings the ULP attributes along.
+        for identity, ulp in self._dump(extensions=1 << (INET_DIAG_INFO - 1)):
+            mptcp = mptcp_ulp(ulp) if ulp else None
+            if mptcp is None:
+                continue  # plain TCP, never ours to abort
+            found.append(Subflow(*identity, *mptcp))
         return found
 
     def abort(self, subflow: Subflow) -> None:
         """Abort one subflow, found by its exact socket identity; OSError if that failed."""
-        from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
-        from pyroute2.netlink.diag import SOCK_DESTROY, inet_diag_req
-
-        req = inet_diag_req()
-        req["sdiag_family"] = subflow.family
-        req["sdiag_protocol"] = socket.IPPROTO_TCP
-        req["idiag_states"] = 1 << ESTABLISHED
-        req["idiag_sport"], req["idiag_dport"] = subflow.local_port, subflow.remote_port
-        req["idiag_src"], req["idiag_dst"] = _words(subflow.local), _words(subflow.remote)
-        req["idiag_if"], req["idiag_cookie"] = subflow.interface, subflow.cookie
-        for reply in self._sock.nlm_request(req, SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK):
-            # pyroute2's sock_diag marshal leaves NLMSG_ERROR undecoded: the code follows the header.
-            code = -struct.unpack_from("=i", reply.data, reply.offset + 16)[0]
-            if code:
-                raise OSError(code, os.strerror(code))
+        self._send(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK,
+                   _request(subflow.family, 1 << ESTABLISHED, socket_id=_socket_id(subflow)))
+        size = self._sock.recv_into(self._buffer)
+        for _message in messages(self._buffer, size):  # the answer: an error raises, an ACK passes
+            pass
