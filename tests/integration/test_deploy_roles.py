@@ -229,12 +229,15 @@ def test_a_new_build_reaches_every_node_and_restarts_the_relay(deployed, variabl
     before = supervise("status", "server1", "relay")
     version = installed_version()
     wheels = STATE_ROOT / "wheels"
+    earlier_marker = VENV / "mpstream-build-0123456789abcdef"  # what the role kept before builds had versions
+    earlier_marker.touch()
     # A new module in the package: a new fingerprint, hence a new version (the same release, another build).
     (snapshot / "src/mpstream/deploy_test_stamp.py").write_text('STAMP = "new build"\n')
     run = run_playbook(*DEPLOY, extra_vars=variables)
     new_version = installed_version()
     assert new_version != version and new_version.split("+")[0] == version.split("+")[0]
     assert [wheel.name for wheel in wheels.glob("mpstream-*.whl")] == [f"mpstream-{new_version}-py3-none-any.whl"]
+    assert not earlier_marker.exists()
     for node in NODES:
         stamp = netns_exec(f"{PREFIX}-{node}", str(VENV / "bin/python"), "-c",
                            "import mpstream.deploy_test_stamp as m; print(m.STAMP)", check=True).stdout.strip()
