@@ -25,6 +25,6 @@ Modules: `tracker` (pure: probes and answers in, provider transitions out), `rtt
 (smoothed round-trip time, pure), `schedule` (which probes a round, pure), `echoes`
 (requests in flight, pure), `icmp` (echo packets, pure), `netlink_events` (pure parsing of link/address notifications),
 `endpoints` (the kernel's MPTCP endpoints), `subflows` (listing and aborting subflows
-over sock_diag), `sockets` (addresses in use, from /proc/net), `watcher` (the I/O
+over sock_diag), `sockets` (addresses in use, from sock_diag), `watcher` (the I/O
 loop), `command` (CLI).
 """
