@@ -74,3 +74,16 @@ def test_a_sample_is_the_lines_format_row_writes_with_idle_rows_reused():
         expected = "".join(format_row(timestamp, name, delta, 0.1) for name, delta in rows)
         assert formatter.format(timestamp, 0.1, rows) == expected
     assert formatter.format(1.0, 0.1, []) == ""
+
+
+def test_an_idle_sample_handed_again_gets_the_new_timestamp_only():
+    formatter = SampleFormatter()
+    idle = [("lo", Delta()), ("nic1", Delta()), ("total", Delta())]
+    for timestamp in (1795471675.470187, 1795471675.570301):
+        expected = "".join(format_row(timestamp, name, delta, 0.1) for name, delta in idle)
+        assert formatter.format(timestamp, 0.1, idle) == expected
+    busy = [("lo", Delta()), ("nic1", Delta(rx_bytes=3)), ("total", Delta(rx_bytes=3))]
+    for elapsed in (0.1, 0.2):  # rows that moved are formatted each time: their rates depend on the interval
+        expected = "".join(format_row(2.0, name, delta, elapsed) for name, delta in busy)
+        assert formatter.format(2.0, elapsed, busy) == expected
+    assert formatter.format(3.0, 0.1, idle) == "".join(format_row(3.0, n, d, 0.1) for n, d in idle)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mpstream.recorder.counters import Counters, Reading, parse_proc_net_dev
@@ -122,3 +123,22 @@ def test_interface_going_down_is_forgotten_and_restarts_from_zero():
     rows = tracker.update(snap(a=Reading(counters(90), 2, True)), 2.0).rows
     assert rows[0].name == "a" and rows[0].delta == Delta()
     assert tracker.update(snap(a=Reading(counters(95), 2, True)), 3.0).rows[0].delta.rx_bytes == 5
+
+
+def test_the_snapshot_of_the_sample_before_read_again_gives_its_rows_all_idle():
+    tracker = RateTracker(InterfaceSelection.parse("%lo"))
+    first = snap(lo=counters(1), a=counters(10), b=counters(20))
+    tracker.update(first, 0.0)
+    busy = snap(lo=counters(1), a=counters(15), b=counters(20))
+    moved = tracker.update(busy, 0.1)
+    assert [r.delta.rx_bytes for r in moved.rows] == [5, 0, 5]
+    again = tracker.update(busy, 0.25)  # the reader's "nothing changed": the very same object
+    assert again.elapsed_s == pytest.approx(0.15)
+    assert [r.name for r in again.rows] == ["a", "b", "total"] and all(r.delta == Delta() for r in again.rows)
+    assert again.rows[1] is moved.rows[1]  # b's idle row, as before
+    third = tracker.update(busy, 0.35)
+    assert third.rows is again.rows and third.elapsed_s == pytest.approx(0.1)  # nothing made for it
+    # an equal but new snapshot takes the ordinary way, to the same rows
+    assert tracker.update(snap(lo=counters(1), a=counters(15), b=counters(20)), 0.45).rows == again.rows
+    later = tracker.update(snap(lo=counters(1), a=counters(15), b=counters(27)), 0.55)
+    assert [r.delta.rx_bytes for r in later.rows] == [0, 7, 7]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import os
 import struct
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from mpstream.netlink import NLATTR, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDR, NetlinkError
@@ -18,6 +22,7 @@ from mpstream.recorder.rtnl_stats import (
     RTM_GETSTATS,
     RTM_NEWLINK,
     RTM_NEWSTATS,
+    RtnlStatsReader,
     getlink_request,
     getstats_request,
     parse_link_messages,
@@ -116,3 +121,58 @@ def test_link_dump_gives_names_and_up_flags():
     gone = link_message(5, "nic2", 0)
     gone = NLMSG_HDR.pack(len(gone), RTM_DELLINK, 0, 0, 0) + gone[NLMSG_HDR.size:]
     assert parse_link_messages(gone + control(NLMSG_DONE), links) == (True, True)
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@pytest.fixture
+def namespace():
+    """A network namespace of our own with `lo` up and nothing else."""
+    if os.geteuid() != 0:
+        pytest.skip("making a network namespace needs root")
+    name = f"rtnl-test{os.getpid() % 100000}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def reader_in(namespace: str) -> RtnlStatsReader:
+    """A reader whose socket was made in `namespace` (where a socket was made, there it stays).
+
+    Made on a thread of its own: setns(2) moves only the calling thread, which then ends.
+    """
+    def make() -> RtnlStatsReader:
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(f"/run/netns/{namespace}", "rb") as handle:
+            if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+        return RtnlStatsReader()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(make).result()
+
+
+def test_reader_hands_back_its_snapshot_while_the_kernel_answers_the_same(namespace):
+    reader = reader_in(namespace)
+    try:
+        first = reader.read()
+        assert set(first) == {"lo"} and first["lo"].up
+        assert reader.read() is first  # nothing moved on lo: the same answer, not parsed again
+        subprocess.run(["ip", "netns", "exec", namespace, "ping", "-c", "2", "-i", "0.2", "-q", "127.0.0.1"],
+                       check=True, stdout=subprocess.DEVNULL)
+        moved = reader.read()
+        assert moved is not first
+        assert moved["lo"].counters.rx_packets == first["lo"].counters.rx_packets + 4  # 2 requests, 2 replies
+        assert reader.read() is moved
+        subprocess.run(["ip", "-n", namespace, "link", "add", "rt0", "type", "veth", "peer", "name", "rt1"],
+                       check=True)
+        grown = reader.read()  # the link notification came first: parsed, names looked up again
+        assert set(grown) == {"lo", "rt0", "rt1"} and not grown["rt0"].up
+        subprocess.run(["ip", "-n", namespace, "link", "set", "rt0", "up"], check=True)
+        assert reader.read()["rt0"].up  # same counters, but a notification in between
+    finally:
+        reader.close()

@@ -83,21 +83,36 @@ class SampleFormatter:
     """All rows of one sample as one string, the same lines `format_row` writes.
 
     The timestamp is formatted once per sample, and the row of an interface that moved
-    nothing (most of them, most of the time) is formatted once per interface.
+    nothing (most of them, most of the time) is formatted once per interface. A sample in
+    which nothing moved keeps its lines: handed the same rows list again (which its maker
+    must not have changed), the formatter only puts the new timestamp before each line.
     """
 
     MAX_IDLE_ROWS = 1024  # names are kept while they recur; a flood of short-lived ones starts afresh
 
     def __init__(self) -> None:
         self._idle_rows: dict[str, str] = {}
+        self._idle_sample: tuple[object, list[str]] = (None, [])  # (rows, their lines but timestamps)
 
     def format(self, timestamp: float, elapsed_s: float, rows: Iterable[tuple[str, Delta]]) -> str:
         """The lines of `rows` (name, delta) read at `timestamp`, each over `elapsed_s`."""
+        idle_sample, rests = self._idle_sample
+        if rows is not idle_sample:
+            rests = self._rests(elapsed_s, rows)
+        if not rests:
+            return ""
+        stamp = f"{timestamp:.6f};"
+        return stamp + stamp.join(rests)
+
+    def _rests(self, elapsed_s: float, rows: Iterable[tuple[str, Delta]]) -> list[str]:
+        """Each line of `rows` but its timestamp; remembered when every row is idle."""
         idle_rows = self._idle_rows
-        rests = []  # each line but its timestamp
+        rests = []
+        busy = False
         for name, delta in rows:
             if delta is not NO_DELTA and any(delta):
                 rests.append(_row_rest(name, delta, elapsed_s))
+                busy = True
                 continue
             rest = idle_rows.get(name)
             if rest is None:
@@ -105,10 +120,9 @@ class SampleFormatter:
                     idle_rows.clear()
                 rest = idle_rows[name] = _row_rest(name, NO_DELTA, 0.0)
             rests.append(rest)
-        if not rests:
-            return ""
-        stamp = f"{timestamp:.6f};"
-        return stamp + stamp.join(rests)
+        if not busy:
+            self._idle_sample = (rows, rests)
+        return rests
 
 
 class CSVFormatError(ValueError):

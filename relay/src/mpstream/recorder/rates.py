@@ -88,11 +88,18 @@ class _Seen(NamedTuple):
     row: RateRow  # this interface's row for a sample in which it moved nothing
 
 
+_sample = partial(tuple.__new__, Sample)
+IDLE_TOTAL = RateRow(TOTAL, NO_DELTA)
+
+
 class RateTracker:
     """Remembers the last reading of every selected interface and turns the next into rows.
 
     An interface whose reading did not change since the sample before (counters, ifindex,
-    state) costs a lookup and a comparison: its entry stays and its row is reused.
+    state) costs a lookup and a comparison: its entry stays and its row is reused. A
+    snapshot that is the very object of the sample before (a reader hands it back when
+    nothing changed) costs nothing per interface: its rows are all idle ones, kept in one
+    list that is handed out again (callers must not change it) until something moves.
     """
 
     def __init__(self, selection: InterfaceSelection | None = None, include_down: bool = False) -> None:
@@ -101,6 +108,15 @@ class RateTracker:
         self._seen: dict[str, _Seen] = {}
         self._last_sample_at: float | None = None
         self._wanted: dict[tuple[str, bool], bool] = {}  # (name, up) -> selected: decided once
+        self._snapshot: Snapshot | None = None  # of the sample before
+        self._rows: list[RateRow] = []  # of the sample before
+        self._idle_rows: list[RateRow] | None = None  # of `_snapshot` read again
+
+    def _unchanged_rows(self) -> list[RateRow]:
+        """The rows of the snapshot of the sample before, read again: every one idle."""
+        seen = self._seen
+        self._idle_rows = [seen[row.name].row for row in self._rows[:-1]] + [IDLE_TOTAL]
+        return self._idle_rows
 
     def update(self, snapshot: Snapshot, monotonic_s: float) -> Sample:
         """The sample of every selected interface in `snapshot`, read at `monotonic_s`.
@@ -109,6 +125,11 @@ class RateTracker:
         zeros, like bwm-ng does, so that no peak appears when it shows up. An interface
         that vanished (or, unless listed by name, went down) gets no row and is forgotten.
         """
+        if snapshot is self._snapshot:  # read again, nothing moved: the rows of the sample before, all idle
+            idle_rows = self._idle_rows or self._unchanged_rows()
+            elapsed = monotonic_s - self._last_sample_at
+            self._last_sample_at = monotonic_s
+            return _sample((elapsed, idle_rows))
         rows: list[RateRow] = []
         moved: list[Delta] = []
         seen_before, wanted = self._seen, self._wanted
@@ -154,5 +175,6 @@ class RateTracker:
             total = moved[0]
         else:
             total = _delta(map(sum, zip(*moved, strict=True)))
-        rows.append(RateRow(TOTAL, total))
-        return Sample(elapsed, rows)
+        rows.append(IDLE_TOTAL if total is NO_DELTA else RateRow(TOTAL, total))
+        self._snapshot, self._rows, self._idle_rows = snapshot, rows, None
+        return _sample((elapsed, rows))

@@ -95,36 +95,38 @@ def record(
     """
 
     limits = limits or Limits()
-    write = [limits.write_first]
+    count, duration_s = limits.count, limits.duration_s
     formatter = SampleFormatter()
+    # Bound once: every sample runs through these.
+    read, update, format_sample, write = reader.read, tracker.update, formatter.format, out.write
     flush = getattr(out, "flush", None)  # a RowWriter has no buffer to flush
 
-    def sample() -> None:
-        snapshot = reader.read()
+    def sample(keep: bool) -> None:
+        snapshot = read()
         read_mono, read_wall = monotonic(), wall()  # the time the counters were read
-        elapsed_s, rows = tracker.update(snapshot, read_mono)
-        if write[0]:
-            out.write(formatter.format(read_wall, elapsed_s, rows))  # one write(2) per sample
+        elapsed_s, rows = update(snapshot, read_mono)
+        if keep:
+            write(format_sample(read_wall, elapsed_s, rows))  # one write(2) per sample
             if flush is not None:
                 flush()  # a killed recorder loses at most the sample being written
-        write[0] = True
 
     ticker = Ticker(start=monotonic(), interval=interval_s)
-    samples = 0
+    sample(limits.write_first)
+    samples = 1
     while True:
-        sample()
-        samples += 1
-        if limits.count is not None and samples >= limits.count:
+        if count is not None and samples >= count:
             return samples
         skipped = ticker.advance(monotonic())
         if skipped:
             log.warning("recorder fell behind, skipped %d sample(s)", skipped)
         due = ticker.due()
-        if limits.duration_s is not None and due - ticker.start > limits.duration_s + 1e-9:
+        if duration_s is not None and due - ticker.start > duration_s + 1e-9:
             return samples
         while True:  # sleep to the tick, again when woken early; written out: it runs every sample
             if wait(max(0.0, due - monotonic())):
-                sample()  # a stop was requested
+                sample(True)  # a stop was requested
                 return samples + 1
             if monotonic() >= due:
                 break
+        sample(True)
+        samples += 1

@@ -127,6 +127,10 @@ class RtnlStatsReader:
     dumps' answers and are seen while those are read, so a sample costs one send and one
     or two receives. Interface names and up/down states are looked up (an RTM_GETLINK
     dump) only after such a notification or when an unknown ifindex shows up.
+
+    An answer that is byte for byte the one before (the same links, no counter moved, no
+    notification in between) is not parsed again: `read` returns the snapshot it made of
+    it, the same object, which callers may test by identity and must not change.
     """
 
     name = "netlink"
@@ -140,6 +144,8 @@ class RtnlStatsReader:
         self._buffer = bytearray(65536)
         self._links: dict[int, tuple[str, bool]] = {}
         self._stale = True
+        self._answer = bytearray()  # the last answer that came in one receive (empty: none to compare with)
+        self._snapshot: Snapshot = {}  # made of `_answer`
 
     def _receive(self) -> int:
         while True:
@@ -166,20 +172,23 @@ class RtnlStatsReader:
 
     def read(self) -> Snapshot:
         # Every sample runs through here, so it calls as few Python functions as it can.
-        by_index: dict[int, Counters] = {}
-        sock, buffer = self._sock, self._buffer
+        sock, buffer, answer = self._sock, self._buffer, self._answer
         sock.send(self._stats_request)
-        while True:
-            try:
-                received = sock.recv_into(buffer)
-            except OSError as exc:
-                self._lost_notifications(exc)
-                continue
-            done, changed = parse_stats_messages(buffer, by_index, received)
-            if changed:
-                self._stale = True
-            if done:
-                break
+        try:
+            received = sock.recv_into(buffer)
+        except OSError as exc:
+            self._lost_notifications(exc)
+            received = self._receive()
+        if received == len(answer) and buffer.startswith(answer) and not self._stale:
+            return self._snapshot  # a link notification would have come first and made a difference
+        by_index: dict[int, Counters] = {}
+        done, changed = parse_stats_messages(buffer, by_index, received)
+        answer = buffer[:received] if done else bytearray()  # kept before a link dump reuses the buffer
+        while not done:
+            done, more_changed = parse_stats_messages(buffer, by_index, self._receive())
+            changed |= more_changed
+        if changed:
+            self._stale = True
         if self._stale or not by_index.keys() <= self._links.keys():
             self._refresh_links()
         links = self._links
@@ -188,6 +197,9 @@ class RtnlStatsReader:
             link = links.get(ifindex)
             if link is not None:  # else it appeared between the two dumps: it shows up next sample
                 snapshot[link[0]] = _new(Reading, (counters, ifindex, link[1]))
+        # A link left out must be looked up next time, so this answer is not one to compare with.
+        self._answer = answer if len(snapshot) == len(by_index) else bytearray()
+        self._snapshot = snapshot
         return snapshot
 
     def close(self) -> None:
