@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    from mpstream.relay import eventloop
     from mpstream.relay.config import ConfigError, load
     from mpstream.relay.server import Relay
 
@@ -76,4 +77,4 @@ def run(args: argparse.Namespace) -> int:
         log.info("stopped")
         return 0
 
-    return asyncio.run(main())
+    return eventloop.run(main())

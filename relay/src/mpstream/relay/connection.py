@@ -84,7 +84,6 @@ class RelayConnection(asyncio.Protocol):
         self.playing: dict[int, Stream] = {}
         self.app = ""
         self.flash_ver = ""
-        self._dirty = False
         self._quiet = False  # dropped in a storm: counted, not logged one by one
         self._ended: str | None = None
 
@@ -244,13 +243,7 @@ class RelayConnection(asyncio.Protocol):
                 return
             self.flush()
 
-    def mark_dirty(self) -> None:
-        if not self._dirty:
-            self._dirty = True
-            self.relay.schedule_flush(self)
-
     def flush(self) -> None:
-        self._dirty = False
         if self.closed or self.paused or self.transport is None:
             return
         data = self.outbox.take()
@@ -260,6 +253,12 @@ class RelayConnection(asyncio.Protocol):
             self.transport.write(data)
         if not self.paused:
             self.outbox.caught_up()
+
+    def write_shared(self, data: bytes) -> None:
+        """Media bytes shared with other players, written as they are (nothing of ours is queued)."""
+        self.bytes_out += len(data)
+        self.session.acknowledgements.sent(len(data))
+        self.transport.write(data)  # type: ignore[union-attr]
 
     def drop(self, reason: str, quiet: bool = False, reset: bool = False) -> None:
         """Close at once (unsent data is discarded), with a log line saying why (unless counted elsewhere).

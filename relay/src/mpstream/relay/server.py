@@ -60,8 +60,6 @@ class Relay:
         self.http = None
         self.edge = EdgePulls(self) if config.origins or any(
             policy.origins for policy in (config.apps or {}).values()) else None  # edge mode (mpstream.edge)
-        self._dirty: list[RelayConnection] = []
-        self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._ticker: asyncio.Task | None = None
         self._rates: dict[object, collections.deque] = {}  # stream/connection -> (time, bytes) samples
         self._log_limit: RateLimit | None = None
@@ -113,6 +111,8 @@ class Relay:
             await self.edge.stop()
         if self.http:
             await self.http.stop()
+        for stream in self.streams.values():
+            stream.fan_out.flush()
         for connection in list(self.connections):
             for sid in list(connection.playing):
                 connection.session.stream_eof(sid)
@@ -248,19 +248,6 @@ class Relay:
             self._end_play(connection, sid)
         self._rates.pop(connection, None)
 
-    def schedule_flush(self, connection: RelayConnection) -> None:
-        self._dirty.append(connection)
-        if self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            interval = self.config.flush_interval_ms / 1000
-            self._flush_handle = loop.call_later(interval, self._flush) if interval else loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_handle = None
-        dirty, self._dirty = self._dirty, []
-        for connection in dirty:
-            connection.flush()
-
     # ------------------------------------------------------------ session events
 
     def on_event(self, connection: RelayConnection, event: object) -> None:
@@ -316,7 +303,7 @@ class Relay:
         if stream is None:
             config = self.config
             stream = self.streams[key] = Stream(app, name, config.chunk_size, config.gop_cache,
-                                                config.max_gop_bytes)
+                                                config.max_gop_bytes, config.flush_interval_ms / 1000)
         return stream
 
     def _on_publish(self, connection: RelayConnection, event: PublishRequest) -> None:

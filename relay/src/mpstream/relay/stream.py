@@ -1,7 +1,7 @@
 """One live stream: its publisher, its players, and what a late joiner needs (GOP cache).
 
-Each publisher message is chunked once per distinct player message-stream id (players
-share the relay's chunk size) and the same bytes are queued for every player.
+What the publisher sends goes to the players through `FanOut` (one shared buffer per flush
+for the players that keep up).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mpstream import flv
+from mpstream.relay.fanout import FanOut
 from mpstream.relay.outbox import ALWAYS, ENTRY_OVERHEAD, KEYFRAME, ORDINARY
 from mpstream.rtmp import amf0
 from mpstream.rtmp import messages as m
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class Stream:
-    def __init__(self, app: str, name: str, chunk_size: int, gop_cache: bool, max_gop_bytes: int):
+    def __init__(self, app: str, name: str, chunk_size: int, gop_cache: bool, max_gop_bytes: int,
+                 flush_interval_s: float = 0.0):
         self.app = app
         self.name = name
         self.chunk_size = chunk_size
@@ -29,6 +31,7 @@ class Stream:
         self.publisher: RelayConnection | None = None
         self.publisher_stream_id = 0
         self.players: dict[RelayConnection, int] = {}  # connection -> its message stream id
+        self.fan_out = FanOut(chunk_size, flush_interval_s)
         self.metadata: bytes | None = None  # AMF0 body: "onMetaData", {...}
         self.video_header: bytes | None = None
         self.audio_header: bytes | None = None
@@ -58,7 +61,11 @@ class Stream:
     @property
     def held_bytes(self) -> int:
         """What the stream keeps for late joiners (GOP cache, metadata, sequence headers)."""
-        return self._gop_bytes + sum(len(b) for b in (self.metadata, self.video_header, self.audio_header) if b)
+        held = self._gop_bytes
+        for kept in (self.metadata, self.video_header, self.audio_header):
+            if kept is not None:
+                held += len(kept)
+        return held
 
     @property
     def has_video(self) -> bool:
@@ -78,6 +85,7 @@ class Stream:
         self._clear_cache()
         # A returning publisher starts its clock again; players keep a monotonic timeline.
         self._rebase = self.last_timestamp is not None
+        self.fan_out.hold_all()  # every player waits for the new publisher's first keyframe
         for player, sid in self.players.items():
             player.outbox.waiting_keyframe = True
             player.session.stream_begin(sid)
@@ -88,6 +96,7 @@ class Stream:
     def stop_publishing(self) -> None:
         self.publisher = None
         self._clear_cache()
+        self.fan_out.flush()  # the last media before the end-of-stream notice
         for player, sid in self.players.items():
             player.session.stream_eof(sid)
             player.session.send_status(sid, "NetStream.Play.UnpublishNotify", f"{self.name} is now unpublished.",
@@ -151,29 +160,15 @@ class Stream:
         return ts
 
     def _fan_out(self, type_id: int, ts: int, body: bytes, kind: int) -> None:
-        if not self.players:
-            return
-        csid = m.CSID_VIDEO if type_id == m.VIDEO else m.CSID_AUDIO if type_id == m.AUDIO else m.CSID_DATA
-        chunk_size = self.chunk_size
-        shared: dict[int, tuple[bytes, bool]] = {}
-        now = time.monotonic()
-        over: list[RelayConnection] = []
-        for player, sid in self.players.items():
-            entry = shared.get(sid)
-            if entry is None:
-                entry = shared[sid] = (encode_message(csid, type_id, sid, ts, body, chunk_size), True)
-            outbox = player.outbox
-            if outbox.push_media(entry, kind, now):
-                player.mark_dirty()
-            elif outbox.size > player.output_budget:
-                over.append(player)
-        for player in over:  # after the loop: dropping a player changes self.players
-            player.drop_over_output_budget()
+        if self.players:
+            csid = m.CSID_VIDEO if type_id == m.VIDEO else m.CSID_AUDIO if type_id == m.AUDIO else m.CSID_DATA
+            self.fan_out.send(csid, type_id, ts, body, kind)
 
     # ------------------------------------------------------------ player side
 
     def add_player(self, connection: RelayConnection, stream_id: int) -> None:
         self.players[connection] = stream_id
+        self.fan_out.add(connection, stream_id)
         outbox = connection.outbox
         outbox.waiting_keyframe = True  # until the cached keyframe below, or the next live one
         if self.publisher is None:
@@ -200,3 +195,4 @@ class Stream:
 
     def remove_player(self, connection: RelayConnection) -> None:
         self.players.pop(connection, None)
+        self.fan_out.remove(connection)

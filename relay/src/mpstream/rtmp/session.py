@@ -120,10 +120,13 @@ class _Session:
     @property
     def buffered(self) -> int:
         """Bytes held for the peer's unfinished messages and unparsed input."""
-        return self._reader.buffered + sum(len(message.body) for message in self._held)
+        held = self._held
+        return self._reader.buffered + (sum(len(message.body) for message in held) if held else 0)
 
     def data_to_send(self) -> bytes:
         """Bytes queued for the peer since the last call."""
+        if not self._out:
+            return b""  # the common case (a publisher's media asks for no answer): no copy
         out = bytes(self._out)
         self._out.clear()
         return out
