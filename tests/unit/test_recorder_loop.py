@@ -68,6 +68,8 @@ def test_ticker_does_not_drift_and_skips_missed_ticks():
     assert ticker.advance(0.003) == 0 and ticker.due() == pytest.approx(0.1)
     assert ticker.advance(0.1049) == 0 and ticker.due() == pytest.approx(0.2)
     assert ticker.advance(0.55) == 3 and ticker.due() == pytest.approx(0.6)
+    assert ticker.next_due == ticker.due()
+    assert ticker.advance(0.6) == 0 and ticker.next_due == ticker.due() == pytest.approx(0.7)
 
 
 def test_reads_follow_the_monotonic_grid_despite_read_cost():

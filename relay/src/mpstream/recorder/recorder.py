@@ -63,8 +63,10 @@ class RowWriter:
 
     def write(self, text: str) -> None:
         data = text.encode("ascii")
-        while data:
-            data = data[os.write(self._fd, data):]
+        written = os.write(self._fd, data)
+        while written < len(data):  # a short write (a nearly full pipe): the rest follows
+            data = data[written:]
+            written = os.write(self._fd, data)
 
 
 @dataclass
@@ -97,11 +99,14 @@ def record(
     limits = limits or Limits()
     count, duration_s = limits.count, limits.duration_s
     formatter = SampleFormatter()
-    # Bound once: every sample runs through these.
+    # Bound once and the sample written out in the loop: every tick runs through here.
     read, update, format_sample, write = reader.read, tracker.update, formatter.format, out.write
     flush = getattr(out, "flush", None)  # a RowWriter has no buffer to flush
 
-    def sample(keep: bool) -> None:
+    ticker = Ticker(start=monotonic(), interval=interval_s)
+    advance = ticker.advance
+    keep, stop, samples = limits.write_first, False, 0
+    while True:
         snapshot = read()
         read_mono, read_wall = monotonic(), wall()  # the time the counters were read
         elapsed_s, rows = update(snapshot, read_mono)
@@ -109,24 +114,19 @@ def record(
             write(format_sample(read_wall, elapsed_s, rows))  # one write(2) per sample
             if flush is not None:
                 flush()  # a killed recorder loses at most the sample being written
-
-    ticker = Ticker(start=monotonic(), interval=interval_s)
-    sample(limits.write_first)
-    samples = 1
-    while True:
-        if count is not None and samples >= count:
+        keep = True
+        samples += 1
+        if stop or (count is not None and samples >= count):
             return samples
-        skipped = ticker.advance(monotonic())
+        skipped = advance(monotonic())
         if skipped:
             log.warning("recorder fell behind, skipped %d sample(s)", skipped)
-        due = ticker.due()
+        due = ticker.next_due
         if duration_s is not None and due - ticker.start > duration_s + 1e-9:
             return samples
-        while True:  # sleep to the tick, again when woken early; written out: it runs every sample
+        while True:  # sleep to the tick, again when woken early
             if wait(max(0.0, due - monotonic())):
-                sample(True)  # a stop was requested
-                return samples + 1
+                stop = True  # requested: one last sample, now
+                break
             if monotonic() >= due:
                 break
-        sample(True)
-        samples += 1
