@@ -1,4 +1,4 @@
-"""RTM_GETSTATS messages built and parsed without a socket."""
+"""RTM_GETSTATS messages built and parsed without a socket; the readers on a namespace of their own."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import errno
 import os
 import struct
 import subprocess
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pytest
 from mpstream.netlink import NLATTR, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDR, NetlinkError
-from mpstream.recorder.counters import Counters
+from mpstream.recorder.counters import Counters, ProcNetDevReader
 from mpstream.recorder.rtnl_stats import (
     IF_STATS_MSG,
     IFINFOMSG,
@@ -124,6 +126,7 @@ def test_link_dump_gives_names_and_up_flags():
 
 
 CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -140,30 +143,35 @@ def namespace():
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def reader_in(namespace: str) -> RtnlStatsReader:
-    """A reader whose socket was made in `namespace` (where a socket was made, there it stays).
+def made_in(namespace: str, make: Callable[[], T]) -> T:
+    """What `make` makes (a socket, an open /proc/thread-self file) inside `namespace`; it stays there.
 
     Made on a thread of its own: setns(2) moves only the calling thread, which then ends.
     """
-    def make() -> RtnlStatsReader:
+    def enter_and_make() -> T:
         libc = ctypes.CDLL(None, use_errno=True)
         with open(f"/run/netns/{namespace}", "rb") as handle:
             if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns")
-        return RtnlStatsReader()
+        return make()
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(make).result()
+        return pool.submit(enter_and_make).result()
+
+
+def ping_lo(namespace: str) -> None:
+    """Two pings on `lo`: 4 packets received there (2 requests, 2 replies)."""
+    subprocess.run(["ip", "netns", "exec", namespace, "ping", "-c", "2", "-i", "0.2", "-q", "127.0.0.1"],
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def test_reader_hands_back_its_snapshot_while_the_kernel_answers_the_same(namespace):
-    reader = reader_in(namespace)
+    reader = made_in(namespace, RtnlStatsReader)
     try:
         first = reader.read()
         assert set(first) == {"lo"} and first["lo"].up
         assert reader.read() is first  # nothing moved on lo: the same answer, not parsed again
-        subprocess.run(["ip", "netns", "exec", namespace, "ping", "-c", "2", "-i", "0.2", "-q", "127.0.0.1"],
-                       check=True, stdout=subprocess.DEVNULL)
+        ping_lo(namespace)
         moved = reader.read()
         assert moved is not first
         assert moved["lo"].counters.rx_packets == first["lo"].counters.rx_packets + 4  # 2 requests, 2 replies
@@ -174,5 +182,23 @@ def test_reader_hands_back_its_snapshot_while_the_kernel_answers_the_same(namesp
         assert set(grown) == {"lo", "rt0", "rt1"} and not grown["rt0"].up
         subprocess.run(["ip", "-n", namespace, "link", "set", "rt0", "up"], check=True)
         assert reader.read()["rt0"].up  # same counters, but a notification in between
+    finally:
+        reader.close()
+
+
+def test_proc_reader_hands_back_its_snapshot_while_the_text_is_the_same(namespace):
+    reader = made_in(namespace, lambda: ProcNetDevReader("/proc/thread-self/net/dev"))
+    try:
+        first = reader.read()
+        assert set(first) == {"lo"}
+        assert reader.read() is first
+        ping_lo(namespace)
+        moved = reader.read()  # the same open file, read again from its start
+        assert moved is not first
+        assert moved["lo"].counters.rx_packets == first["lo"].counters.rx_packets + 4
+        assert reader.read() is moved
+        subprocess.run(["ip", "-n", namespace, "link", "add", "rt0", "type", "veth", "peer", "name", "rt1"],
+                       check=True)
+        assert set(reader.read()) == {"lo", "rt0", "rt1"}
     finally:
         reader.close()

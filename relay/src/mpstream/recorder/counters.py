@@ -7,6 +7,7 @@ namespace. Parsing is kept apart from I/O so that it can be tested on captured t
 from __future__ import annotations
 
 import logging
+import os
 from typing import NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
@@ -73,19 +74,32 @@ def parse_proc_net_dev(text: str) -> Snapshot:
 
 
 class ProcNetDevReader:
-    """Counters from `/proc/net/dev` of the namespace the process runs in."""
+    """Counters from `/proc/net/dev` of the namespace the process runs in.
+
+    The file stays open and each sample reads it from its start with one pread(2). A text
+    byte for byte the one before is not parsed again: `read` returns the snapshot it made
+    of it, the same object, which callers may test by identity and must not change.
+    """
 
     name = "proc"
 
     def __init__(self, path: str = PROC_NET_DEV) -> None:
-        self._path = path
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._size = 16384  # room for about 100 interfaces; doubled when they do not fit
+        self._text = b""
+        self._snapshot: Snapshot = {}
 
     def read(self) -> Snapshot:
-        with open(self._path, encoding="ascii") as handle:
-            return parse_proc_net_dev(handle.read())
+        text = os.pread(self._fd, self._size, 0)
+        while len(text) >= self._size:  # perhaps cut short: again, with room to spare
+            self._size *= 2
+            text = os.pread(self._fd, self._size, 0)
+        if text != self._text:
+            self._text, self._snapshot = text, parse_proc_net_dev(text.decode("ascii"))
+        return self._snapshot
 
     def close(self) -> None:
-        pass
+        os.close(self._fd)
 
 
 def counters_from_stats(stats: dict) -> Counters:
