@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import pytest
 from mpstream.netlink import NLATTR, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDR, NetlinkError
-from mpstream.recorder.counters import Counters, ProcNetDevReader
+from mpstream.recorder.counters import Counters, ProcNetDevReader, Reading
 from mpstream.recorder.rtnl_stats import (
     IF_STATS_MSG,
     IFINFOMSG,
@@ -25,6 +25,7 @@ from mpstream.recorder.rtnl_stats import (
     RTM_NEWLINK,
     RTM_NEWSTATS,
     RtnlStatsReader,
+    answer_parts,
     getlink_request,
     getstats_request,
     parse_link_messages,
@@ -184,6 +185,36 @@ def test_reader_hands_back_its_snapshot_while_the_kernel_answers_the_same(namesp
         assert reader.read()["rt0"].up  # same counters, but a notification in between
     finally:
         reader.close()
+
+
+def test_reader_reads_only_the_links_whose_messages_changed(namespace):
+    subprocess.run(["ip", "-n", namespace, "link", "add", "rt0", "type", "veth", "peer", "name", "rt1"], check=True)
+    reader = made_in(namespace, RtnlStatsReader)
+    try:
+        first = reader.read()
+        assert set(first) == {"lo", "rt0", "rt1"}
+        for _ in range(2):  # the second time, from parts made by the first
+            ping_lo(namespace)
+            moved = reader.read()
+            assert moved is not first
+            assert moved["lo"].counters.rx_packets == first["lo"].counters.rx_packets + 4
+            assert moved["rt0"] is first["rt0"] and moved["rt1"] is first["rt1"]  # the veths carried nothing
+            first = moved
+        subprocess.run(["ip", "-n", namespace, "link", "del", "rt0"], check=True)
+        assert set(reader.read()) == {"lo"}  # a shorter answer, after a notification: read whole
+    finally:
+        reader.close()
+
+
+def test_an_answer_is_cut_into_its_links_messages_only_when_all_are_of_the_expected_layout():
+    links = {"lo": Reading(Counters(1, 1, 1, 1, 0, 0), 1, True), "nic1": Reading(Counters(2, 2, 2, 2, 0, 0), 3, True)}
+    one, three = (stats_message(i, [i, i, i, i], other_attribute=False) for i in (1, 3))
+    parts = answer_parts(bytearray(one + three + control(NLMSG_DONE)), links)
+    assert [(p.offset, p.message, p.name, p.reading) for p in parts] == [
+        (0, one, "lo", links["lo"]), (len(one), three, "nic1", links["nic1"])]
+    assert answer_parts(bytearray(one + three), links) is None  # no NLMSG_DONE
+    assert answer_parts(bytearray(one + stats_message(3, [1]) + control(NLMSG_DONE)), links) is None  # layout
+    assert answer_parts(bytearray(one + stats_message(5, [1], False) + control(NLMSG_DONE)), links) is None
 
 
 def test_proc_reader_hands_back_its_snapshot_while_the_text_is_the_same(namespace):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+from typing import NamedTuple
 
 from mpstream.netlink import (
     NLM_F_DUMP,
@@ -120,6 +121,38 @@ def parse_link_messages(data: bytes | bytearray, into: dict[int, tuple[str, bool
     return False, removed
 
 
+class _Part(NamedTuple):
+    """One link's message in an answer: where it is, its bytes, and what was made of them."""
+
+    offset: int
+    message: bytes
+    name: str
+    reading: Reading
+
+
+def answer_parts(answer: bytearray, snapshot: Snapshot) -> list[_Part] | None:
+    """`answer` (one whole dump, NLMSG_DONE last) cut into its links' messages, each with the
+    reading `snapshot` has of it; None when a message is not one link's counters of the
+    expected layout or the answer does not end with its NLMSG_DONE.
+    """
+    by_index = {reading[1]: (name, reading) for name, reading in snapshot.items()}
+    parts: list[_Part] = []
+    offset = 0
+    while offset + NLMSG_HDR.size <= len(answer):
+        length, kind = _HEADER.unpack_from(answer, offset)
+        if kind == NLMSG_DONE:
+            return parts if offset + length == len(answer) else None
+        if kind != RTM_NEWSTATS or length < STATS_MESSAGE.size or length % 4:
+            return None
+        values = STATS_MESSAGE.unpack_from(answer, offset)
+        named = by_index.get(values[2])
+        if values[3] != IFLA_STATS_LINK_64 or named is None:
+            return None
+        parts.append(_Part(offset, bytes(answer[offset:offset + length]), *named))
+        offset += length
+    return None
+
+
 class RtnlStatsReader:
     """Counters of every interface of the current network namespace via RTM_GETSTATS.
 
@@ -130,7 +163,9 @@ class RtnlStatsReader:
 
     An answer that is byte for byte the one before (the same links, no counter moved, no
     notification in between) is not parsed again: `read` returns the snapshot it made of
-    it, the same object, which callers may test by identity and must not change.
+    it, the same object, which callers may test by identity and must not change. In an
+    answer laid out like the one before, only the messages that differ are read: a link
+    whose message did not change keeps its `Reading`, the same object as before.
     """
 
     name = "netlink"
@@ -146,6 +181,8 @@ class RtnlStatsReader:
         self._stale = True
         self._answer = bytearray()  # the last answer that came in one receive (empty: none to compare with)
         self._snapshot: Snapshot = {}  # made of `_answer`
+        self._parts: list[_Part] | None = []  # `_answer`, message by message, but its NLMSG_DONE
+        self._done = b""  # `_answer`'s NLMSG_DONE
 
     def _receive(self) -> int:
         while True:
@@ -179,8 +216,13 @@ class RtnlStatsReader:
         except OSError as exc:
             self._lost_notifications(exc)
             received = self._receive()
-        if received == len(answer) and buffer.startswith(answer) and not self._stale:
-            return self._snapshot  # a link notification would have come first and made a difference
+        if received == len(answer) and not self._stale:  # a link notification would have come first
+            if buffer.startswith(answer):
+                return self._snapshot
+            snapshot = self._changed_messages_read()
+            if snapshot is not None:
+                self._answer, self._snapshot = buffer[:received], snapshot
+                return snapshot
         by_index: dict[int, Counters] = {}
         done, changed = parse_stats_messages(buffer, by_index, received)
         answer = buffer[:received] if done else bytearray()  # kept before a link dump reuses the buffer
@@ -198,9 +240,34 @@ class RtnlStatsReader:
             if link is not None:  # else it appeared between the two dumps: it shows up next sample
                 snapshot[link[0]] = _new(Reading, (counters, ifindex, link[1]))
         # A link left out must be looked up next time, so this answer is not one to compare with.
-        self._answer = answer if len(snapshot) == len(by_index) else bytearray()
+        self._parts = answer_parts(answer, snapshot) if len(snapshot) == len(by_index) else None
+        self._answer, self._done = bytearray(), b""
+        if self._parts is not None:  # the NLMSG_DONE follows the last link's message
+            last = self._parts[-1] if self._parts else None
+            self._answer, self._done = answer, bytes(answer[last.offset + len(last.message) if last else 0:])
         self._snapshot = snapshot
         return snapshot
+
+    def _changed_messages_read(self) -> Snapshot | None:
+        """The snapshot of an answer as long as the one before, reading only the messages that
+        differ; None when one of them is not the same link's counters in the same place.
+
+        The answer's NLMSG_DONE, the same bytes every time, is at its end: the messages before
+        it are as long as the answer before's, so they are where its parts are.
+        """
+        buffer, parts = self._buffer, self._parts
+        snapshot: Snapshot = {}
+        for number, (offset, message, name, reading) in enumerate(parts):
+            if not buffer.startswith(message, offset):
+                values = STATS_MESSAGE.unpack_from(buffer, offset)
+                ifindex = reading[1]
+                if values[:4] != (len(message), RTM_NEWSTATS, ifindex, IFLA_STATS_LINK_64):
+                    return None
+                reading = _new(Reading, (_new(Counters, values[4:]), ifindex, reading[2]))
+                parts[number] = _new(_Part, (offset, bytes(buffer[offset:offset + len(message)]), name, reading))
+            snapshot[name] = reading
+        done = self._done
+        return snapshot if buffer.startswith(done, len(self._answer) - len(done)) else None
 
     def close(self) -> None:
         self._sock.close()
