@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -81,7 +82,9 @@ def test_a_batch_repeats_the_run_and_draws_its_aggregate(baseline_batch):
         assert meta["batch"] == {"id": info["batch_id"], "run": int(name), "repeat": 2}
         assert meta["extra_vars"]["failover_baseline"] is True and meta["inventory_hash"] == info["inventory_hash"]
         assert meta["mpstream"]["version"] and meta["mpstream"]["commit"]
-        assert meta["nodes"]["client1"]["mpstream"] == meta["mpstream"]["version"]
+        # the node runs the build of the controller's sources: its version plus their fingerprint
+        assert re.fullmatch(re.escape(meta["mpstream"]["version"]) + r"\+src\.[0-9a-f]{12}",
+                            meta["nodes"]["client1"]["mpstream"]), meta["nodes"]
         # each run its own: fresh players and recorders that covered its own schedule
         assert json.loads((batch / name / "summary.json").read_text())["valid"] is True
         assert (batch / name / "nodes" / "client1" / "player.json").is_file()

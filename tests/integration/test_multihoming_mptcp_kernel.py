@@ -95,7 +95,7 @@ def test_a_kernel_that_is_too_old_stops_the_play_with_what_the_node_needs(node):
     assert "needs a kernel with upstream MPTCP (CONFIG_MPTCP) at version 99.0 or newer" in emulated.stdout
     assert "emulated node" in emulated.stdout
     disabled = play(
-        node, mptcp_kernel_min_version="99.0", mptcp_kernel_testbed=False, mptcp_kernel_install=False
+        node, mptcp_kernel_min_version="99.0", mpstream_node_emulated=False, mptcp_kernel_install=False
     )
     assert disabled.returncode != 0
     assert "Installing a kernel is disabled (mptcp_kernel_install: false)" in disabled.stdout

@@ -78,7 +78,7 @@ def deploy(tmp_path, gateway):
                             "gateway4": gateway,
                         }
                     ],
-                    "multihoming_testbed": True,  # no packages, no boot persistence
+                    "mpstream_node_emulated": True,  # no packages, no boot persistence
                     "multihoming_guard": True,
                     "multihoming_guard_confirm_address": NODE_ADDR,
                     "multihoming_guard_timeout": 20,
