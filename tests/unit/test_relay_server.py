@@ -373,7 +373,11 @@ def test_stats_api_json_and_metrics():
         status, body = await get("/metrics")
         text = body.decode()
         assert 'mpstream_relay_stream_players{stream="live/cam"} 1' in text
-        assert "# TYPE mpstream_relay_client_subflows gauge" in text
+        assert "# TYPE mpstream_relay_mptcp_subflows gauge" in text
+        sent = next(line for line in text.splitlines() if line.startswith("mpstream_relay_sent_bytes_total "))
+        assert int(sent.split()[1]) >= clients["player"]["bytes_out"] > 2000
+        # No label per client (peer, id): the series would grow with every viewer that ever came.
+        assert "peer=" not in text and "id=" not in text
         assert (await get("/nope"))[0].endswith(b"404 Not Found")
         await pub.close()
         await player.close()

@@ -25,6 +25,7 @@ from mpstream.rtmp import (
     UnknownCommand,
     amf0,
     amf3,
+    shared_media,
 )
 from mpstream.rtmp import messages as m
 from mpstream.rtmp.chunk import encode_message
@@ -106,6 +107,25 @@ def test_publish_sequence_and_media_arrive_intact(split):
     closed = pair.of("server", StreamClosed)
     assert [(c.command, c.name) for c in closed] == [("FCUnpublish", "cam"), ("deleteStream", "")]
     assert closed[1].stream_id == sid
+
+
+def test_shared_media_leaves_every_session_as_the_same_bytes_after_its_own_messages():
+    pairs = [Pair(ClientSession("live", "rtmp://127.0.0.1/live", auto="play", stream="cam")) for _ in range(2)]
+    for pair in pairs:
+        pair.pump()
+    sid = pairs[0].of("client", PlayStarted)[0].stream_id
+    body = b"\x27\x01" + bytes(9000)
+    shared = shared_media(VIDEO, sid, 40, body, pairs[0].server.chunk_size)
+    for pair in pairs:
+        pair.server.send_raw(shared)
+        assert pair.server.data_to_send() is shared  # by reference: one buffer for every player
+    pairs[1].server.ping(7)
+    pairs[1].server.send_raw(shared)
+    out = pairs[1].server.data_to_send()
+    assert out.endswith(shared) and len(out) > len(shared)  # its own message first, in order
+    events = pairs[1].client.receive_data(out)
+    media = [e for e in events if isinstance(e, MediaMessage)]
+    assert [(e.type_id, e.timestamp, e.body) for e in media] == [(VIDEO, 40, body)]
 
 
 def test_play_sequence_and_server_pushes_shared_bytes():

@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--on-busy", choices=["refuse", "replace"],
                         help="a second publisher on a busy stream (default: refuse)")
     parser.add_argument("--max-connections", type=int, help="connection limit (default: 1000)")
-    parser.add_argument("--flush-interval-ms", type=float, help="merge writes per player over this long (default: 50)")
+    parser.add_argument("--flush-interval-ms", type=float,
+                        help="send media on at most this often: one write per player per interval, a message "
+                             "waits up to it (default: 50)")
     parser.add_argument("--max-player-lag-ms", type=float,
                         help="a player further behind skips to the next keyframe (default: 10000)")
     parser.add_argument("--disconnect-after-ms", type=float,

@@ -11,7 +11,8 @@ Example file (every key optional):
     stale_publisher_s = 5             # ...but one with the stream's publish key replaces a publisher
                                       # silent this long (a reconnecting encoder); without a key a
                                       # silent publisher keeps its name while its connection lives
-    flush_interval_ms = 50            # merge writes to each player over this long (syscalls vs latency)
+    flush_interval_ms = 50            # a publisher is read (and its media sent on) at most this often:
+                                      # one write per player per interval; a message waits up to it
     max_player_lag_ms = 10000         # a player further behind skips to the next keyframe
     disconnect_after_ms = 30000       # a player behind (or taking nothing we write) this long is disconnected
     max_connections = 1000            # lowered to what the open-files limit allows, with a warning

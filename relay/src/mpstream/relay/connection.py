@@ -53,6 +53,8 @@ ACK_WINDOW = 256 * 1024
 # is dropped. One that reads stays within about one window plus what is in flight (1 MiB is
 # 28 Mbit/s over a 300 ms round trip); a failover stall (8-13 s here) passes before the timeout.
 MAX_UNACKED_WINDOWS = 4
+# A publisher's read this big may have left more in the kernel: it is not followed by a rest (see _pace).
+PACED_READ_MAX = 64 * 1024
 
 
 class RelayConnection(asyncio.Protocol):
@@ -111,9 +113,10 @@ class RelayConnection(asyncio.Protocol):
         if self.closed:
             return
         now = time.monotonic()
-        if data:
+        received = len(data)
+        if received:
             self.last_received = now
-            self.bytes_in += len(data)
+            self.bytes_in += received
         session = self.session
         try:
             while True:
@@ -146,6 +149,25 @@ class RelayConnection(asyncio.Protocol):
         if held > self.relay.config.max_connection_bytes:
             self.relay.counters["over_budget_dropped"] += 1
             self.drop(f"holds {held} bytes, over max_connection_bytes {self.relay.config.max_connection_bytes}")
+            return
+        if self.publishing and received:
+            self._pace(received)
+
+    def _pace(self, received: int) -> None:
+        """A publisher's read goes to the players at once; then its socket rests for a flush interval.
+
+        What it sends meanwhile waits in the kernel and comes in with the next read: the relay wakes
+        once per interval for a publisher instead of once per message, and the players get each
+        message no later than the flush timer would have sent it (sooner when it comes after a rest).
+        A big read may have left more waiting: reading goes on at once.
+        """
+        for stream in self.publishing.values():
+            stream.fan_out.flush()
+        interval = self.relay.config.flush_interval_ms / 1000
+        if interval and received < PACED_READ_MAX and not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(interval, self._resume_reading)
 
     def _throttle(self, now: float) -> None:
         """Over the message budget: stop reading for a moment; held back too long, drop the peer."""
@@ -248,14 +270,19 @@ class RelayConnection(asyncio.Protocol):
             return
         data = self.outbox.take()
         if data:
-            self.bytes_out += len(data)
-            self.session.acknowledgements.sent(len(data))
-            self.transport.write(data)
+            self.session.send_raw(data)
+            self._transmit()
         if not self.paused:
             self.outbox.caught_up()
 
     def write_shared(self, data: bytes) -> None:
-        """Media bytes shared with other players, written as they are (nothing of ours is queued)."""
+        """Media bytes shared with other players, sent as they are (nothing of ours is queued)."""
+        self.session.send_raw(data)
+        self._transmit()
+
+    def _transmit(self) -> None:
+        """What the session has to send, to the transport: every byte we write leaves this way."""
+        data = self.session.data_to_send()
         self.bytes_out += len(data)
         self.session.acknowledgements.sent(len(data))
         self.transport.write(data)  # type: ignore[union-attr]

@@ -1,6 +1,7 @@
 """How one stream's media reaches its players: one shared buffer per flush for those who keep up.
 
-Media messages are chunked once per distinct message-stream id and collected in a batch.
+Media messages are chunked once per distinct message-stream id (`rtmp.shared_media`: the
+protocol's bytes, which each player's session sends by reference) and collected in a batch.
 Every flush interval the batch is joined once and the same buffer is written to every
 player that keeps up ("live": nothing queued, its transport taking data): one write per
 player per flush and no per-player work per message. A player that cannot take the batch
@@ -17,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mpstream.relay.outbox import ALWAYS, KEYFRAME, ORDINARY
-from mpstream.rtmp.chunk import encode_message
+from mpstream.rtmp import shared_media
 
 if TYPE_CHECKING:
     from mpstream.relay.connection import RelayConnection
@@ -53,7 +54,7 @@ class FanOut:
         self.live.clear()
         self._sids = ()
 
-    def send(self, csid: int, type_id: int, timestamp: int, body: bytes, kind: int) -> None:
+    def send(self, type_id: int, timestamp: int, body: bytes, kind: int) -> None:
         """One media message for every player."""
         chunk_size = self.chunk_size
         if self._sids:
@@ -62,7 +63,7 @@ class FanOut:
                 parts = batch.get(sid)
                 if parts is None:
                     parts = batch[sid] = []
-                parts.append(encode_message(csid, type_id, sid, timestamp, body, chunk_size))
+                parts.append(shared_media(type_id, sid, timestamp, body, chunk_size))
             self._kinds.append(kind)
         if self.queued:
             shared: dict[int, tuple[bytes, bool]] = {}
@@ -71,7 +72,7 @@ class FanOut:
             for player, sid in self.queued.items():
                 entry = shared.get(sid)
                 if entry is None:
-                    entry = shared[sid] = (encode_message(csid, type_id, sid, timestamp, body, chunk_size), True)
+                    entry = shared[sid] = (shared_media(type_id, sid, timestamp, body, chunk_size), True)
                 outbox = player.outbox
                 outbox.push_media(entry, kind, now)
                 if outbox.size > player.output_budget:

@@ -57,6 +57,8 @@ class Relay:
         self.listening: list[str] = []
         self.started = time.time()
         self.counters: collections.Counter[str] = collections.Counter()
+        # What closed connections sent, received and skipped: with the open ones, the relay's totals.
+        self.closed_totals = {"bytes_out": 0, "bytes_in": 0, "skips": 0}
         self.http = None
         self.edge = EdgePulls(self) if config.origins or any(
             policy.origins for policy in (config.apps or {}).values()) else None  # edge mode (mpstream.edge)
@@ -242,6 +244,10 @@ class Relay:
             return
         self.connections.discard(connection)
         self._unconnected.pop(connection, None)
+        closed = self.closed_totals
+        closed["bytes_out"] += connection.bytes_out
+        closed["bytes_in"] += connection.bytes_in
+        closed["skips"] += connection.outbox.skips
         for sid in list(connection.publishing):
             self._end_publish(connection, sid, "connection closed")
         for sid in list(connection.playing):
@@ -541,11 +547,22 @@ class Relay:
                 "connections": len(self.connections),
                 "silent_sockets": len(self._lobby),  # accepted, nothing received yet
                 "counters": dict(self.counters),
+                "totals": self.totals(),
             },
             "streams": streams,
             "clients": sorted(clients, key=lambda c: c["id"]),
             "edge": self.edge.snapshot() if self.edge else None,
         }
+
+
+    def totals(self) -> dict:
+        """Bytes sent and received and keyframe skips since start, closed connections included."""
+        totals = dict(self.closed_totals)
+        for connection in self.connections:
+            totals["bytes_out"] += connection.bytes_out
+            totals["bytes_in"] += connection.bytes_in
+            totals["skips"] += connection.outbox.skips
+        return totals
 
 
 def _version() -> str:

@@ -69,21 +69,17 @@ def prometheus(snapshot: dict) -> str:
                [({"stream": s["name"]}, s["pull"]["switches"]) for s in pulled])
         metric("stream_pull_failures_total", "counter", "Origin connections of the pull that ended or failed.",
                [({"stream": s["name"]}, s["pull"]["connections_failed"]) for s in pulled])
+    # Per client only in the JSON (/clients): a label per connection would make a new time series
+    # for every viewer that ever came, without bound. Here the relay's totals.
     clients = snapshot["clients"]
-
-    def who(c: dict) -> dict:
-        return {"id": c["id"], "peer": c["peer"], "role": c["role"]}
-
-    metric("client_sent_bytes_total", "counter", "Bytes sent to the client.",
-           [(who(c), c["bytes_out"]) for c in clients])
-    metric("client_received_bytes_total", "counter", "Bytes received from the client.",
-           [(who(c), c["bytes_in"]) for c in clients])
-    metric("client_subflows", "gauge", "Subflows of the client's connection (1 for TCP).",
-           [(who(c), c["subflows"]) for c in clients])
-    metric("client_mptcp", "gauge", "1 when the client's connection is MPTCP.",
-           [(who(c), int(c["mptcp"])) for c in clients])
-    metric("client_keyframe_skips_total", "counter", "Times a slow player skipped to the next keyframe.",
-           [(who(c), c["skips"]) for c in clients if c["role"] == "player"])
+    totals = server["totals"]
+    metric("sent_bytes_total", "counter", "Bytes sent to all clients since start.", [({}, totals["bytes_out"])])
+    metric("received_bytes_total", "counter", "Bytes received from all clients since start.",
+           [({}, totals["bytes_in"])])
+    metric("keyframe_skips_total", "counter", "Times a slow player skipped to the next keyframe, since start.",
+           [({}, totals["skips"])])
+    metric("mptcp_subflows", "gauge", "Subflows of the open MPTCP connections.",
+           [({}, sum(c["subflows"] for c in clients if c["mptcp"]))])
     return "\n".join(lines) + "\n"
 
 

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 from mpstream import flv
 from mpstream.relay.fanout import FanOut
 from mpstream.relay.outbox import ALWAYS, ENTRY_OVERHEAD, KEYFRAME, ORDINARY
-from mpstream.rtmp import amf0
+from mpstream.rtmp import amf0, shared_media
 from mpstream.rtmp import messages as m
-from mpstream.rtmp.chunk import encode_message
 
 if TYPE_CHECKING:
     from mpstream.relay.connection import RelayConnection
@@ -161,8 +160,7 @@ class Stream:
 
     def _fan_out(self, type_id: int, ts: int, body: bytes, kind: int) -> None:
         if self.players:
-            csid = m.CSID_VIDEO if type_id == m.VIDEO else m.CSID_AUDIO if type_id == m.AUDIO else m.CSID_DATA
-            self.fan_out.send(csid, type_id, ts, body, kind)
+            self.fan_out.send(type_id, ts, body, kind)
 
     # ------------------------------------------------------------ player side
 
@@ -178,19 +176,17 @@ class Stream:
         # What a decoder needs first, stamped with the time of the first cached frame.
         start = self.gop[0][1] if self.gop else (self.last_timestamp or 0)
         now = time.monotonic()
-        join: list[tuple[int, int, int, bytes, int]] = []
+        join: list[tuple[int, int, bytes, int]] = []
         if self.metadata is not None:
-            join.append((m.CSID_DATA, m.DATA_AMF0, start, self.metadata, ALWAYS))
+            join.append((m.DATA_AMF0, start, self.metadata, ALWAYS))
         if self.video_header is not None:
-            join.append((m.CSID_VIDEO, m.VIDEO, start, self.video_header, ALWAYS))
+            join.append((m.VIDEO, start, self.video_header, ALWAYS))
         if self.audio_header is not None:
-            join.append((m.CSID_AUDIO, m.AUDIO, start, self.audio_header, ALWAYS))
+            join.append((m.AUDIO, start, self.audio_header, ALWAYS))
         for index, (type_id, ts, body) in enumerate(self.gop):
-            csid = m.CSID_VIDEO if type_id == m.VIDEO else m.CSID_AUDIO
-            join.append((csid, type_id, ts, body, KEYFRAME if index == 0 else ORDINARY))
-        for csid, type_id, ts, body, kind in join:
-            data = encode_message(csid, type_id, stream_id, ts, body, self.chunk_size)
-            outbox.push_media((data, True), kind, now)
+            join.append((type_id, ts, body, KEYFRAME if index == 0 else ORDINARY))
+        for type_id, ts, body, kind in join:
+            outbox.push_media((shared_media(type_id, stream_id, ts, body, self.chunk_size), True), kind, now)
         connection.flush()  # a joiner should not wait for the next merged write
 
     def remove_player(self, connection: RelayConnection) -> None:

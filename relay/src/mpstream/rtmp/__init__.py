@@ -5,7 +5,8 @@ Public API (stable):
 - `ServerSession`, `ClientSession` (`session`): one per connection. `receive_data(bytes)
   -> list[Event]` (raises `ProtocolError`/`LimitExceeded` when the connection must be
   closed), `data_to_send() -> bytes`, and methods that queue messages (`send_media`,
-  `send_data`, `send_metadata`, `accept_publish`, `play`, ...).
+  `send_data`, `send_metadata`, `accept_publish`, `play`, ...). A relay chunks a message
+  once with `shared_media` and queues the same bytes in every player's session (`send_raw`).
 - Events (`events`): `HandshakeComplete`, `Connected`, `StreamCreated`, `PublishStarted`,
   `PlayStarted`, `Status`, `StreamBegin`, `StreamEOF`, `MediaMessage`, `DataMessage`,
   `CommandError`, `UnknownCommand`, and on the server `ConnectRequest`, `PublishRequest`,
@@ -53,7 +54,7 @@ from mpstream.rtmp.events import (
 )
 from mpstream.rtmp.limits import Limits
 from mpstream.rtmp.messages import AUDIO, DATA_AMF0, VIDEO
-from mpstream.rtmp.session import ClientSession, ServerSession
+from mpstream.rtmp.session import ClientSession, ServerSession, shared_media
 from mpstream.rtmp.url import RtmpUrl, parse_rtmp_url
 
 __all__ = [
@@ -61,5 +62,5 @@ __all__ = [
     "DataMessage", "Event", "HandshakeComplete", "LimitExceeded", "Limits", "MediaMessage", "PlayRequest",
     "PlayStarted", "ProtocolError", "PublishRequest", "PublishStarted", "RtmpUrl", "ServerSession",
     "Status", "StreamBegin", "StreamClosed", "StreamCreated", "StreamEOF", "UnknownCommand", "VIDEO",
-    "parse_rtmp_url",
+    "parse_rtmp_url", "shared_media",
 ]

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from mpstream.rtmp import amf0
 from mpstream.rtmp import messages as m
-from mpstream.rtmp.chunk import ChunkReader, ChunkWriter, Message
+from mpstream.rtmp.chunk import ChunkReader, ChunkWriter, Message, encode_message
 from mpstream.rtmp.errors import AMFError, LimitExceeded, ProtocolError
 from mpstream.rtmp.events import (
     CommandError,
@@ -47,6 +47,15 @@ from mpstream.rtmp.handshake import ClientHandshake, ServerHandshake
 from mpstream.rtmp.limits import Limits
 
 DEFAULT_WINDOW_ACK_SIZE = 2_500_000
+
+
+def shared_media(type_id: int, stream_id: int, timestamp: int, body: bytes, chunk_size: int) -> bytes:
+    """An audio, video or data message chunked once for every session that sends at `chunk_size`
+    (give it to each with `send_raw`): type-0 headers, so the bytes do not depend on what a session
+    sent before, on the chunk streams that sessions keep for media (never used by `send_message`
+    of a server session)."""
+    csid = m.CSID_VIDEO if type_id == m.VIDEO else m.CSID_AUDIO if type_id == m.AUDIO else m.CSID_DATA
+    return encode_message(csid, type_id, stream_id, timestamp, body, chunk_size)
 
 
 def _status(level: str, code: str, description: str, **extra: object) -> dict:
@@ -81,7 +90,7 @@ class _Session:
         self.limits = limits or Limits()
         self._reader = ChunkReader(self.limits)
         self._writer = ChunkWriter()
-        self._out = bytearray()
+        self._out: list[bytes] = []  # what waits for data_to_send, in order (shared bytes by reference)
         self._handshake = handshake
         self._peer_window = 0  # the peer wants an Acknowledgement every this many bytes
         self._acked = 0
@@ -89,7 +98,7 @@ class _Session:
         self.acknowledgements = Acknowledgements(DEFAULT_WINDOW_ACK_SIZE)  # of what we send
         self._held: list[Message] = []  # received while an answer of ours is pending (see holding)
         self._sub_messages = 0  # aggregate sub-messages, which cost as much as messages
-        self._out += handshake.outgoing
+        self._out.append(bytes(handshake.outgoing))  # C0+C1 (client) or nothing yet (server)
         handshake.outgoing.clear()
 
     # ------------------------------------------------------------ I/O
@@ -125,11 +134,11 @@ class _Session:
 
     def data_to_send(self) -> bytes:
         """Bytes queued for the peer since the last call."""
-        if not self._out:
-            return b""  # the common case (a publisher's media asks for no answer): no copy
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)  # one part (shared media): not copied
 
     def receive_data(self, data: bytes, max_messages: int | None = None) -> list[Event]:
         """Process bytes from the peer; raises `ProtocolError` when the connection must end.
@@ -141,7 +150,8 @@ class _Session:
         events: list[Event] = []
         if not self._handshake.done:
             data = self._handshake.feed(data)
-            self._out += self._handshake.outgoing
+            if self._handshake.outgoing:
+                self._out.append(bytes(self._handshake.outgoing))
             self._handshake.outgoing.clear()
             if not self._handshake.done:
                 return events
@@ -166,11 +176,12 @@ class _Session:
     # ------------------------------------------------------------ sending
 
     def send_message(self, csid: int, type_id: int, stream_id: int, timestamp: int, body: bytes) -> None:
-        self._out += self._writer.write(csid, type_id, stream_id, timestamp, body)
+        self._out.append(self._writer.write(csid, type_id, stream_id, timestamp, body))
 
     def send_raw(self, chunked: bytes) -> None:
-        """Queue bytes chunked elsewhere (`chunk.encode_message` at `chunk_size`, on csid 4, 5 or 6)."""
-        self._out += chunked
+        """Queue bytes chunked elsewhere (`shared_media` at `chunk_size`), by reference: a relay hands the
+        same bytes to every player's session without a copy."""
+        self._out.append(chunked)
 
     def send_command(self, stream_id: int, command: m.Command) -> None:
         self.send_message(m.CSID_COMMAND, m.COMMAND_AMF0, stream_id, 0, command.encode())
@@ -550,4 +561,4 @@ class ClientSession(_Session):
             events.append(UnknownCommand(stream_id, cmd))
 
 
-__all__ = ["ClientSession", "ServerSession", "AMFError", "LimitExceeded", "ProtocolError"]
+__all__ = ["ClientSession", "ServerSession", "AMFError", "LimitExceeded", "ProtocolError", "shared_media"]
