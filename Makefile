@@ -79,5 +79,25 @@ test: lint
 testbed-down: setup
 	$(BIN)/ansible-playbook playbooks/testbed.yml -e testbed_state=absent
 
+# Peers of benchmarks/relay_fanout.py, not part of `make test`: node-media-server from npm on
+# Debian's nodejs, and pyrtmp (with the versions it was measured with) in a venv of its own,
+# both under .cache/bench-peers/ (nginx-rtmp comes with `make setup`).
+BENCH_PEERS := .cache/bench-peers
+NODE_MEDIA_SERVER_VERSION := 4.4.3
+PYRTMP_PINS := pyrtmp==0.3.1 bitstring==4.1.4 bitarray==2.9.3
+
+.PHONY: bench-peers
+bench-peers: $(BENCH_PEERS)/.node-media-server-$(NODE_MEDIA_SERVER_VERSION) $(BENCH_PEERS)/.pyrtmp-0.3.1
+
+$(BENCH_PEERS)/.node-media-server-$(NODE_MEDIA_SERVER_VERSION):
+	command -v npm >/dev/null || scripts/apt-install nodejs npm  # (a nodejs with its own npm conflicts with Debian's)
+	npm install --prefix $(BENCH_PEERS) --no-audit --no-fund node-media-server@$(NODE_MEDIA_SERVER_VERSION)
+	@touch $@
+
+$(BENCH_PEERS)/.pyrtmp-0.3.1:
+	$(PYTHON) -m venv $(BENCH_PEERS)/pyrtmp-venv
+	$(BENCH_PEERS)/pyrtmp-venv/bin/pip install -q $(PYRTMP_PINS)
+	@touch $@
+
 clean:
 	rm -rf $(VENV) $(STAMPS) .cache
