@@ -39,9 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mpstream.recorder.counters import open_reader
     from mpstream.recorder.rates import InterfaceSelection, RateTracker
     from mpstream.recorder.recorder import Limits, RowWriter, StopSignal, record
+    from mpstream.recorder.sources import open_reader
 
     if args.interval_ms <= 0 or (args.count is not None and args.count < 0):
         print("mpstream record: --interval-ms must be positive and --count not negative", file=sys.stderr)

@@ -6,11 +6,8 @@ namespace. Parsing is kept apart from I/O so that it can be tested on captured t
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import NamedTuple, Protocol
-
-log = logging.getLogger(__name__)
 
 PROC_NET_DEV = "/proc/net/dev"
 IFF_UP = 0x1
@@ -139,29 +136,3 @@ class PyRoute2Reader:
 
     def close(self) -> None:
         self._ipr.close()
-
-
-SOURCES = ("auto", "netlink", "pyroute2", "proc")
-
-
-def open_reader(source: str = "auto") -> CounterReader:
-    """The reader for `source`; `auto` tries netlink (RTM_GETSTATS), pyroute2, then /proc/net/dev."""
-    if source == "proc":
-        return ProcNetDevReader()
-    candidates = {"auto": ("netlink", "pyroute2"), "netlink": ("netlink",), "pyroute2": ("pyroute2",)}[source]
-    for candidate in candidates:
-        try:
-            if candidate == "netlink":
-                from mpstream.recorder.rtnl_stats import RtnlStatsReader
-
-                reader: CounterReader = RtnlStatsReader()
-            else:
-                reader = PyRoute2Reader()
-            reader.read()
-            return reader
-        except Exception as exc:  # ImportError, OSError, netlink errors: all mean "try the next"
-            if source != "auto":
-                raise
-            log.warning("%s counters unavailable: %s", candidate, exc)
-    log.warning("reading counters from %s", PROC_NET_DEV)
-    return ProcNetDevReader()
