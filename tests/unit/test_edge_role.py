@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = """
 - hosts: edge4:origin1
   gather_facts: false
-  vars_files: [{role}/defaults/main.yml, {role}/vars/main.yml]
+  vars_files: [{layout}/defaults/main.yml, {role}/defaults/main.yml, {role}/vars/main.yml]
   tasks:
     - ansible.builtin.template:
         src: {role}/templates/relay.toml.j2
@@ -26,7 +26,9 @@ ANSIBLE = Path(sys.executable).with_name("ansible-playbook")
 @pytest.mark.skipif(not ANSIBLE.exists() and not shutil.which("ansible-playbook"), reason="no ansible")
 def test_edges_get_the_origin_groups_hosts_and_origins_get_none(tmp_path):
     playbook = tmp_path / "render.yml"
-    playbook.write_text(PLAYBOOK.format(role=REPO / "roles" / "relay", out=tmp_path))
+    # the relay role's defaults read the node's layout, which its dependency node_layout owns
+    playbook.write_text(PLAYBOOK.format(role=REPO / "roles" / "relay", layout=REPO / "roles" / "node_layout",
+                                        out=tmp_path))
     run = subprocess.run([str(ANSIBLE), "-i", str(REPO / "inventory" / "edge.example"), str(playbook),
                           "-e", "relay_origin_port=1936"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
