@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from mpstream.outage import PENDING_DIR
@@ -98,10 +97,13 @@ PEER_ADDRESS = "198.18.250.2"
 LAG_BOUND_S = 0.25  # a loaded 2-core machine; the lags themselves are printed
 
 
-def write_plan(path, switches: list[dict], expiry_s: float = 5.0, lag_s: float | None = None) -> str:
+def write_plan(path, switches: list[dict], expiry_s: float = 5.0, lag_s: float | None = None,
+               count: list[str] | None = None) -> str:
     plan = {"format": "mpstream-schedule/1", "run_id": "test", "expiry_s": expiry_s, "switches": switches}
     if lag_s is not None:
         plan["lag_s"] = lag_s
+    if count is not None:
+        plan["count"] = count
     path.write_text(json.dumps(plan))
     return str(path)
 
@@ -282,13 +284,11 @@ def test_the_record_counts_what_a_nic_delivered_and_nothing_while_it_was_down(no
     t0 = time.time() + 3.0
     step = 1.0
     downs = [[], ["nic1"], [], []]
-    plan = json.loads(Path(write_plan(tmp_path / "plan.json", [
+    plan = write_plan(tmp_path / "plan.json", [
         {"phase": i, "name": f"phase {i}", "at": t0 + i * step, "apply": here(nics)}
-        for i, nics in enumerate(downs)])).read_text())
-    plan["count"] = ["nic1"]
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+        for i, nics in enumerate(downs)], count=["nic1"])
     record = str(tmp_path / "switches.jsonl")
-    scheduler = start_schedule(str(tmp_path / "plan.json"), record)
+    scheduler = start_schedule(plan, record)
     # the peer keeps sending to the node, also while the node drops everything on nic1
     pinger = subprocess.Popen(["ip", "netns", "exec", PEER, "ping", "-n", "-q", "-i", "0.01", "-w",
                                str(int(t0 + len(downs) * step - time.time()) + 1), "198.18.250.1"],
