@@ -50,7 +50,11 @@ def test_publisher_reconnects_with_backoff_and_says_so(tmp_path):
         server.stop()  # the server goes away with publisher and player connected
         time.sleep(1.5)  # a few failed attempts while nobody listens
         server = nginx_rtmp.NginxRtmp(port=port).start()
-        time.sleep(1.5)
+        # The new player comes once the publisher is back (under load its backoff may take longer).
+        deadline = time.monotonic() + 10
+        while "reconnected" not in (tmp_path / "publish.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
         play = subprocess.run([MPSTREAM, "play", url, "--duration", "4", "--buffer-ms", "500",
                                "--json", str(tmp_path / "play.json")], capture_output=True, text=True, timeout=30)
         steady_code = steady_player.wait(20)
