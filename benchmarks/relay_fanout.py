@@ -8,7 +8,7 @@ under .cache/bench-peers/. A peer that is not there is skipped with a line that 
 For each N, each round and each server in turn (the servers of one round share the machine's
 mood): a timed publisher (its own process) sends a looped H.264/AAC sample in real time and
 notes when it sent each video frame (wall clock); N viewers join (RTMP players from
-mpstream.rtmp.ClientSession that, once playing, count bytes and send acknowledgements; a few
+mpstream.streaming.rtmp.ClientSession that, once playing, count bytes and send acknowledgements; a few
 of them, the probes, also parse what arrives and note when each video frame came). After a
 warm-up the server's CPU time (utime+stime from /proc/<pid>/stat), every viewer's bytes and
 the probes' frames are measured over a window, and the server's RSS at its end.
@@ -45,9 +45,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mpstream import flv  # noqa: E402
-from mpstream.relay import eventloop  # noqa: E402
-from mpstream.rtmp import (  # noqa: E402
+from mpstream.streaming import flv  # noqa: E402
+from mpstream.streaming.relay import eventloop  # noqa: E402
+from mpstream.streaming.rtmp import (  # noqa: E402
     ClientSession,
     MediaMessage,
     PlayStarted,
@@ -55,8 +55,8 @@ from mpstream.rtmp import (  # noqa: E402
     amf0,
     parse_rtmp_url,
 )
-from mpstream.rtmp import messages as m  # noqa: E402
-from mpstream.rtmp.chunk import encode_message  # noqa: E402
+from mpstream.streaming.rtmp import messages as m  # noqa: E402
+from mpstream.streaming.rtmp.chunk import encode_message  # noqa: E402
 
 from tests.support import media, nginx_rtmp  # noqa: E402
 from tests.support.relay_process import RelayProcess, free_port  # noqa: E402

@@ -1,1 +1,1 @@
-../../relay/src/mpstream/pathwatch/mptcp_pm.py
+../../relay/src/mpstream/paths/pathwatch/mptcp_pm.py

@@ -20,7 +20,7 @@ description:
   - Access links with a C(delay), C(jitter) or C(loss) get it without netem. The provider's
     router sends each direction of such a link to an NFQUEUE (iptables-nft rules in its
     C(mangle) tables, which the testbed owns), and one emulator process per router
-    (C(python -m mpstream.linkemu), kept running by C(mpstream.supervise)) releases every
+    (C(python -m mpstream.paths.linkemu), kept running by C(mpstream.supervise)) releases every
     packet at its time. Routers without such links get neither rules nor a process.
   - Idempotent, with check mode and diff. It records the namespaces it created in
     C(/run/mpstream-testbed/PREFIX.json) and removes only those (and namespaces of the
@@ -408,7 +408,7 @@ class Builder:
         return result
 
     def start_emulator(self, ns, links):
-        command = [self.python(), "-m", "mpstream.linkemu"]
+        command = [self.python(), "-m", "mpstream.paths.linkemu"]
         for link in links:
             command += ["--link", "%d:%g:%g:%g" % (link["queue"], link["delay_ms"], link["jitter_ms"],
                                                    link["loss_percent"])]
@@ -501,7 +501,7 @@ def main():
         if missing:
             module.fail_json(msg="delayed or lossy links need %s on the controller (Debian package iptables)"
                              % " and ".join(missing))
-        rc, _, err = module.run_command([params["python"] or sys.executable, "-c", "import mpstream.linkemu"])
+        rc, _, err = module.run_command([params["python"] or sys.executable, "-c", "import mpstream.paths.linkemu"])
         if rc != 0:
             module.fail_json(msg="delayed or lossy links need the mpstream package in the controller's Python "
                                  "(%s): %s" % (params["python"] or sys.executable, err.strip()[-300:]))

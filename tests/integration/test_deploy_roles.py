@@ -79,8 +79,8 @@ def snapshot(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("source") / "relay"
     shutil.copytree(REPO / "relay", target,
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist"))
-    if not (target / "src/mpstream/relay/command.py").exists():
-        pytest.skip("the relay (mpstream.relay.command) is not part of this tree yet")
+    if not (target / "src/mpstream/streaming/relay/command.py").exists():
+        pytest.skip("the relay (mpstream.streaming.relay.command) is not part of this tree yet")
     return target
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from mpstream.outage import PENDING_DIR
+from mpstream.paths.outage import PENDING_DIR
 
 NS = "t6out"
 PEER = "t6out-peer"

@@ -236,7 +236,7 @@ def test_interfaces_that_come_and_go_sigterm_and_sigkill(lone_namespace, process
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=5)
-    from mpstream.recorder.csvformat import parse_text
+    from mpstream.measurement.recorder.csvformat import parse_text
 
     rows = parse_text(killed_out.read_text())  # at most a torn last line, which the reader skips
     assert len(rows) >= 10

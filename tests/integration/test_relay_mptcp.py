@@ -31,7 +31,7 @@ CLIENT_ADDRESSES = ("2001:2:0:31::2", "2001:2:0:32::2")
 PEERS = r"""
 import asyncio, sys, time
 from tests.support.rtmp_client import RtmpPeer
-from mpstream.rtmp import AUDIO, VIDEO, MediaMessage, PlayStarted, PublishStarted
+from mpstream.streaming.rtmp import AUDIO, VIDEO, MediaMessage, PlayStarted, PublishStarted
 
 URL = sys.argv[1]
 

@@ -77,7 +77,7 @@ def test_a_reference_slipped_into_the_page_is_blocked(pages, tmp_path):
 
 
 def test_tables_sort_numbers_as_numbers_and_keep_unknowns_last(tmp_path):
-    from mpstream.report.htmlpage import SORT_SCRIPT
+    from mpstream.measurement.report.htmlpage import SORT_SCRIPT
 
     rows = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in
                    [("a", "10"), ("b", "never"), ("c", "–"), ("d", "2.5"), ("e", "1 200"), ("f", "+3")])

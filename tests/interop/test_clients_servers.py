@@ -43,7 +43,7 @@ def free_port() -> int:
 
 def have_relay() -> bool:
     try:
-        return importlib.util.find_spec("mpstream.relay.command") is not None
+        return importlib.util.find_spec("mpstream.streaming.relay.command") is not None
     except ModuleNotFoundError:
         return False
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mpstream.rtmp import VIDEO, MediaMessage, StreamCreated
+from mpstream.streaming.rtmp import VIDEO, MediaMessage, StreamCreated
 
 from tests.support import media
 from tests.support.relay_process import RelayProcess

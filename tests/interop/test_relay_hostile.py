@@ -11,8 +11,8 @@ import subprocess
 import time
 
 import pytest
-from mpstream.rtmp.chunk import encode_message
-from mpstream.rtmp.handshake import SIZE
+from mpstream.streaming.rtmp.chunk import encode_message
+from mpstream.streaming.rtmp.handshake import SIZE
 
 from tests.support import media
 from tests.support.relay_process import RelayProcess
@@ -38,7 +38,7 @@ def connect(port: int, handshake: bool) -> socket.socket:
 
 
 def connect_command() -> bytes:
-    from mpstream.rtmp import amf0
+    from mpstream.streaming.rtmp import amf0
 
     return encode_message(3, 20, 0, 0, amf0.encode("connect", 1.0, {"app": "live", "tcUrl": "rtmp://x/live"}), 128)
 

@@ -19,10 +19,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from mpstream.rtmp import amf0
-from mpstream.rtmp import messages as m
-from mpstream.rtmp.chunk import ChunkReader, encode_message
-from mpstream.rtmp.handshake import SIZE
+from mpstream.streaming.rtmp import amf0
+from mpstream.streaming.rtmp import messages as m
+from mpstream.streaming.rtmp.chunk import ChunkReader, encode_message
+from mpstream.streaming.rtmp.handshake import SIZE
 
 HOST = "::1"
 CHUNK = 128  # what we send with: the servers' default incoming chunk size
@@ -431,7 +431,7 @@ def probe_first_frame(url: str, timeout: float = 5.0) -> float | None:
 
     Runs its own event loop, so it can be called from any thread while attacks run in others.
     """
-    from mpstream.rtmp import MediaMessage, PlayStarted
+    from mpstream.streaming.rtmp import MediaMessage, PlayStarted
 
     from tests.support.rtmp_client import RtmpPeer
 

@@ -1,4 +1,4 @@
-"""A small asyncio RTMP peer for tests and benchmarks, built on mpstream.rtmp.ClientSession.
+"""A small asyncio RTMP peer for tests and benchmarks, built on mpstream.streaming.rtmp.ClientSession.
 
     peer = await RtmpPeer.open("rtmp://[::1]:1935/live/cam", "play")
     await peer.wait_for(PlayStarted)
@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mpstream import net
-from mpstream.rtmp import ClientSession, Event, parse_rtmp_url
+from mpstream.streaming import net
+from mpstream.streaming.rtmp import ClientSession, Event, parse_rtmp_url
 
 
 class RtmpPeer:

@@ -2,7 +2,7 @@
 
 import pytest
 from mpstream import cli
-from mpstream.relay.config import ConfigError, load
+from mpstream.streaming.relay.config import ConfigError, load
 
 TOML = """
 origins = ["rtmp://[2001:db8::1]:1936/live", "rtmp://origin2"]

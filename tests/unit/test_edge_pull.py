@@ -7,13 +7,12 @@ so the whole file runs in about 3 s.
 
 import asyncio
 import socket
-from types import SimpleNamespace
 
 import pytest
-from mpstream.edge.pull import OriginPull
-from mpstream.relay.config import RelayConfig
-from mpstream.rtmp import ConnectRequest, PlayRequest, ServerSession, amf0
-from mpstream.rtmp.messages import AUDIO, DATA_AMF0, VIDEO
+from mpstream.streaming.edge.pull import OriginPull
+from mpstream.streaming.relay.config import RelayConfig
+from mpstream.streaming.rtmp import ConnectRequest, PlayRequest, ServerSession, amf0
+from mpstream.streaming.rtmp.messages import AUDIO, DATA_AMF0, VIDEO
 
 AVC_HEADER = bytes([0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1E])
 AAC_HEADER = bytes([0xAF, 0, 0x12, 0x10])
@@ -122,7 +121,7 @@ def pulling(behaviours: list[tuple[str, int, int]], **settings):
         tasks.append(asyncio.create_task(fake_origin(origin_reader, origin_writer, behaviour, frames, start)))
         return await asyncio.open_connection(sock=ours)
 
-    pull = OriginPull(SimpleNamespace(config=config), stream, origins, open_origin=open_origin)
+    pull = OriginPull(config, stream, origins, open_origin=open_origin)
     stream.publisher = pull
     return pull, stream, tasks, attempts
 

@@ -7,9 +7,9 @@ import asyncio
 import time
 
 import pytest
-from mpstream.relay.config import load
-from mpstream.relay.server import Relay
-from mpstream.rtmp import AUDIO, VIDEO, MediaMessage, PlayStarted, PublishStarted, Status
+from mpstream.streaming.relay.config import load
+from mpstream.streaming.relay.server import Relay
+from mpstream.streaming.rtmp import AUDIO, VIDEO, MediaMessage, PlayStarted, PublishStarted, Status
 
 from tests.support.rtmp_client import RtmpPeer
 
@@ -144,9 +144,9 @@ def test_a_local_publisher_takes_over_and_the_pull_comes_back_after_it():
 
 def test_one_source_to_several_origins_where_a_mute_one_holds_up_nobody():
     """`mpstream publish URL_A URL_B`: one timeline; a server that never answers costs only its own connection."""
-    from mpstream.clients.publisher import Publisher as Push
-    from mpstream.clients.publisher import PublishOptions
-    from mpstream.clients.synthetic import SyntheticOptions, SyntheticStream
+    from mpstream.streaming.clients.publisher import Publisher as Push
+    from mpstream.streaming.clients.publisher import PublishOptions
+    from mpstream.streaming.clients.synthetic import SyntheticOptions, SyntheticStream
 
     async def main():
         origin, port = await relay()

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mpstream.relay.config import load
+from mpstream.streaming.relay.config import load
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = """

@@ -1,10 +1,10 @@
 """The edge's splice across origins, in memory: timestamps, keyframes, sequence headers, origin order."""
 
 import pytest
-from mpstream.edge.origins import OriginRotation, pull_url
-from mpstream.edge.splice import Splicer
-from mpstream.rtmp import amf0
-from mpstream.rtmp.messages import AUDIO, DATA_AMF0, VIDEO
+from mpstream.streaming.edge.origins import OriginRotation, pull_url
+from mpstream.streaming.edge.splice import Splicer
+from mpstream.streaming.rtmp import amf0
+from mpstream.streaming.rtmp.messages import AUDIO, DATA_AMF0, VIDEO
 
 AVC_HEADER = bytes([0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1E])
 OTHER_AVC_HEADER = bytes([0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x28])

@@ -7,9 +7,9 @@ import statistics
 import struct
 
 import pytest
-from mpstream.linkemu import nfqueue
-from mpstream.linkemu.runner import Emulator, build_parser
-from mpstream.linkemu.schedule import Link, LinkSpec
+from mpstream.paths.linkemu import nfqueue
+from mpstream.paths.linkemu.runner import Emulator, build_parser
+from mpstream.paths.linkemu.schedule import Link, LinkSpec
 
 
 def kernel_packet(queue: int, packet_id: int, family: int = 2) -> bytes:

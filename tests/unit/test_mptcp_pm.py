@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 from mpstream.netlink import NLMSG_HDR, attributes
-from mpstream.pathwatch import mptcp_pm
+from mpstream.paths.pathwatch import mptcp_pm
 from pyroute2.netlink import NLM_F_REQUEST
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_package_carries_the_module_utils_file_itself():
-    packaged = REPO / "relay" / "src" / "mpstream" / "pathwatch" / "mptcp_pm.py"
+    packaged = REPO / "relay" / "src" / "mpstream" / "paths" / "pathwatch" / "mptcp_pm.py"
     assert packaged.resolve() == (REPO / "plugins" / "module_utils" / "mptcp_pm.py").resolve()
     assert Path(mptcp_pm.__file__).resolve() == packaged.resolve()
 

@@ -5,7 +5,7 @@ import logging
 import socket
 
 import pytest
-from mpstream import net
+from mpstream.streaming import net
 
 
 @pytest.mark.parametrize("text, expected", [

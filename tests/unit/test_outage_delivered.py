@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mpstream.outage import delivered, table
+from mpstream.paths.outage import delivered, table
 
 
 def listing(counters: dict[str, tuple[int, int]]) -> str:

@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from mpstream.outage.plan import (
+from mpstream.paths.outage.plan import (
     FORMAT,
     PlanError,
     Target,
@@ -23,7 +23,7 @@ from mpstream.outage.plan import (
     start_line,
     switch_line,
 )
-from mpstream.outage.waiting import FINAL_S, MIN_SLEEP_S, SPIN_S, Interrupter, sleep_step
+from mpstream.paths.outage.waiting import FINAL_S, MIN_SLEEP_S, SPIN_S, Interrupter, sleep_step
 
 EXAMPLE = {
     "format": "mpstream-schedule/1",
@@ -260,7 +260,7 @@ MPTcpExt: 4 7 2 1 0
 
 
 def test_the_mptcp_counters_are_read_from_netstat(tmp_path):
-    from mpstream.outage import mib
+    from mpstream.paths.outage import mib
 
     assert mib.parse(NETSTAT) == {"MPTcpExtMPCapableSYNRX": 4, "MPTcpExtMPJoinSynRx": 7, "MPTcpExtAddAddr": 2,
                                   "MPTcpExtRmAddr": 1, "MPTcpExtMPFailRx": 0}

@@ -4,10 +4,10 @@ import heapq
 import random
 
 import pytest
-from mpstream.pathwatch import config, echoes
-from mpstream.pathwatch.rtt import RttEstimator
-from mpstream.pathwatch.schedule import Rotation, interleaved
-from mpstream.pathwatch.tracker import DOWN, UP, Tracker
+from mpstream.paths.pathwatch import config, echoes
+from mpstream.paths.pathwatch.rtt import RttEstimator
+from mpstream.paths.pathwatch.schedule import Rotation, interleaved
+from mpstream.paths.pathwatch.tracker import DOWN, UP, Tracker
 
 INTERVAL = 0.1
 

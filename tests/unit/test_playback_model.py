@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mpstream.clients.playback import AUDIO, VIDEO, Frame, frame_interval_ms, simulate
+from mpstream.streaming.clients.playback import AUDIO, VIDEO, Frame, frame_interval_ms, simulate
 
 FPS = 30
 STEP_MS = 1000 / FPS
@@ -151,7 +151,7 @@ def test_frame_interval_is_the_median_step():
 # The summary a player run produces --------------------------------------------------------
 
 def recording_of(frames: list[Frame], ended_s: float, start_ms: int | None = None):
-    from mpstream.clients.player import Received, Recording
+    from mpstream.streaming.clients.player import Received, Recording
 
     rec = Recording("rtmp://example.invalid/live/x", started_wall=1_000_000.0, ended_s=ended_s,
                     end_reason="duration", start_ms=start_ms, start_source="sei" if start_ms else None)
@@ -160,7 +160,7 @@ def recording_of(frames: list[Frame], ended_s: float, start_ms: int | None = Non
 
 
 def test_summary_has_the_documented_keys_and_numbers():
-    from mpstream.clients.summary import describe, summarize
+    from mpstream.streaming.clients.summary import describe, summarize
 
     # Sent at start + ts; each frame arrives 40 ms after it was sent.
     frames = [Frame(f.arrival_s + 0.04, f.timestamp_ms, f.kind, 1250, f.keyframe) for f in steady(20)]
@@ -181,7 +181,7 @@ def test_summary_has_the_documented_keys_and_numbers():
 
 
 def test_a_publisher_that_left_is_an_end_not_a_stall():
-    from mpstream.clients.summary import summarize
+    from mpstream.streaming.clients.summary import summarize
 
     rec = recording_of(steady(10), ended_s=30.0)
     assert summarize(rec, {"buffer_ms": 1000})["stall_count"] == 1  # starved until the end of the run
@@ -191,14 +191,14 @@ def test_a_publisher_that_left_is_an_end_not_a_stall():
 
 
 def test_unknown_start_means_unknown_latency():
-    from mpstream.clients.summary import summarize
+    from mpstream.streaming.clients.summary import summarize
 
     summary = summarize(recording_of(steady(5), ended_s=5.0), {"buffer_ms": 500})
     assert summary["latency_ms"]["p50"] is None and summary["latency_ms"]["count"] == 0
 
 
 def test_percentiles_interpolate_between_ranks():
-    from mpstream.clients.summary import percentile
+    from mpstream.streaming.clients.summary import percentile
 
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 50) == pytest.approx(50.5)
@@ -207,8 +207,8 @@ def test_percentiles_interpolate_between_ranks():
 
 
 def test_bitrate_series_has_one_bin_per_second():
-    from mpstream.clients.player import Received
-    from mpstream.clients.summary import bitrate_series
+    from mpstream.streaming.clients.player import Received
+    from mpstream.streaming.clients.summary import bitrate_series
 
     frames = [Received(t / 10, t * 100, VIDEO, 1000, False) for t in range(30)]
     series = bitrate_series(frames)
@@ -217,7 +217,7 @@ def test_bitrate_series_has_one_bin_per_second():
 
 
 def test_csv_has_one_row_per_message(tmp_path):
-    from mpstream.clients.summary import CSV_FIELDS, write_csv
+    from mpstream.streaming.clients.summary import CSV_FIELDS, write_csv
 
     rec = recording_of(steady(2), ended_s=2.0, start_ms=1_000_000_000)
     write_csv(rec, str(tmp_path / "f.csv"))

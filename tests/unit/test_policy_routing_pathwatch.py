@@ -5,8 +5,8 @@ import socket
 import struct
 
 import pytest
-from mpstream.pathwatch import config, icmp, netlink_events
-from mpstream.pathwatch.tracker import DOWN, UNKNOWN, UP, Tracker
+from mpstream.paths.pathwatch import config, icmp, netlink_events
+from mpstream.paths.pathwatch.tracker import DOWN, UNKNOWN, UP, Tracker
 
 
 def test_provider_goes_down_after_silence_and_up_at_the_first_answer():
@@ -160,7 +160,7 @@ def test_config_defaults_endpoint_addresses_to_probe_sources_and_refuses_mixed_f
 
 
 def test_mptcp_subflow_events_are_parsed():
-    from mpstream.pathwatch import mptcp_events
+    from mpstream.paths.pathwatch import mptcp_events
 
     attrs = (
         _rtattr(mptcp_events.ATTR_TOKEN, struct.pack("=I", 0xBEEF))
@@ -230,7 +230,7 @@ def _connect(family, source, server, proto=0):
 
 
 def test_addresses_in_use_are_those_of_established_tcp_sockets_of_both_families_listeners_not():
-    from mpstream.pathwatch import sockets
+    from mpstream.paths.pathwatch import sockets
 
     def body():
         seen = {}
@@ -256,7 +256,7 @@ def test_addresses_in_use_are_those_of_established_tcp_sockets_of_both_families_
 
 
 def test_a_dual_stack_sockets_ipv4_addresses_count_as_ipv4():
-    from mpstream.pathwatch import sockets, subflows
+    from mpstream.paths.pathwatch import sockets, subflows
 
     def body():
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as server:
@@ -281,7 +281,7 @@ def test_a_dual_stack_sockets_ipv4_addresses_count_as_ipv4():
 
 
 def test_the_one_dump_tells_mptcp_subflows_from_plain_tcp():
-    from mpstream.pathwatch import subflows
+    from mpstream.paths.pathwatch import subflows
 
     if not hasattr(socket, "IPPROTO_MPTCP"):
         pytest.skip("no IPPROTO_MPTCP in this Python")
@@ -319,7 +319,7 @@ def test_the_one_dump_tells_mptcp_subflows_from_plain_tcp():
 def test_a_subflow_is_aborted_by_its_exact_identity_and_a_gone_one_is_an_error():
     import errno
 
-    from mpstream.pathwatch import subflows
+    from mpstream.paths.pathwatch import subflows
 
     if not hasattr(socket, "IPPROTO_MPTCP"):
         pytest.skip("no IPPROTO_MPTCP in this Python")
@@ -359,7 +359,7 @@ def test_a_subflow_is_aborted_by_its_exact_identity_and_a_gone_one_is_an_error()
 
 
 def test_token_and_peer_address_id_are_read_from_mptcp_ulp_attributes_only():
-    from mpstream.pathwatch import subflows
+    from mpstream.paths.pathwatch import subflows
 
     # INET_DIAG_ULP_INFO of a client's first subflow as 6.18 sends it (`ss -ti`:
     # tcp-ulp-mptcp token:0000(id:0)/bf5e3fa6(id:0)).
@@ -382,7 +382,7 @@ CLIENT_ISP1, CLIENT_ISP2, CLIENT_V4 = "2001:2:0:103::a", "2001:2:0:203::a", "::f
 
 def _subflow(local, token, port, remote=SERVER_ISP1):
     """A client's subflow; the connection began from its isp1 address towards the server's."""
-    from mpstream.pathwatch.subflows import Subflow
+    from mpstream.paths.pathwatch.subflows import Subflow
 
     local_id = 0 if local == CLIENT_ISP1 else 2
     remote_id = 0 if remote == SERVER_ISP1 else 2
@@ -390,7 +390,7 @@ def _subflow(local, token, port, remote=SERVER_ISP1):
 
 
 def test_only_subflows_of_connections_that_keep_a_working_path_are_aborted():
-    from mpstream.pathwatch import subflows
+    from mpstream.paths.pathwatch import subflows
 
     both = [_subflow(CLIENT_ISP1, 1, 40001), _subflow(CLIENT_ISP2, 1, 40002), _subflow(CLIENT_ISP1, 1, 40003)]
     alone = [_subflow(CLIENT_ISP1, 2, 40004)]  # a connection on the failed provider only
@@ -404,7 +404,7 @@ def test_only_subflows_of_connections_that_keep_a_working_path_are_aborted():
 
 
 def test_the_only_subflow_towards_a_peer_address_is_kept_unless_it_joins_the_initial_ones():
-    from mpstream.pathwatch import subflows
+    from mpstream.paths.pathwatch import subflows
 
     # isp2 failed; no path crosses providers: only its subflow reaches the server's isp2 address.
     alone = [_subflow(CLIENT_ISP1, 1, 40001), _subflow(CLIENT_ISP2, 1, 40002, SERVER_ISP2)]
@@ -420,7 +420,7 @@ def test_the_only_subflow_towards_a_peer_address_is_kept_unless_it_joins_the_ini
 def test_abort_is_on_by_default_and_the_command_line_turns_it_off():
     import argparse
 
-    from mpstream.pathwatch import command
+    from mpstream.paths.pathwatch import command
 
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)

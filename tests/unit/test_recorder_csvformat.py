@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mpstream.recorder.csvformat import (
+from mpstream.measurement.recorder.csvformat import (
     FIELDS,
     CSVFormatError,
     Delta,

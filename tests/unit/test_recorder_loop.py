@@ -8,11 +8,11 @@ import threading
 import time
 
 import pytest
-from mpstream.recorder.counters import Counters, Reading
-from mpstream.recorder.csvformat import parse_text
-from mpstream.recorder.rates import RateTracker
-from mpstream.recorder.recorder import Limits, StopSignal, record
-from mpstream.recorder.schedule import Ticker
+from mpstream.measurement.recorder.counters import Counters, Reading
+from mpstream.measurement.recorder.csvformat import parse_text
+from mpstream.measurement.recorder.rates import RateTracker
+from mpstream.measurement.recorder.recorder import Limits, StopSignal, record
+from mpstream.measurement.recorder.schedule import Ticker
 
 
 class FakeClock:

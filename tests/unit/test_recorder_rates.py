@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mpstream.recorder.counters import Counters, Reading, parse_proc_net_dev
-from mpstream.recorder.csvformat import Delta
-from mpstream.recorder.rates import InterfaceSelection, RateTracker, counter_delta
+from mpstream.measurement.recorder.counters import Counters, Reading, parse_proc_net_dev
+from mpstream.measurement.recorder.csvformat import Delta
+from mpstream.measurement.recorder.rates import InterfaceSelection, RateTracker, counter_delta
 
 PROC_NET_DEV = (
     "Inter-|   Receive                                                |  Transmit\n"

@@ -12,9 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pytest
-from mpstream.netlink import NLATTR, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDR, NetlinkError
-from mpstream.recorder.counters import Counters, ProcNetDevReader, Reading
-from mpstream.recorder.rtnl_stats import (
+from mpstream.measurement.recorder.counters import Counters, ProcNetDevReader, Reading
+from mpstream.measurement.recorder.rtnl_stats import (
     IF_STATS_MSG,
     IFINFOMSG,
     IFLA_IFNAME,
@@ -31,6 +30,7 @@ from mpstream.recorder.rtnl_stats import (
     parse_link_messages,
     parse_stats_messages,
 )
+from mpstream.netlink import NLATTR, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDR, NetlinkError
 
 
 def stats_message(ifindex: int, values: list[int], other_attribute: bool = True) -> bytes:

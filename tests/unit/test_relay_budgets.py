@@ -5,11 +5,11 @@ import logging
 import resource
 
 import pytest
-from mpstream.relay import access, fdlimit, names
-from mpstream.relay.budget import MessageBudget
-from mpstream.relay.config import ConfigError, from_mapping
-from mpstream.relay.logs import RateLimit, Tally, shown
-from mpstream.relay.outbox import ENTRY_OVERHEAD, KEYFRAME, ORDINARY, Outbox
+from mpstream.streaming.relay import access, fdlimit, names
+from mpstream.streaming.relay.budget import MessageBudget
+from mpstream.streaming.relay.config import ConfigError, from_mapping
+from mpstream.streaming.relay.logs import RateLimit, Tally, shown
+from mpstream.streaming.relay.outbox import ENTRY_OVERHEAD, KEYFRAME, ORDINARY, Outbox
 
 
 def test_message_budget_refills_at_its_rate_up_to_the_burst():

@@ -3,8 +3,8 @@
 import ipaddress
 
 import pytest
-from mpstream.relay import access
-from mpstream.relay.config import ConfigError, RelayConfig, load
+from mpstream.streaming.relay import access
+from mpstream.streaming.relay.config import ConfigError, RelayConfig, load
 
 TOML = """
 listen = ["[::1]:1940", "127.0.0.1:1940"]

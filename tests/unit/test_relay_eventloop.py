@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from mpstream.relay import eventloop
+from mpstream.streaming.relay import eventloop
 
 
 async def loop_kind() -> int:

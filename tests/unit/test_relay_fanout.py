@@ -3,9 +3,9 @@
 import asyncio
 import time
 
-from mpstream.relay.fanout import FanOut
-from mpstream.relay.outbox import KEYFRAME, ORDINARY, Outbox
-from mpstream.rtmp import VIDEO, shared_media
+from mpstream.streaming.relay.fanout import FanOut
+from mpstream.streaming.relay.outbox import KEYFRAME, ORDINARY, Outbox
+from mpstream.streaming.rtmp import VIDEO, shared_media
 
 CHUNK = 4096
 

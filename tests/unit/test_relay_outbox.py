@@ -1,6 +1,6 @@
 """A player's queue: bounded in time, skipping to the next keyframe, never dropping control messages."""
 
-from mpstream.relay.outbox import ALWAYS, KEYFRAME, ORDINARY, Outbox
+from mpstream.streaming.relay.outbox import ALWAYS, KEYFRAME, ORDINARY, Outbox
 
 
 def make(lag=1.0):

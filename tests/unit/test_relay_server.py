@@ -8,10 +8,9 @@ import socket
 import time
 
 import pytest
-from mpstream.relay import connection
-from mpstream.relay.config import load
-from mpstream.relay.server import Relay
-from mpstream.rtmp import (
+from mpstream.streaming.relay.config import load
+from mpstream.streaming.relay.server import Relay
+from mpstream.streaming.rtmp import (
     AUDIO,
     VIDEO,
     DataMessage,
@@ -23,8 +22,8 @@ from mpstream.rtmp import (
     StreamEOF,
     amf0,
 )
-from mpstream.rtmp.chunk import encode_message
-from mpstream.rtmp.handshake import SIZE
+from mpstream.streaming.rtmp.chunk import encode_message
+from mpstream.streaming.rtmp.handshake import SIZE
 
 from tests.support.rtmp_client import RtmpPeer
 
@@ -450,9 +449,8 @@ def test_a_peer_over_its_message_budget_is_slowed_then_dropped_while_a_player_ke
     run(scenario, max_messages_per_s=1000, message_burst=1000, max_throttled_s=0.5)
 
 
-def test_a_player_that_stops_acknowledging_is_dropped_and_one_that_stalls_for_less_is_not(monkeypatch, caplog):
+def test_a_player_that_stops_acknowledging_is_dropped_and_one_that_stalls_for_less_is_not(caplog):
     """RTMP Acknowledgements tell a player that does not read long before its socket buffers are full."""
-    monkeypatch.setattr(connection, "ACK_WINDOW", 16 * 1024)  # over 64 KiB behind: not reading
 
     async def scenario(relay, base):
         pub, sid = await publisher(base)
@@ -485,5 +483,6 @@ def test_a_player_that_stops_acknowledging_is_dropped_and_one_that_stalls_for_le
         assert not stall.closed.is_set() and len(relay.streams[("live", "cam")].players) == 1
         for peer in (pub, gone, stall):
             await peer.close()
-    run(scenario, disconnect_after_ms=1500)
+    # 16 KiB windows, 4 of them: a player over 64 KiB behind does not read.
+    run(scenario, disconnect_after_ms=1500, ack_window_bytes=16 * 1024, max_unacknowledged_windows=4)
 

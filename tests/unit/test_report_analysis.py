@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from mpstream.recorder.csvformat import Delta, Row
-from mpstream.report.analysis import (
+from mpstream.measurement.recorder.csvformat import Delta, Row
+from mpstream.measurement.report.analysis import (
     Interval,
     Phase,
     ProviderSeries,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from mpstream.cli import main
-from mpstream.report.aggregate import aggregate
-from mpstream.report.compare import parse_item
-from mpstream.report.runfigures import run_figures
+from mpstream.measurement.report.aggregate import aggregate
+from mpstream.measurement.report.compare import parse_item
+from mpstream.measurement.report.runfigures import run_figures
 
 from tests.unit.test_report_command import make_run
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from mpstream.cli import main
-from mpstream.recorder.csvformat import Delta, format_row
+from mpstream.measurement.recorder.csvformat import Delta, format_row
 
 T0 = 1_800_000_000.0
 STEP = 0.5

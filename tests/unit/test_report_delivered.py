@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpstream.report import delivered
+from mpstream.measurement.report import delivered
 
 META = {"inventory": {"providers": [{"name": "isp1", "nic": "nic1"}, {"name": "isp2", "nic": "nic2"}]}}
 PHASES = [{"name": "all up", "start": 10.0}, {"name": "isp2 down", "start": 20.0},

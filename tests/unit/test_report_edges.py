@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 from mpstream.cli import main
-from mpstream.report.analysis import split_down
-from mpstream.report.edges import edges_summary, edges_table
+from mpstream.measurement.report.analysis import split_down
+from mpstream.measurement.report.edges import edges_summary, edges_table
 from test_report_command import T0, make_run
 
 META = {"inventory": {

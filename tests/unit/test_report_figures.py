@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mpstream.report.figures import PARALLEL_FROM, draw_all
+from mpstream.measurement.report.figures import PARALLEL_FROM, draw_all
 
 
 def write_pid(stem: Path, text: str) -> list[Path]:

@@ -8,7 +8,7 @@ import json
 import re
 
 from mpstream.cli import main
-from mpstream.report.htmlpage import markdown_to_html, page
+from mpstream.measurement.report.htmlpage import markdown_to_html, page
 
 from tests.unit.test_report_command import make_run
 

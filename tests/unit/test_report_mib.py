@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from mpstream.cli import main
-from mpstream.report.mib import deltas, mptcp_mib, short_name
-from mpstream.report.switchrecord import parse_record
-from mpstream.report.timeline import RecordSource, build_timeline
+from mpstream.measurement.report.mib import deltas, mptcp_mib, short_name
+from mpstream.measurement.report.switchrecord import parse_record
+from mpstream.measurement.report.timeline import RecordSource, build_timeline
 
 from tests.unit.test_report_command import PHASE_S, PHASES, T0, make_run
 

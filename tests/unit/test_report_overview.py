@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpstream.report.overview import draw_overview, overview_grid
+from mpstream.measurement.report.overview import draw_overview, overview_grid
 
 PROVIDERS = ["isp1", "isp2", "isp3"]
 PHASES = [("all up", []), ("isp2 down", ["isp2"]), ("isp1 down, isp2 up", ["isp1"]), ("all up again", [])]

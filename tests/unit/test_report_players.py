@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mpstream.report.markdown import overall_line
-from mpstream.report.players import players_overall, worst_first
+from mpstream.measurement.report.markdown import overall_line
+from mpstream.measurement.report.players import players_overall, worst_first
 
 
 def p(stall_total_s: float, stall_count: int, startup_s: float | None) -> dict:

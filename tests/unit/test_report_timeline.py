@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from mpstream.report.switchrecord import parse_record
-from mpstream.report.timeline import (
+from mpstream.measurement.report.switchrecord import parse_record
+from mpstream.measurement.report.timeline import (
     RecordSource,
     ScheduleError,
     build_timeline,
@@ -235,7 +235,7 @@ def test_injected_lag_is_caught_and_said():
 
 def test_reads_the_record_lines_the_switcher_writes():
     """The contract with `mpstream outage schedule`: its own line builders, read back here."""
-    from mpstream.outage import plan as outage_plan
+    from mpstream.paths.outage import plan as outage_plan
 
     targets = (outage_plan.Target("tb-isp1", (), False), outage_plan.Target("tb-isp2", (), True))
     switches = [outage_plan.Switch(k, NAMES[k][0] if k < 4 else "end", T0 + 8 * k, targets) for k in range(5)]

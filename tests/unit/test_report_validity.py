@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mpstream.recorder.csvformat import Delta, Row
-from mpstream.report.analysis import NodeData
-from mpstream.report.validity import player_reasons, rates_reasons, verdict
+from mpstream.measurement.recorder.csvformat import Delta, Row
+from mpstream.measurement.report.analysis import NodeData
+from mpstream.measurement.report.validity import player_reasons, rates_reasons, verdict
 
 T0 = 1_800_000_000.0
 SPAN = (T0, T0 + 32.0)

@@ -1,8 +1,8 @@
 """AMF0/AMF3 round trips and rejection of malformed values."""
 
 import pytest
-from mpstream.rtmp import amf0, amf3
-from mpstream.rtmp.errors import AMFError
+from mpstream.streaming.rtmp import amf0, amf3
+from mpstream.streaming.rtmp.errors import AMFError
 
 
 @pytest.mark.parametrize("value", [

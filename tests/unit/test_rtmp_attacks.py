@@ -3,11 +3,19 @@
 import math
 
 import pytest
-from mpstream.rtmp import ConnectRequest, LimitExceeded, MediaMessage, PlayRequest, ServerSession, StreamClosed, amf0
-from mpstream.rtmp import messages as m
-from mpstream.rtmp.chunk import ChunkReader, encode_message
-from mpstream.rtmp.handshake import SIZE
-from mpstream.rtmp.limits import Limits
+from mpstream.streaming.rtmp import (
+    ConnectRequest,
+    LimitExceeded,
+    MediaMessage,
+    PlayRequest,
+    ServerSession,
+    StreamClosed,
+    amf0,
+)
+from mpstream.streaming.rtmp import messages as m
+from mpstream.streaming.rtmp.chunk import ChunkReader, encode_message
+from mpstream.streaming.rtmp.handshake import SIZE
+from mpstream.streaming.rtmp.limits import Limits
 
 HANDSHAKE = bytes([3]) + bytes(SIZE) + bytes(SIZE)
 

@@ -1,10 +1,10 @@
 """The chunk stream: all four header types, extended timestamps, chunk size, abort, limits."""
 
 import pytest
-from mpstream.rtmp.chunk import ChunkReader, ChunkWriter, Message, encode_message
-from mpstream.rtmp.errors import LimitExceeded, ProtocolError
-from mpstream.rtmp.limits import Limits
-from mpstream.rtmp.messages import AUDIO, SET_CHUNK_SIZE, VIDEO, u32
+from mpstream.streaming.rtmp.chunk import ChunkReader, ChunkWriter, Message, encode_message
+from mpstream.streaming.rtmp.errors import LimitExceeded, ProtocolError
+from mpstream.streaming.rtmp.limits import Limits
+from mpstream.streaming.rtmp.messages import AUDIO, SET_CHUNK_SIZE, VIDEO, u32
 
 
 def feed_bytewise(reader, data):

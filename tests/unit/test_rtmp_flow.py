@@ -1,10 +1,10 @@
-"""RTMP flow control: a peer's Acknowledgements against what we sent (mpstream.rtmp.flow), in memory."""
+"""RTMP flow control: a peer's Acknowledgements against what we sent (mpstream.streaming.rtmp.flow), in memory."""
 
 import pytest
-from mpstream.rtmp import VIDEO, ClientSession, ConnectRequest, PlayRequest, ServerSession
-from mpstream.rtmp import messages as m
-from mpstream.rtmp.chunk import encode_message
-from mpstream.rtmp.flow import HANDSHAKE_BYTES, Acknowledgements
+from mpstream.streaming.rtmp import VIDEO, ClientSession, ConnectRequest, PlayRequest, ServerSession
+from mpstream.streaming.rtmp import messages as m
+from mpstream.streaming.rtmp.chunk import encode_message
+from mpstream.streaming.rtmp.flow import HANDSHAKE_BYTES, Acknowledgements
 
 WINDOW = 1000
 

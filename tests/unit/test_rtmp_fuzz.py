@@ -2,12 +2,12 @@
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mpstream.rtmp import ProtocolError, ServerSession, amf0, amf3
-from mpstream.rtmp.chunk import ChunkReader, encode_message
-from mpstream.rtmp.errors import AMFError
-from mpstream.rtmp.handshake import SIZE
-from mpstream.rtmp.limits import Limits
-from mpstream.rtmp.messages import COMMAND_AMF0, VIDEO
+from mpstream.streaming.rtmp import ProtocolError, ServerSession, amf0, amf3
+from mpstream.streaming.rtmp.chunk import ChunkReader, encode_message
+from mpstream.streaming.rtmp.errors import AMFError
+from mpstream.streaming.rtmp.handshake import SIZE
+from mpstream.streaming.rtmp.limits import Limits
+from mpstream.streaming.rtmp.messages import COMMAND_AMF0, VIDEO
 
 FUZZ = settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LIMITS = Limits(max_message_size=64 * 1024, max_chunk_streams=16)
@@ -117,7 +117,7 @@ def test_rationed_parsing_gives_the_same_events_as_unrationed(pieces, budget):
 @FUZZ
 @given(st.text(max_size=300))
 def test_log_text_is_always_one_line_and_bounded(text):
-    from mpstream.relay.logs import shown
+    from mpstream.streaming.relay.logs import shown
 
     line = shown(text, 120)
     assert "\n" not in line and "\r" not in line and len(line) <= 120 * 10 + 20
@@ -127,7 +127,7 @@ def test_log_text_is_always_one_line_and_bounded(text):
 @FUZZ
 @given(st.text(max_size=40), st.text(max_size=40))
 def test_app_and_stream_pairs_never_collide_and_only_clean_names_pass(app, stream):
-    from mpstream.relay import names
+    from mpstream.streaming.relay import names
 
     if names.app_problem(app, 256) is None:
         assert app.isprintable() and "//" not in app and not app.startswith("/")

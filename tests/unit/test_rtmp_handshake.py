@@ -5,8 +5,8 @@ import hmac
 import os
 
 import pytest
-from mpstream.rtmp import ClientSession, HandshakeComplete, ProtocolError, ServerSession
-from mpstream.rtmp import handshake as hs
+from mpstream.streaming.rtmp import ClientSession, HandshakeComplete, ProtocolError, ServerSession
+from mpstream.streaming.rtmp import handshake as hs
 
 
 def flash_c1(schema: int) -> bytes:

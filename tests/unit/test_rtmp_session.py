@@ -1,7 +1,7 @@
 """Client and server state machines talking to each other in memory."""
 
 import pytest
-from mpstream.rtmp import (
+from mpstream.streaming.rtmp import (
     AUDIO,
     VIDEO,
     ClientSession,
@@ -27,9 +27,9 @@ from mpstream.rtmp import (
     amf3,
     shared_media,
 )
-from mpstream.rtmp import messages as m
-from mpstream.rtmp.chunk import encode_message
-from mpstream.rtmp.handshake import SIZE
+from mpstream.streaming.rtmp import messages as m
+from mpstream.streaming.rtmp.chunk import encode_message
+from mpstream.streaming.rtmp.handshake import SIZE
 
 
 class Pair:

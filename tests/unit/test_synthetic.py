@@ -7,9 +7,9 @@ import re
 import statistics
 
 import pytest
-from mpstream import flv
-from mpstream.clients import aac, h264
-from mpstream.clients.synthetic import SyntheticOptions, SyntheticStream, parse_duration, parse_rate
+from mpstream.streaming import flv
+from mpstream.streaming.clients import aac, h264
+from mpstream.streaming.clients.synthetic import SyntheticOptions, SyntheticStream, parse_duration, parse_rate
 
 
 def take_seconds(stream: SyntheticStream, seconds: float) -> list[flv.Tag]:
@@ -134,7 +134,7 @@ def test_options_are_checked():
 # The clock announcement and file replay ----------------------------------------------------
 
 def test_keyframes_carry_the_start_and_other_frames_stay_as_they_are():
-    from mpstream.clients import clock
+    from mpstream.streaming.clients import clock
 
     stream = SyntheticStream(SyntheticOptions(gop_s=1))
     video = [t for t in take_seconds(stream, 1.1) if t.type == flv.TAG_VIDEO]
@@ -148,7 +148,7 @@ def test_keyframes_carry_the_start_and_other_frames_stay_as_they_are():
 
 
 def test_metadata_announces_the_start():
-    from mpstream.clients import clock
+    from mpstream.streaming.clients import clock
 
     meta = clock.announce({"width": 640.0}, 1_700_000_000_000)
     assert meta["width"] == 640.0
@@ -164,7 +164,7 @@ def write_flv(path, stream: SyntheticStream, seconds: float) -> None:
 
 
 def test_file_source_separates_headers_and_loops_with_continuing_timestamps(tmp_path):
-    from mpstream.clients.sources import FileSource
+    from mpstream.streaming.clients.sources import FileSource
 
     path = tmp_path / "two-seconds.flv"
     write_flv(path, SyntheticStream(SyntheticOptions(fps=25)), 2)
@@ -180,7 +180,7 @@ def test_file_source_separates_headers_and_loops_with_continuing_timestamps(tmp_
 
 
 def test_file_source_without_loop_ends(tmp_path):
-    from mpstream.clients.sources import FileSource
+    from mpstream.streaming.clients.sources import FileSource
 
     path = tmp_path / "one-second.flv"
     write_flv(path, SyntheticStream(SyntheticOptions(fps=25)), 1)

@@ -16,13 +16,13 @@ import sys
 from mpstream import __version__
 
 SUBCOMMANDS = {
-    "relay": "mpstream.relay.command",
-    "publish": "mpstream.clients.publish_command",
-    "play": "mpstream.clients.play_command",
-    "record": "mpstream.recorder.command",
-    "report": "mpstream.report.command",
-    "pathwatch": "mpstream.pathwatch.command",
-    "outage": "mpstream.outage",
+    "relay": "mpstream.streaming.relay.command",
+    "publish": "mpstream.streaming.clients.publish_command",
+    "play": "mpstream.streaming.clients.play_command",
+    "record": "mpstream.measurement.recorder.command",
+    "report": "mpstream.measurement.report.command",
+    "pathwatch": "mpstream.paths.pathwatch.command",
+    "outage": "mpstream.paths.outage",
 }
 
 

@@ -1,5 +1,0 @@
-import sys
-
-from mpstream.linkemu.runner import main
-
-sys.exit(main())

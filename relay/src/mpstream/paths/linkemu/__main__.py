@@ -1,0 +1,5 @@
+import sys
+
+from mpstream.paths.linkemu.runner import main
+
+sys.exit(main())

@@ -1,0 +1,300 @@
+"""`mpstream outage schedule`: keep a scenario's switches by this machine's clock, and record
+when each one really took effect.
+
+Everything that can be done before an instant is done before it (PREPARE_AHEAD_S): the
+watchdog of the coming outage is spawned with its deadline, the nft process of every target
+is started and waits for its script. At the instant the scripts are written to all targets
+in one loop, so the transactions are the only work left; each target's record line carries
+the time its nft returned. That is an upper bound: the rules are in force once nft's batch is
+sent, and when a transaction removes a table nft's exit still waits 5-15 ms for the kernel to
+release it (measured with strace: the netlink socket's close). A switch that is already late
+is applied at once and its record shows by how much: never skipped, never pretended.
+
+With `count` in the plan, each switch line of the scheduler's own namespace also carries
+the bytes each named NIC delivered to this node up to that switch (`delivered`): the proof
+that a NIC let nothing in while it was down, which its own counters cannot give.
+
+SIGTERM or SIGINT (e.g. `mpstream outage clear` in one of the plan's namespaces) stops the
+scheduler before it starts anything more; a transaction already handed to nft is waited for
+and recorded, then a `cancelled` line ends the record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import IO
+
+from mpstream.paths.outage import delivered, mib, pending, priority, table
+from mpstream.paths.outage.plan import (
+    Plan,
+    PlanError,
+    Switch,
+    Target,
+    cancelled_line,
+    done_line,
+    dumps,
+    parse_plan,
+    start_line,
+    switch_line,
+)
+from mpstream.paths.outage.waiting import Interrupter
+
+PREPARE_AHEAD_S = 2.0  # watchdogs and nft processes start this long before their instant
+NFT_TIMEOUT_S = 10.0  # a transaction that takes longer is recorded as failed
+
+EXIT_PLAN = 2  # the plan cannot be kept (bad file, unknown NIC or namespace); nothing switched
+EXIT_FAILED = 1  # every switch was tried, at least one was refused by nft
+
+
+@dataclass
+class Prepared:
+    """One target of the coming switch, ready to take effect."""
+
+    target: Target
+    script: str
+    nft: subprocess.Popen | None = None
+    errors: IO | None = None
+    watchdog: subprocess.Popen | None = None  # the new outage's, None for a clear
+    previous: dict | None = None  # the outage in force before, whose watchdog retires on success
+    failure: str | None = None  # what went wrong while preparing
+    fired: bool = False
+    unwritten: bool = False  # nft ended before it took its rules (its error says why)
+    returned: float | None = None
+    error: str | None = None
+
+
+class Record:
+    """The record file: JSON lines, each flushed as it is written."""
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "a", buffering=1)  # held open for the whole run
+
+    def write(self, line: dict) -> None:
+        self._file.write(dumps(line))
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def load(path: str) -> Plan:
+    try:
+        with open(path) as source:
+            text = source.read()
+    except OSError as exc:
+        raise PlanError(f"cannot read the plan: {exc.strerror}: {path}") from None
+    return parse_plan(text)
+
+
+def missing_parts(plan: Plan) -> list[str]:
+    """The namespaces and NICs the plan names that this machine does not have."""
+    namespaces = [ns for ns in plan.namespaces() if ns is not None and not table.netns_exists(ns)]
+    nics = [f"{nic}{' in ' + ns if ns else ''}" for nic, ns in plan.interfaces()
+            if ns not in namespaces and not table.interface_exists(nic, ns)]
+    return [f"no network namespace {ns}" for ns in namespaces] + ([f"no interface {', '.join(nics)}"] if nics else [])
+
+
+def prepare(plan: Plan, switch: Switch, target: Target, in_force: dict) -> Prepared:
+    """Spawn what the switch of `target` needs, leaving only the transaction for its instant.
+    `in_force` (namespace: outage state) is what the earlier switches left; a namespace not in
+    it yet is asked once (nft is slow to start on a busy node: not once per switch)."""
+    prepared = Prepared(target, table.clearing_ruleset())
+    try:
+        if target.netns not in in_force:
+            in_force[target.netns] = table.current(target.netns)
+        prepared.previous = in_force[target.netns]
+        if not target.clears:
+            token, until = table.new_token(), switch.at + plan.expiry_s
+            prepared.watchdog = table.spawn_watchdog(token, plan.expiry_s, target.netns, until)
+            prepared.script = table.ruleset(list(target.nics), target.forwarding,
+                                            table.watchdog_comment(token, prepared.watchdog.pid, until))
+        prepared.errors = table.error_file()
+        prepared.nft = table.start_nft(target.netns, prepared.errors)
+        priority.make_urgent(prepared.nft.pid)  # it must not wait behind ordinary processes at the instant
+    except OSError as exc:
+        prepared.failure = f"could not prepare the switch: {exc}"
+    return prepared
+
+
+def fire(prepared: Prepared) -> None:
+    """Hand the script to its waiting nft: the transaction starts now."""
+    prepared.fired = True
+    if prepared.failure:
+        return
+    try:
+        prepared.nft.stdin.write(prepared.script)
+        prepared.nft.stdin.close()
+    except OSError:  # nft is gone (e.g. its namespace was deleted): its exit status and error tell
+        prepared.unwritten = True
+        with contextlib.suppress(OSError):
+            prepared.nft.stdin.close()
+
+
+def await_transactions(fired: list[Prepared], on_returned) -> None:
+    """Wait for the nft of every fired target, calling `on_returned` as each one returns."""
+    now = time.time()
+    waiting = {}
+    for prepared in fired:
+        if prepared.failure:
+            if prepared.nft is not None:  # it ended already, or never got its rules
+                prepared.nft.kill()
+                prepared.nft.wait()
+            prepared.returned, prepared.error = now, prepared.failure
+            on_returned(prepared)
+        else:
+            waiting[os.pidfd_open(prepared.nft.pid)] = prepared
+    deadline = time.monotonic() + NFT_TIMEOUT_S
+    try:
+        while waiting:
+            ready, _, _ = select.select(list(waiting), [], [], max(deadline - time.monotonic(), 0))
+            returned = time.time()
+            if not ready:
+                for prepared in waiting.values():
+                    prepared.nft.kill()
+                    prepared.nft.wait()
+                    prepared.returned, prepared.error = returned, f"nft did not finish in {NFT_TIMEOUT_S:g} s"
+                    on_returned(prepared)
+                break
+            for fd in ready:
+                prepared = waiting.pop(fd)
+                os.close(fd)
+                prepared.returned = returned
+                if prepared.nft.wait() != 0:
+                    prepared.errors.seek(0)
+                    prepared.error = " ".join(prepared.errors.read().split()) or f"nft exited {prepared.nft.returncode}"
+                elif prepared.unwritten:
+                    prepared.error = "nft ended before its rules were written"
+                on_returned(prepared)
+    finally:
+        for fd in waiting:
+            os.close(fd)
+
+
+def settle(prepared: Prepared) -> None:
+    """After a transaction: the watchdog that no longer guards anything retires."""
+    if prepared.error is None:
+        table.kill_watchdog(prepared.previous)
+    elif prepared.watchdog is not None:
+        prepared.watchdog.kill()
+    if prepared.errors is not None:
+        prepared.errors.close()
+
+
+def discard(prepared: Prepared) -> None:
+    """A target that will not switch: its nft ends without a script, its watchdog goes."""
+    if prepared.nft is not None:
+        try:
+            prepared.nft.stdin.close()  # an empty script changes nothing
+        except OSError:
+            prepared.nft.kill()
+        prepared.nft.wait()
+    if prepared.watchdog is not None:
+        prepared.watchdog.kill()
+    if prepared.errors is not None:
+        prepared.errors.close()
+
+
+def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupter,
+              in_force: dict) -> list[Prepared] | None:
+    """Prepare the switch, wait for its instant (plus the injected lag) and apply it; the
+    targets handed to nft (each recorded), or None if a signal came before any was."""
+    due = switch.at + plan.lag_s
+    if not interrupter.sleep_until(due - PREPARE_AHEAD_S):
+        return None
+    prepared: list[Prepared] = []
+    try:
+        for target in switch.targets:
+            if interrupter.interrupted:
+                return None
+            prepared.append(prepare(plan, switch, target, in_force))
+        with priority.urgent():
+            if not interrupter.sleep_until(due):
+                return None
+            fired = []
+            for ready in prepared:  # no waiting in this loop: all targets switch together
+                if interrupter.interrupted:
+                    break
+                fire(ready)
+                fired.append(ready)
+
+            def returned(done: Prepared) -> None:
+                line = switch_line(switch, done.target, done.returned, done.error)
+                if done.target.netns is None and (counters := mib.read()):
+                    line["mib"] = counters  # what MPTCP had done when the switch took effect
+                if done.target.netns is None and plan.count and (counted := delivered.read()) is not None:
+                    line["delivered"] = counted  # bytes each NIC let in up to the switch
+                record.write(line)
+                settle(done)
+                if done.error is None:
+                    in_force[done.target.netns] = {"pid": done.watchdog.pid} if done.watchdog else None
+
+            await_transactions(fired, returned)
+        return fired
+    finally:
+        for left in prepared:
+            if not left.fired:
+                discard(left)
+
+
+def keep(plan: Plan, record: Record, interrupter: Interrupter) -> bool:
+    """Apply every switch at its instant until the plan ends or a signal comes; False if nft
+    refused any target."""
+    all_ok = True
+    watchdogs: list[subprocess.Popen] = []
+    in_force: dict[str | None, dict | None] = {}
+    for switch in plan.switches:
+        fired = switch_at(plan, switch, record, interrupter, in_force)
+        if fired is None:
+            break
+        all_ok &= all(done.error is None for done in fired)
+        watchdogs += [done.watchdog for done in fired if done.watchdog is not None]
+        watchdogs = [watchdog for watchdog in watchdogs if watchdog.poll() is None]  # the retired ones reaped
+        if interrupter.interrupted:
+            break
+    return all_ok
+
+
+def run_schedule(plan_path: str, record_path: str) -> int:
+    interrupter = Interrupter()  # first: a cancel that comes during the checks is not lost
+    try:
+        try:
+            plan = load(plan_path)
+        except PlanError as exc:
+            print(f"mpstream outage schedule: {plan_path}: {exc}", file=sys.stderr)
+            return EXIT_PLAN
+        if missing := missing_parts(plan):
+            print(f"mpstream outage schedule: {'; '.join(missing)}", file=sys.stderr)
+            return EXIT_PLAN
+        try:
+            record = Record(record_path)
+        except OSError as exc:
+            print(f"mpstream outage schedule: cannot write the record: {exc.strerror}: {record_path}",
+                  file=sys.stderr)
+            return EXIT_PLAN
+        try:
+            with pending.registered(plan.namespaces()):
+                start = start_line(plan, os.getpid(), socket.gethostname(), time.time(),
+                                   realtime=priority.can_be_urgent())
+                if plan.count and (refused := delivered.install(list(plan.count))):
+                    start["delivered_error"] = refused  # the run goes on; the report says it cannot tell
+                record.write(start)
+                all_ok = keep(plan, record, interrupter)
+                if interrupter.interrupted:
+                    record.write(cancelled_line(interrupter.at, signal.Signals(interrupter.signal).name))
+                    return 128 + interrupter.signal
+                record.write(done_line())
+                return 0 if all_ok else EXIT_FAILED
+        finally:
+            record.close()
+            if plan.count:
+                delivered.remove()
+    finally:
+        interrupter.close()

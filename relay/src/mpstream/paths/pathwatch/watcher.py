@@ -1,0 +1,450 @@
+"""The watcher's I/O loop: ICMP echo probes, rtnetlink events, endpoint re-creation."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import select
+import socket
+import struct
+import time
+from pathlib import Path
+
+from mpstream.paths.pathwatch import echoes, icmp, mptcp_events, netlink_events, sockets, subflows
+from mpstream.paths.pathwatch.config import Config
+from mpstream.paths.pathwatch.mptcp_pm import FLAG_SIGNAL, FLAG_SUBFLOW, Endpoint
+from mpstream.paths.pathwatch.schedule import Rotation
+from mpstream.paths.pathwatch.tracker import DOWN, Tracker, Transition
+
+log = logging.getLogger("mpstream.pathwatch")
+
+
+def _open_subflows_only(endpoints: list[Endpoint] | None) -> bool:
+    """Endpoints that open subflows (`subflow`) and none that is announced (`signal`)."""
+    return bool(endpoints) and all(ep.flags & FLAG_SUBFLOW and not ep.flags & FLAG_SIGNAL for ep in endpoints)
+
+
+# Raw ICMP sockets see every ICMP message to their address (the peers' own probes among
+# them): the kernel drops all but echo replies before they reach us.
+_ICMP_FILTER = 1  # SOL_RAW option: bit set = type blocked (types 0-31)
+_ICMP6_FILTER = 1  # IPPROTO_ICMPV6 option: 256-bit mask, bit set = type blocked
+_SOL_RAW = 255
+
+
+def _echo_replies_only(sock: socket.socket, version: int) -> None:
+    try:
+        if version == 4:
+            sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", 0xFFFFFFFF & ~(1 << icmp.ECHO_REPLY[4])))
+        else:
+            words = [0xFFFFFFFF] * 8
+            reply = icmp.ECHO_REPLY[6]
+            words[reply >> 5] &= ~(1 << (reply & 31))
+            sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("8I", *words))
+    except OSError as exc:  # only a cost: replies are matched anyway
+        log.debug("no ICMP filter: %s", exc)
+
+
+class ProbeSocket:
+    """One raw ICMP socket per source address, bound to it (so policy routing sends its
+    probes out through the provider), whatever the number of targets it probes."""
+
+    def __init__(self, provider: str, source: str, version: int, ident: int) -> None:
+        self.provider, self.source, self.version, self.ident = provider, source, version, ident
+        self.ledger = echoes.Ledger()
+        if version == 4:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        else:
+            self.sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        _echo_replies_only(self.sock, version)
+        self.sock.setblocking(False)
+        self.sock.bind((source, 0))
+
+    def send(self, target: str, now: float) -> None:
+        seq = self.ledger.sent(target, now)
+        try:
+            self.sock.sendto(icmp.echo_request(self.version, self.ident, seq), (target, 0))
+        except OSError as exc:  # no route, address gone: the provider is as good as down
+            log.debug("probe %s -> %s not sent: %s", self.source, target, exc)
+
+    def replies(self, clock) -> list[tuple[str, float, float]]:
+        """Drain the socket: (target, sent at, answered at) of our probes answered."""
+        answered = []
+        while True:
+            try:
+                packet, sender = self.sock.recvfrom(2048)
+            except OSError:  # BlockingIOError (drained), InterruptedError, or an error report
+                return answered
+            reply = icmp.parse_echo_reply(self.version, packet)
+            if reply and reply[0] == self.ident:
+                probe = self.ledger.answered(reply[1], sender[0])
+                if probe:
+                    answered.append((probe[0], probe[1], clock()))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Watcher:
+    def __init__(self, config: Config, events_file: Path | None = None, clock=time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.tracker = Tracker(
+            list(config.providers), config.down_after, clock(), config.rtt_factor, config.down_after_max
+        )
+        base = (os.getpid() << 4) & 0xFFFF
+        sources = sorted({(p.provider, p.source, p.version) for p in config.probes()})
+        self.probes: list[ProbeSocket] = []
+        try:
+            for i, (provider, source, version) in enumerate(sources):
+                self.probes.append(ProbeSocket(provider, source, version, (base + i) & 0xFFFF))
+        except OSError:
+            for probe in self.probes:
+                probe.close()
+            raise
+        self.socket_of = {(p.provider, p.source): p for p in self.probes}
+        per_round = None if config.probe_all else config.probes_per_round
+        self.rotations = {name: Rotation(p.probes, per_round) for name, p in config.providers.items()}
+        self.device_provider = {dev: p.name for p in config.providers.values() for dev in p.devices}
+        self.ifnames: dict[int, str] = {}
+        self.netlink = self._open_netlink()
+        try:
+            self.mptcp, self.mptcp_family = mptcp_events.open_socket()
+        except OSError as exc:
+            log.warning("no MPTCP events (%s)", exc)
+            self.mptcp, self.mptcp_family = None, None
+        self.events_file = open(events_file, "a", buffering=1) if events_file else None  # noqa: SIM115
+        self._pm = None
+        self._diag: subflows.SockDiag | None = None
+        # Endpoints taken away while their provider is down, to be added back on its return.
+        self.withdrawn: dict[str, list[Endpoint]] = {}
+        # Whether the node opens a provider's subflows itself, read once per outage (the
+        # loop asks every round while a returned provider settles).
+        self._self_reliant: dict[str, bool] = {}
+        if config.recreate:
+            self._pm_open()  # now, not when a provider returns: opening takes a quarter second
+
+    def _pm_open(self):
+        from mpstream.paths.pathwatch.mptcp_pm import PmClient as PathManager
+
+        if self._pm is None:
+            try:
+                self._pm = PathManager()
+            except Exception as exc:  # noqa: BLE001 - retried at the next re-creation
+                log.error("no MPTCP path manager (%s): is MPTCP enabled in this kernel?", exc)
+        return self._pm
+
+    def _open_netlink(self) -> socket.socket | None:
+        try:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+            sock.bind((0, netlink_events.GROUPS))
+            sock.setblocking(False)
+        except OSError as exc:
+            log.warning("no netlink events (%s): relying on probes alone", exc)
+            return None
+        for index, name in socket.if_nameindex():
+            self.ifnames[index] = name
+        return sock
+
+    def close(self) -> None:
+        # The node keeps its configured endpoints whatever state the watcher stops in.
+        for provider in list(self.withdrawn):
+            self.restore(provider)
+        for probe in self.probes:
+            probe.close()
+        for sock in (self.netlink, self.mptcp):
+            if sock:
+                sock.close()
+        if self._pm:
+            self._pm.close()
+        if self._diag:
+            self._diag.close()
+        if self.events_file:
+            self.events_file.close()
+
+    def record(self, event: str, **fields) -> None:
+        if self.events_file:
+            self.events_file.write(json.dumps({"time": time.time(), "event": event, **fields}) + "\n")
+
+    def run(self, duration: float | None = None) -> None:
+        started = self.clock()
+        next_probe = started
+        self.tracker.restart(started)
+        log.info(
+            "watching %s every %.2f s (down after %.2f s of silence or %.1f x srtt + 4 rttvar, at most %.2f s), "
+            "re-create endpoints: %s",
+            ", ".join(
+                f"{p.name} ({len(p.probes)} probes, {self.rotations[p.name].size} a round)"
+                for p in self.config.providers.values()
+            ),
+            self.config.interval,
+            self.config.down_after,
+            self.config.rtt_factor,
+            self.config.down_after_max,
+            "yes" if self.config.recreate else "no",
+        )
+        while duration is None or self.clock() - started < duration:
+            now = self.clock()
+            if now >= next_probe:
+                self._probe_round(now)
+                next_probe = max(next_probe + self.config.interval, now)
+            readable = [p.sock for p in self.probes] + [s for s in (self.netlink, self.mptcp) if s]
+            timeout = max(0.0, min(next_probe - self.clock(), 0.05))
+            ready, _, _ = select.select(readable, [], [], timeout)
+            now = self.clock()
+            transitions: list[Transition] = []
+            for probe in self.probes:
+                if probe.sock in ready:
+                    for target, sent, answered in probe.replies(self.clock):
+                        transitions += self.tracker.reply(probe.provider, answered, target, answered - sent)
+            if self.netlink in ready:
+                transitions += self._netlink(now)
+            if self.mptcp in ready:
+                self._mptcp_events()
+            transitions += self.tracker.tick(now)
+            for transition in transitions:
+                self.handle(transition)
+                if transition.new == DOWN and self.config.recreate:
+                    self._self_reliant.pop(transition.provider, None)
+                    self.withdraw(transition.provider, now)
+                    # Withdrawn endpoints take their subflows along; only the others need aborting.
+                    if self.config.abort and transition.provider not in self.withdrawn:
+                        self.abort(transition.provider, now)
+            if self.config.recreate:
+                interval = self.config.interval
+                settle = 3 * interval  # long enough for a provider failing right now to look silent
+                due, dropped = self.tracker.due(
+                    now,
+                    settle=settle,
+                    fresh=1.5 * interval,
+                    give_up=max(settle, self.config.give_up),
+                    expendable=self.without_subflows,
+                    self_reliant=self.opens_own_subflows,
+                )
+                for provider in due:
+                    self.recreate(provider)
+                for provider in dropped:
+                    log.warning(
+                        "%s: back while no other provider answers; its subflows are the only path, "
+                        "left to their retransmission timers",
+                        provider,
+                    )
+                    self.record("recreate_skipped", provider=provider)
+
+    def _probe_round(self, now: float) -> None:
+        for provider, rotation in self.rotations.items():
+            for probe in rotation.round(self.tracker.anchor(provider, now)):
+                self.socket_of[(provider, probe.source)].send(probe.target, now)
+                self.tracker.sent(provider, probe.target, now, probe.peer)
+
+    def _netlink(self, now: float) -> list[Transition]:
+        transitions = []
+        try:
+            while True:
+                datagram = self.netlink.recv(65536)
+                for event in netlink_events.parse(datagram):
+                    if isinstance(event, netlink_events.LinkEvent):
+                        if event.name:
+                            self.ifnames[event.index] = event.name
+                        name = self.ifnames.get(event.index)
+                        provider = self.device_provider.get(name)
+                        if provider:
+                            log.debug("link %s carrier %s", name, event.carrier)
+                            transitions += self.tracker.link(provider, name, event.carrier, now)
+                    else:
+                        provider = self.device_provider.get(self.ifnames.get(event.index))
+                        if provider:
+                            change = "removed" if event.removed else "added"
+                            log.info("%s: address %s on %s", provider, change, self.ifnames.get(event.index))
+        except (BlockingIOError, InterruptedError):
+            pass
+        return transitions
+
+    def without_subflows(self, provider: str) -> bool:
+        """No established TCP socket (MPTCP subflow or other) uses one of the provider's addresses."""
+        return not (self.config.providers[provider].addresses & sockets.local_addresses_in_use())
+
+    def _endpoints_of(self, provider: str) -> list[Endpoint] | None:
+        pm = self._pm_open()
+        if pm is None:
+            return None
+        try:
+            return [ep for ep in pm.endpoints() if ep.address in self.config.providers[provider].addresses]
+        except Exception as exc:  # noqa: BLE001 - decided again at the next change
+            log.error("reading MPTCP endpoints failed: %s", exc)
+            return None
+
+    def opens_own_subflows(self, provider: str) -> bool:
+        """This node's endpoints on the provider open subflows and announce nothing."""
+        if provider not in self._self_reliant:
+            endpoints = self.withdrawn.get(provider) or self._endpoints_of(provider)
+            if endpoints is None:
+                return False  # could not read them: asked again next round
+            self._self_reliant[provider] = _open_subflows_only(endpoints)
+        return self._self_reliant[provider]
+
+    def withdraw(self, provider: str, now: float) -> None:
+        """Take a failed provider's `subflow` endpoints away while another provider answers.
+
+        The kernel closes their subflows and at once sends the data still unacknowledged
+        on them over the others (and tells the peer, which does the same for its side),
+        instead of waiting for retransmission timeouts to find them stale. Endpoints that
+        are announced (`signal`) stay: the peer would forget the address, and with it the
+        only way to reach it again if this provider comes back alone. So do endpoints
+        whose subflows are the only ones towards some peer address (no path crosses
+        between providers), for the same reason on this side.
+        """
+        if provider in self.withdrawn or not self.tracker.others_answer(provider, now, self.config.down_after):
+            return
+        endpoints = self._endpoints_of(provider)
+        if not _open_subflows_only(endpoints):
+            return
+        stranded = sockets.peers_reached_only_from(self.config.providers[provider].addresses)
+        if stranded:
+            # Without another subflow towards them, the kernel could not find these peer
+            # addresses again on the provider's return: its backed-off subflows stay.
+            log.info("%s: endpoints kept, only its subflows reach %s", provider, ", ".join(sorted(stranded)))
+            self.record("withdraw_skipped", provider=provider, peers=sorted(stranded))
+            return
+        try:
+            for endpoint in endpoints:
+                self._pm.delete(endpoint)
+        except Exception as exc:  # noqa: BLE001 - the kernel's timers remain
+            log.error("%s: withdrawing endpoints failed: %s", provider, exc)
+        self.withdrawn[provider] = endpoints
+        listed = ", ".join(f"{ep.id} ({ep.address})" for ep in endpoints)
+        log.info("%s: withdrew MPTCP endpoints %s; their data goes over the other providers", provider, listed)
+        self.record("withdraw", provider=provider, endpoints=[ep.id for ep in endpoints])
+
+    def abort(self, provider: str, now: float) -> None:
+        """Abort the failed provider's MPTCP subflows that its endpoints did not take along.
+
+        Those are the subflows of announced (`signal`) endpoints and of endpoints kept
+        because their subflows alone reach some peer address: data sent on them just before
+        the failure would otherwise wait for their retransmission timers, and the whole
+        connection behind it (a hole in the stream the receiver cannot skip). Only while
+        another provider answers, only MPTCP subflows (never another TCP connection), only
+        where the connection keeps a subflow on a provider that is not down, and not where
+        that would lose a peer address (see `subflows.abortable`).
+        """
+        if not self.tracker.others_answer(provider, now, self.config.down_after):
+            return
+        try:
+            if self._diag is None:
+                self._diag = subflows.SockDiag()
+            found = self._diag.subflows()
+        except Exception as exc:  # noqa: BLE001 - the kernel's timers remain
+            log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
+            return
+        down = {
+            address
+            for name, entry in self.config.providers.items()
+            if self.tracker.state(name) == DOWN
+            for address in entry.addresses
+        }
+        chosen, kept = subflows.abortable(found, self.config.providers[provider].addresses, down)
+        aborted = []
+        for subflow in chosen:
+            try:
+                self._diag.abort(subflow)
+                aborted.append(subflow.describe())
+            except OSError as exc:  # gone meanwhile (ENOENT), or no CONFIG_INET_DIAG_DESTROY
+                log.warning("%s: aborting subflow %s failed: %s", provider, subflow.describe(), exc.strerror)
+        if aborted or kept:
+            log.info(
+                "%s: aborted %d MPTCP subflows, their data goes over the other providers; kept %d "
+                "(their connection's or a peer address's only path)",
+                provider,
+                len(aborted),
+                len(kept),
+            )
+            self.record("abort", provider=provider, subflows=aborted, kept=[s.describe() for s in kept])
+
+    def restore(self, provider: str) -> list[Endpoint]:
+        """Add a provider's withdrawn endpoints back (subflows follow, the kernel opens them)."""
+        pm = self._pm_open()
+        if pm is None:
+            return []
+        endpoints = self.withdrawn.pop(provider, [])
+        for endpoint in endpoints:
+            try:
+                pm.add(endpoint)
+            except Exception as exc:  # noqa: BLE001 - one failure must not keep the others away
+                if getattr(exc, "code", None) == errno.EEXIST:
+                    continue  # put back meanwhile (the multihoming role, say)
+                log.error("%s: adding endpoint %s (%s) back failed: %s", provider, endpoint.id, endpoint.address, exc)
+        return endpoints
+
+    def _mptcp_events(self) -> None:
+        try:
+            while True:
+                for event in mptcp_events.parse(self.mptcp.recv(65536), self.mptcp_family):
+                    level = (
+                        logging.INFO
+                        if event.kind.startswith("sub_") or event.kind in ("announced", "removed")
+                        else logging.DEBUG
+                    )
+                    log.log(level, "%s", event.describe())
+                    self.record(
+                        "mptcp",
+                        kind=event.kind,
+                        token=event.token,
+                        saddr=event.saddr,
+                        daddr=event.daddr,
+                        sport=event.sport,
+                        dport=event.dport,
+                        error=event.error,
+                    )
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def handle(self, transition: Transition) -> None:
+        if transition.new == DOWN:
+            log.warning("%s down (%s)", transition.provider, transition.reason)
+        else:
+            after = f" after {transition.outage:.2f} s" if transition.outage is not None else ""
+            log.info("%s up (%s)%s", transition.provider, transition.reason, after)
+        self.record(
+            "provider",
+            provider=transition.provider,
+            old=transition.old,
+            new=transition.new,
+            reason=transition.reason,
+            outage=transition.outage,
+            srtt=self.tracker.srtt(transition.provider),
+            threshold=self.tracker.threshold(transition.provider),
+        )
+
+    def recreate(self, provider: str) -> None:
+        addresses = self.config.providers[provider].addresses
+        if provider not in self.withdrawn and self.opens_own_subflows(provider):
+            # Re-creating closes the provider's subflows, and the kernel opens new ones only
+            # towards peer addresses that other subflows use: one that only these reach would
+            # be lost. Those backed-off subflows resume by their own timers instead.
+            stranded = sockets.peers_reached_only_from(addresses)
+            if stranded:
+                log.info(
+                    "%s: back; its subflows alone reach %s, left to resume by their timers",
+                    provider,
+                    ", ".join(sorted(stranded)),
+                )
+                self.record("recreate_skipped", provider=provider, peers=sorted(stranded))
+                return
+        started = self.clock()
+        try:
+            pm = self._pm_open()
+            if pm is None:
+                raise RuntimeError("no path manager")
+            done = self.restore(provider) if provider in self.withdrawn else pm.recreate(addresses)
+        except Exception as exc:  # noqa: BLE001 - a failed re-creation must not stop the watching
+            log.error("%s: re-creating endpoints failed: %s", provider, exc)
+            self.record("recreate_failed", provider=provider, error=str(exc))
+            if self._pm is not None:
+                self._pm.close()
+            self._pm = None
+            return
+        took = self.clock() - started
+        listed = ", ".join(f"{ep.id} ({ep.address})" for ep in done) or "none found"
+        log.info("%s: re-created MPTCP endpoints %s in %.1f ms", provider, listed, took * 1000)
+        self.record("recreate", provider=provider, endpoints=[ep.id for ep in done], seconds=took)
