@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 
 from mpstream.streaming.rtmp import amf3
-from mpstream.streaming.rtmp.amfvalues import DEFAULT_MAX_DEPTH, UNDEFINED, Date
+from mpstream.streaming.rtmp.amfcommon import DEFAULT_MAX_DEPTH, UNDEFINED, Date, Reader
 from mpstream.streaming.rtmp.errors import AMFError
 
 NUMBER = 0x00
@@ -108,33 +108,15 @@ def encode(*values: object) -> bytes:
 
 # ---------------------------------------------------------------- decoding
 
-class Decoder:
+class Decoder(Reader):
     """Decodes consecutive AMF0 values from `data`; `offset` advances as values are read."""
 
+    name = "AMF0"
+
     def __init__(self, data: bytes, offset: int = 0, max_depth: int = DEFAULT_MAX_DEPTH):
-        self.data = memoryview(data).toreadonly() if not isinstance(data, bytes) else data
-        self.offset = offset
-        self.max_depth = max_depth
+        super().__init__(memoryview(data).toreadonly() if not isinstance(data, bytes) else data, offset, max_depth)
         self._references: list[object] = []
         self._amf3 = None  # created on the first AVMPLUS marker; keeps AMF3 reference tables
-
-    def at_end(self) -> bool:
-        return self.offset >= len(self.data)
-
-    def _take(self, size: int) -> bytes:
-        end = self.offset + size
-        if end > len(self.data):
-            raise AMFError("truncated AMF0 value")
-        chunk = bytes(self.data[self.offset:end])
-        self.offset = end
-        return chunk
-
-    def _u8(self) -> int:
-        if self.offset >= len(self.data):
-            raise AMFError("truncated AMF0 value")
-        value = self.data[self.offset]
-        self.offset += 1
-        return value
 
     def _u16(self) -> int:
         return struct.unpack(">H", self._take(2))[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from mpstream.streaming.rtmp.amfvalues import DEFAULT_MAX_DEPTH, UNDEFINED, Date
+from mpstream.streaming.rtmp.amfcommon import DEFAULT_MAX_DEPTH, UNDEFINED, Date, Reader
 from mpstream.streaming.rtmp.errors import AMFError
 
 UNDEFINED_MARKER = 0x00
@@ -34,34 +34,16 @@ VECTOR_OBJECT = 0x10
 DICTIONARY = 0x11
 
 
-class Decoder:
+class Decoder(Reader):
     """Decodes consecutive AMF3 values, keeping the string/object/traits reference tables."""
 
+    name = "AMF3"
+
     def __init__(self, data: bytes, offset: int = 0, max_depth: int = DEFAULT_MAX_DEPTH):
-        self.data = data
-        self.offset = offset
-        self.max_depth = max_depth
+        super().__init__(data, offset, max_depth)
         self.strings: list[str] = []
         self.objects: list[object] = []
         self.traits: list[tuple[str, bool, list[str]]] = []
-
-    def at_end(self) -> bool:
-        return self.offset >= len(self.data)
-
-    def _take(self, size: int) -> bytes:
-        end = self.offset + size
-        if size < 0 or end > len(self.data):
-            raise AMFError("truncated AMF3 value")
-        chunk = bytes(self.data[self.offset:end])
-        self.offset = end
-        return chunk
-
-    def _u8(self) -> int:
-        if self.offset >= len(self.data):
-            raise AMFError("truncated AMF3 value")
-        value = self.data[self.offset]
-        self.offset += 1
-        return value
 
     def _u29(self) -> int:
         value = 0
