@@ -33,8 +33,13 @@ def deployed():
         yield
 
 
+# The controller's local time is two hours ahead of UTC (a POSIX TZ string: no time zone data
+# needed), as a controller in Norway is: the schedule and the clocks' readings stay Unix time.
+CONTROLLER_TZ = {"TZ": "UTC-2"}
+
+
 def failover(results: Path, *args: str, check: bool = True, **extra) -> subprocess.CompletedProcess:
-    return run_playbook("failover.yml", *args, check=check, extra_vars={
+    return run_playbook("failover.yml", *args, check=check, env=CONTROLLER_TZ, extra_vars={
         "testbed_prefix": PREFIX, "failover_phase_seconds": PHASE_SECONDS,
         "failover_results_dir": str(results), **extra})
 
@@ -143,6 +148,14 @@ def test_the_stream_follows_the_surviving_provider(deployed, baseline, tmp_path)
     assert list((run_dir / "plots").glob("*.png"))
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["nodes"]["server1"]["mptcp_endpoints"]  # what the run ran on is recorded
+    # Every node's clock was read between two of the controller's readings: a namespace shares
+    # the controller's clock, so the offset's bounds hold zero, and the report lists every node.
+    for name, description in meta["nodes"].items():
+        clock = description["clock"]
+        assert clock["controller_asked"] <= clock["time"] <= clock["controller_answered"], (name, clock)
+        assert clock["shared_with_controller"] is True and isinstance(clock["synchronized"], bool), clock
+    assert set(json.loads((run_dir / "summary.json").read_text())["clocks"]) == set(meta["nodes"])
+    assert "## Clocks" in (run_dir / "report.md").read_text()
     # The path watcher's log of this run came home: the client saw isp2 fail.
     watcher = [json.loads(line) for line in (run_dir / "nodes" / "client1" / "pathwatch.jsonl").open()]
     assert any(e["event"] == "provider" and e["provider"] == "isp2" and e["new"] == "down" for e in watcher), \

@@ -26,12 +26,12 @@ def ansible_env() -> dict[str, str]:
 
 
 def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None,
-                 check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    """ansible-playbook from the repository root; output captured as text."""
+                 check: bool = True, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """ansible-playbook from the repository root (`env` on top of ansible_env); output captured as text."""
     command = [str(VENV_BIN / "ansible-playbook"), playbook, *args]
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
-    result = subprocess.run(command, cwd=REPO, env=ansible_env(), capture_output=True, text=True,
+    result = subprocess.run(command, cwd=REPO, env={**ansible_env(), **(env or {})}, capture_output=True, text=True,
                             timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-6000:]}"

@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "report": "mpstream.measurement.report.command",
     "pathwatch": "mpstream.paths.pathwatch.command",
     "outage": "mpstream.paths.outage",
+    "clock": "mpstream.measurement.clock",
 }
 
 

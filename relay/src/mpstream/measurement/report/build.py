@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mpstream.measurement.report import analysis, delivered, markdown
+from mpstream.measurement.report import analysis, clocks, delivered, markdown
 from mpstream.measurement.report.figures import Job, draw_all
 from mpstream.measurement.report.htmlpage import write_html
 from mpstream.measurement.report.mib import mptcp_mib
@@ -80,6 +80,9 @@ def summarize_run(run: Run) -> tuple[dict, dict, bool]:
     counters = mptcp_mib(timeline)
     if counters:
         summary["mptcp_mib"] = counters
+    node_clocks = clocks.node_clocks(run.meta)
+    if node_clocks:
+        summary["clocks"] = node_clocks
     return summary, timeline, built
 
 

@@ -109,6 +109,7 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
     out += _player_section(summary, baseline)
     out += edge_section(summary)
     out += mib_section(summary)
+    out += clock_section(summary)
     out += _setup_section(meta)
     return "\n".join(out).rstrip() + "\n"
 
@@ -264,6 +265,25 @@ def mib_section(summary: dict) -> list[str]:
             text = ", ".join(f"{short_name(k)} {v:+d}" for k, v in changed.items()) or "no change"
             rows.append([node, f"{entry['phase'] + 1}. {entry.get('name', '')}", text])
     return out + table(["node", "phase", "counters that changed"], rows)
+
+
+def clock_section(summary: dict) -> list[str]:
+    """Each node's clock against the controller's at the start (only where the run read them)."""
+    node_clocks = summary.get("clocks") or {}
+    if not node_clocks:
+        return []
+    out = ["## Clocks", "",
+           "Each node's clock against the controller's when the run started (the offset lies within ± the "
+           "uncertainty: half the time the reading took); what the node's kernel said of its synchronisation "
+           "(NTP) and of its estimated error.", ""]
+    rows = []
+    for node, clock in node_clocks.items():
+        offset = ("shared (emulated node)" if clock.get("shared")
+                  else f"{clock['offset_s']:+.3f} s ± {clock['uncertainty_s']:.3f} s")
+        synchronized = {True: "yes", False: "no"}.get(clock.get("synchronized"), "?")
+        error = clock.get("esterror_s")
+        rows.append([node, offset, synchronized, f"{error * 1000:.1f} ms" if isinstance(error, int | float) else "?"])
+    return out + table(["node", "offset to the controller", "kernel synchronised", "estimated error"], rows)
 
 
 PROVENANCE_KEYS = ("mpstream", "format", "command", "extra_vars", "inventory_hash")

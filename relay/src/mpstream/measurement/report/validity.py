@@ -10,14 +10,15 @@ the whole schedule and every node's recorder sampled it. The span to cover is th
 - recorder: the first sample at most one sample interval after the start, the last at most one
   before the end, and no hole inside longer than `max(MIN_GAP_S, GAP_INTERVALS` intervals)
   (a missed 100 ms tick is harmless, seconds without samples are not);
-- outage: no provider a node's switcher held down delivered to it (`delivered`).
+- outage: no provider a node's switcher held down delivered to it (`delivered`);
+- clock: no node's clock certainly further off the controller's than the tolerance (`clocks`).
 """
 
 from __future__ import annotations
 
 import statistics
 
-from mpstream.measurement.report import delivered
+from mpstream.measurement.report import clocks, delivered
 from mpstream.measurement.report.analysis import NodeData
 from mpstream.measurement.report.stats import natural_key, seconds, sorted_unique
 from mpstream.measurement.report.timeline import DEFAULT_TOLERANCE_S, schedule_span
@@ -94,10 +95,11 @@ def verdict(meta: dict, nodes: dict[str, NodeData], timeline: dict) -> list[str]
     """Every reason the run is invalid: the timeline's own and the coverage ones, sorted, unique."""
     reasons = list(timeline.get("reasons") or [])
     span = schedule_span(timeline)
+    tolerance = float(timeline.get("tolerance_s") or DEFAULT_TOLERANCE_S)
     if span is not None:
         t0 = float(timeline["t0"])
-        tolerance = float(timeline.get("tolerance_s") or DEFAULT_TOLERANCE_S)
         reasons += player_reasons(meta, nodes, span, t0, tolerance)
         reasons += rates_reasons(meta, nodes, span, t0)
+    reasons += clocks.reasons(meta, tolerance)
     reasons += delivered.reasons(timeline, meta)
     return sorted_unique(reasons)
