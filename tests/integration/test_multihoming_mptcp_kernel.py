@@ -76,7 +76,7 @@ def test_sysctls_are_set_in_the_node_namespace_only_and_a_second_run_changes_not
         "net.ipv4.tcp_congestion_control",
     )
     host_values = {name: sysctl(name) for name in names}
-    first = play(node, mptcp_kernel_add_addr_timeout=7)
+    first = play(node, mptcp_kernel_add_addr_timeout=7, mptcp_kernel_tcp_congestion_control="cubic")
     assert first.returncode == 0, first.stdout[-3000:]
     assert sysctl("net.mptcp.stale_loss_cnt", NODE) == "1"
     assert sysctl("net.mptcp.blackhole_timeout", NODE) == "0"  # the testbed's outages drop MPTCP SYNs
@@ -84,11 +84,11 @@ def test_sysctls_are_set_in_the_node_namespace_only_and_a_second_run_changes_not
     assert sysctl("net.ipv4.tcp_rto_max_ms", NODE) == "1000"
     assert sysctl("net.ipv4.tcp_retries2", NODE) == "60"
     assert sysctl("net.ipv4.tcp_rto_min_us", NODE) == "50000"
-    # A new namespace starts with the host's choice (BBR on some hosts); the role sets CUBIC.
+    # A new namespace starts with the host's choice (BBR on some hosts); the role sets the one asked for.
     assert sysctl("net.ipv4.tcp_congestion_control", NODE) == "cubic"
     assert {name: sysctl(name) for name in host_values} == host_values
     assert not (tmp_path / "sysctl.conf").exists()  # nothing persists on an emulated node
-    second = play(node, mptcp_kernel_add_addr_timeout=7)
+    second = play(node, mptcp_kernel_add_addr_timeout=7, mptcp_kernel_tcp_congestion_control="cubic")
     assert recap(second.stdout)["node"]["changed"] == 0
 
 
