@@ -4,8 +4,8 @@ Builds the default inventory's testbed under its own prefix, deploys the mpstrea
 everywhere and the relay on the server with playbooks/recorder.yml and playbooks/relay.yml,
 then looks at the result from inside the namespaces: an MPTCP listener on [::]:1935 in the
 server's namespace, run by the supervisor, restarted when it dies; a second run and
-`--check` that change nothing; `--check` that tells the truth about pending changes; the
-recorder started and stopped for a run.
+`--check` that change nothing; `--check` that tells the truth about pending changes; a relay restarted when its node's
+congestion control changes; the recorder started and stopped for a run.
 """
 
 from __future__ import annotations
@@ -247,6 +247,22 @@ def test_a_new_build_reaches_every_node_and_restarts_the_relay(deployed, variabl
     after = supervise("status", "server1", "relay")
     assert after["running"] and after["pid"] != before["pid"]
     assert wait_for(lambda: "1935" in listeners("server1"))
+
+
+def test_a_changed_congestion_control_restarts_the_relay(deployed, variables):
+    """A listening socket hands its congestion control to every connection it accepts: only a
+    relay started after the change sends with the new one."""
+    before = supervise("status", "server1", "relay")
+    reno = {**variables, "mptcp_kernel_tcp_congestion_control": "reno"}  # one every host allows
+    run_playbook("playbooks/mptcp_kernel.yml", RELAY, extra_vars=reno)
+    assert netns_exec(f"{PREFIX}-server1", "sysctl", "-n", "net.ipv4.tcp_congestion_control",
+                      check=True).stdout.strip() == "reno"
+    after = supervise("status", "server1", "relay")
+    assert after["running"] and after["pid"] != before["pid"]
+    assert wait_for(lambda: "1935" in listeners("server1"))
+    again = run_playbook("playbooks/mptcp_kernel.yml", RELAY, extra_vars=reno)
+    assert changed(again.stdout)["server1"] == 0
+    assert supervise("status", "server1", "relay")["pid"] == after["pid"]
 
 
 def test_recorder_records_every_node_for_a_run(deployed, tmp_path):
