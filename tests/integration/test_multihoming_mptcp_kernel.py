@@ -4,6 +4,7 @@ namespace and nothing else, idempotence, and the messages where no kernel may be
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,20 +77,28 @@ def test_sysctls_are_set_in_the_node_namespace_only_and_a_second_run_changes_not
         "net.ipv4.tcp_congestion_control",
     )
     host_values = {name: sysctl(name) for name in names}
-    first = play(node, mptcp_kernel_add_addr_timeout=7, mptcp_kernel_tcp_congestion_control="cubic")
-    assert first.returncode == 0, first.stdout[-3000:]
-    assert sysctl("net.mptcp.stale_loss_cnt", NODE) == "1"
-    assert sysctl("net.mptcp.blackhole_timeout", NODE) == "0"  # the testbed's outages drop MPTCP SYNs
-    assert sysctl("net.mptcp.add_addr_timeout", NODE) == "7"
-    assert sysctl("net.ipv4.tcp_rto_max_ms", NODE) == "1000"
-    assert sysctl("net.ipv4.tcp_retries2", NODE) == "60"
-    assert sysctl("net.ipv4.tcp_rto_min_us", NODE) == "50000"
-    # A new namespace starts with the host's choice (BBR on some hosts); the role sets the one asked for.
-    assert sysctl("net.ipv4.tcp_congestion_control", NODE) == "cubic"
-    assert {name: sysctl(name) for name in host_values} == host_values
-    assert not (tmp_path / "sysctl.conf").exists()  # nothing persists on an emulated node
-    second = play(node, mptcp_kernel_add_addr_timeout=7, mptcp_kernel_tcp_congestion_control="cubic")
-    assert recap(second.stdout)["node"]["changed"] == 0
+    # The role lets the namespaces choose cubic by adding it to the host's allowed list (which
+    # changes no one's default); the test gives the host its list back.
+    allowed = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+    host_allowed = allowed.read_text()
+    try:
+        first = play(node, mptcp_kernel_add_addr_timeout=7, mptcp_kernel_tcp_congestion_control="cubic")
+        assert first.returncode == 0, first.stdout[-3000:]
+        assert sysctl("net.mptcp.stale_loss_cnt", NODE) == "1"
+        assert sysctl("net.mptcp.blackhole_timeout", NODE) == "0"  # the testbed's outages drop MPTCP SYNs
+        assert sysctl("net.mptcp.add_addr_timeout", NODE) == "7"
+        assert sysctl("net.ipv4.tcp_rto_max_ms", NODE) == "1000"
+        assert sysctl("net.ipv4.tcp_retries2", NODE) == "60"
+        assert sysctl("net.ipv4.tcp_rto_min_us", NODE) == "50000"
+        # A new namespace starts with the host's choice (BBR on some hosts); the role sets the one asked for.
+        assert sysctl("net.ipv4.tcp_congestion_control", NODE) == "cubic"
+        assert {name: sysctl(name) for name in host_values} == host_values
+        assert not (tmp_path / "sysctl.conf").exists()  # nothing persists on an emulated node
+        second = play(node, mptcp_kernel_add_addr_timeout=7, mptcp_kernel_tcp_congestion_control="cubic")
+        assert recap(second.stdout)["node"]["changed"] == 0
+        assert "cubic" in allowed.read_text().split()
+    finally:
+        allowed.write_text(host_allowed)
 
 
 def test_a_kernel_that_is_too_old_stops_the_play_with_what_the_node_needs(node):
