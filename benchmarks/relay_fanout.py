@@ -20,6 +20,11 @@ nginx-rtmp measured in the same run.
 
     .venv/bin/python benchmarks/relay_fanout.py [--viewers 50,200,500,1000] [--seconds 10] [--rounds 3]
         [--servers mpstream,nginx-rtmp,node-media-server,pyrtmp] [--relay-args "--flush-interval-ms 50"]
+        [--before DIR]
+
+`--before DIR` adds the relay of another checkout (`git worktree add DIR REV`) as the server
+`mpstream-before`, run from DIR/relay/src with this venv: a change against what it changed,
+in one run.
 
 Uses ports on 127.0.0.1 only; stops every process it started.
 """
@@ -172,11 +177,13 @@ class PyrtmpRelay(ChildServer):
 
 
 class Mpstream:
-    name = "mpstream"
+    """This tree's relay, or with `source` (a checkout's relay/src) another one's."""
 
-    def __init__(self, workdir: Path, viewers: int, relay_args: str):
+    def __init__(self, workdir: Path, viewers: int, relay_args: str, source: Path | None = None):
+        self.name = "mpstream-before" if source else "mpstream"
         extra = ("--max-connections", str(viewers + 64), *relay_args.split())
-        self.relay = RelayProcess(workdir / f"relay-{viewers}.log", extra=extra)
+        env = {**os.environ, "PYTHONPATH": str(source)} if source else None
+        self.relay = RelayProcess(workdir / f"{self.name}-{viewers}.log", extra=extra, env=env)
 
     def url(self, stream: str) -> str:
         return self.relay.url(stream, host="127.0.0.1")
@@ -231,9 +238,11 @@ def missing(server: str) -> str | None:
     return None
 
 
-def make_server(name: str, workdir: Path, viewers: int, relay_args: str):
+def make_server(name: str, workdir: Path, viewers: int, relay_args: str, before: Path | None = None):
     if name == "mpstream":
         return Mpstream(workdir, viewers, relay_args)
+    if name == "mpstream-before":
+        return Mpstream(workdir, viewers, relay_args, source=before)
     if name == "nginx-rtmp":
         return Nginx()
     return NodeMediaServer(workdir) if name == "node-media-server" else PyrtmpRelay(workdir)
@@ -390,7 +399,7 @@ async def measure(url: str, pid: int, viewers: int, warmup: float, seconds: floa
 
 
 def run_one(server_name: str, sample: Path, viewers: int, args, byte_rate: float, workdir: Path) -> dict:
-    with make_server(server_name, workdir, viewers, args.relay_args) as server:
+    with make_server(server_name, workdir, viewers, args.relay_args, args.before) as server:
         url = server.url("bench")
         log_path = workdir / f"sent-{server_name}-{viewers}.log"
         publisher = multiprocessing.get_context("fork").Process(target=publish_timed, args=(sample, url, log_path))
@@ -418,10 +427,19 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="repetitions; medians are reported (default: 3)")
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}")
     parser.add_argument("--relay-args", default="", help="extra `mpstream relay` flags, e.g. '--flush-interval-ms 40'")
+    parser.add_argument("--before", type=Path, help="another checkout whose relay runs beside as mpstream-before")
     args = parser.parse_args()
+    if args.before:
+        args.before = args.before.resolve() / "relay" / "src"
+        if not (args.before / "mpstream" / "cli.py").exists():
+            parser.error(f"--before: no mpstream package under {args.before}")
+    names = args.servers.split(",")
+    if args.before and "mpstream-before" not in names:
+        names.insert(names.index("mpstream") + 1 if "mpstream" in names else 0, "mpstream-before")
+    known = SERVERS + (("mpstream-before",) if args.before else ())
     servers = []
-    for name in args.servers.split(","):
-        if name not in SERVERS:
+    for name in names:
+        if name not in known:
             parser.error(f"unknown server {name!r}")
         why = missing(name)
         if why:

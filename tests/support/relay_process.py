@@ -29,12 +29,13 @@ def free_port() -> int:
 
 
 class RelayProcess:
-    def __init__(self, log: Path, config: str = "", extra: tuple[str, ...] = ()):
+    def __init__(self, log: Path, config: str = "", extra: tuple[str, ...] = (), env: dict | None = None):
         self.port = free_port()
         self.http_port = free_port()
         self.log = log
         self.config_text = config
         self.extra = extra
+        self.env = env  # None: ours
         self.proc: subprocess.Popen | None = None
 
     def url(self, stream: str = "cam", host: str = "::1", app: str = "live") -> str:
@@ -53,7 +54,7 @@ class RelayProcess:
             path = self.log.with_suffix(".toml")
             path.write_text(self.config_text)
             args += ["--config", str(path)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), env=self.env)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
