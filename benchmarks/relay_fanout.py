@@ -22,7 +22,7 @@ nginx-rtmp measured in the same run.
         [--servers mpstream,nginx-rtmp,node-media-server,pyrtmp] [--relay-args "--flush-interval-ms 50"]
         [--before DIR]
 
-`--before DIR` adds the relay of another checkout (`git worktree add DIR REV`) as the server
+`--before DIR` adds the relay of another tree (`git archive REV relay | tar -x -C DIR`) as the server
 `mpstream-before`, run from DIR/relay/src with this venv: a change against what it changed,
 in one run.
 
