@@ -55,7 +55,9 @@ def test_publisher_reconnects_with_backoff_and_says_so(tmp_path):
         while "reconnected" not in (tmp_path / "publish.log").read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.5)
-        play = subprocess.run([MPSTREAM, "play", url, "--duration", "4", "--buffer-ms", "500",
+        # nginx-rtmp starts a new player at the next keyframe, up to one 2 s GOP (60 frames) away:
+        # 6 s of play leaves 4 s of frames to count.
+        play = subprocess.run([MPSTREAM, "play", url, "--duration", "6", "--buffer-ms", "500",
                                "--json", str(tmp_path / "play.json")], capture_output=True, text=True, timeout=30)
         steady_code = steady_player.wait(20)
     finally:
