@@ -127,6 +127,12 @@ def test_guard_keeps_a_confirmed_change_and_restores_one_that_cuts_the_controlle
     assert table_default()[:3] == ["default", "via", GOOD_GW]
     assert not (tmp_path / "state" / "routing-guard.json").exists()  # confirmed, disarmed
 
+    # Nothing to change: no guard armed, no reconnect (the check-mode look says so).
+    again = deploy(tmp_path, GOOD_GW)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-4000:]
+    armed = again.stdout.split("TASK [multihoming : Arm the rollback guard]")
+    assert len(armed) == 2 and "skipping: [node]" in armed[1].split("TASK [")[0], again.stdout[-4000:]
+
     bad = deploy(tmp_path, BAD_GW)
     assert bad.returncode != 0
     assert "The guard rolled the node back to its previous routing" in bad.stdout, bad.stdout[-4000:]
