@@ -18,12 +18,13 @@ APT_PACKAGES := iproute2 iputils-ping nftables iptables ethtool iperf3 procps py
 	ffmpeg nginx-light libnginx-mod-rtmp bwm-ng chromium \
 	qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client dpkg-dev
 
-.PHONY: help setup demo test lint unit integration interop molecule testbed-down clean
+.PHONY: help setup demo test lint unit integration interop molecule vm-experiment testbed-down clean
 
 help:
 	@echo "make demo   deploy the emulated testbed and run the failover experiment"
 	@echo "make test   lint and run every test, molecule too (needs root)"
 	@echo "make molecule  only the roles in QEMU VMs (part of make test)"
+	@echo "make vm-experiment  deploy.yml and failover.yml over SSH against QEMU VMs (part of make molecule)"
 	@echo "make setup  install apt packages, the virtual environment and collections"
 
 setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/collections $(STAMPS)/ansible-test
@@ -69,11 +70,17 @@ interop: setup
 molecule: setup
 	scripts/molecule-all
 
+# The whole experiment over SSH, as at real sites: three node VMs at three sites and a
+# router VM with netem delays per provider (molecule/experiment); results are kept in
+# results/vm-experiment/.
+vm-experiment: setup
+	MOLECULE_EXPERIMENT_RESULTS=$(CURDIR)/results/vm-experiment scripts/molecule-all experiment
+
 # The molecule scenarios come last: their emulated VMs take both cores, and the
 # namespace tests measure timing.
 test: lint
 	scripts/ansible-sanity
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --durations=25
 	scripts/molecule-all
 
 testbed-down: setup

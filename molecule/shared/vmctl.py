@@ -12,9 +12,14 @@ console log, plus `scenario.json` (ports, provider groups, the repository server
 `down` kills only processes whose pid file is in that folder and whose command line
 still names that folder, so a reused pid is never hit.
 
-    vmctl.py up SCENARIO --vm NAME [--vm NAME ...]   # prints the instance config as JSON
+    vmctl.py up SCENARIO --vm NAME [--vm NAME ...] [--network-vm NAME ...]
+                                                     # prints the instance config as JSON
     vmctl.py down SCENARIO | --all
     vmctl.py state SCENARIO                          # ports and groups as JSON
+
+A network VM (`--network-vm`, e.g. a router between the sites) boots like the others but is
+left out of the instance config: molecule's inventory holds the experiment's nodes only, as
+a real site's inventory does; the scenario reaches it through `state`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -169,6 +175,53 @@ def ssh_run(port: int, command: str, timeout: float = 600) -> subprocess.Complet
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+# Runs in the guest: Python starts first and says so; then one echo measures the pipe's
+# round trip, and the clock is set the moment the host's time (plus half that) arrives.
+_SET_CLOCK = (
+    "import sys, time; print('ready', flush=True); print(sys.stdin.readline().strip(), flush=True); "
+    "time.clock_settime(time.CLOCK_REALTIME, float(sys.stdin.readline())); print('set', flush=True)"
+)
+
+
+def set_clock(port: int, timeout: float = 120) -> float:
+    """Set the VM's clock to this machine's, as NTP does at a real site; returns the bound
+    of its error in seconds (half the round trip of the exchange that set it).
+
+    A guest starts with its emulated RTC's whole seconds (up to 1 s behind) and runs no
+    NTP of its own; the experiment's nodes must share the controller's clock the way
+    synchronised hosts do.
+    """
+    command = ["ssh", *ssh_options(port), "root@127.0.0.1", "python3", "-c", shlex.quote(_SET_CLOCK)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdin and proc.stdout
+
+        def exchange(line: str) -> str:
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+            return proc.stdout.readline().strip()
+
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"no Python answering on the VM at port {port}")
+        sent = time.monotonic()
+        exchange("echo")
+        half_trip = (time.monotonic() - sent) / 2
+        sent = time.monotonic()
+        done = exchange(f"{time.time() + half_trip:.6f}")
+        round_trip = time.monotonic() - sent
+        proc.stdin.close()
+        proc.wait(timeout)
+    if done != "set" or proc.returncode != 0:
+        raise RuntimeError(f"setting the clock of the VM at port {port} failed")
+    return round_trip / 2
+
+
+def set_clocks(state_dir: Path) -> dict[str, float]:
+    """Every VM of the scenario (nodes and network VMs) on this machine's clock."""
+    scenario = json.loads((state_dir / "scenario.json").read_text())
+    return {inst["instance"]: round(set_clock(inst["port"]), 6)
+            for inst in [*scenario["instances"], *scenario.get("network_vms", [])]}
+
+
 def _pid_of(pid_file: Path) -> int | None:
     try:
         return int(pid_file.read_text().strip())
@@ -228,7 +281,7 @@ def parse_vm(spec: str) -> tuple[str, int, int]:
     return name, int(cpus or VM_CPUS), int(memory or VM_MEMORY_MB)
 
 
-def up(state_dir: Path, specs: list[str], providers: list[int]) -> list[dict]:
+def up(state_dir: Path, specs: list[str], providers: list[int], network_specs: list[str] = ()) -> list[dict]:
     if not BASE_IMAGE.exists():
         raise SystemExit(f"no VM image at {BASE_IMAGE}: run scripts/vm-image first")
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -237,7 +290,7 @@ def up(state_dir: Path, specs: list[str], providers: list[int]) -> list[dict]:
     provider_groups = {p: f"239.255.{group_octet}.{p}:{free_udp_port()}" for p in providers}
     repo_port = start_repo_server(state_dir) if (APT_REPO / "Packages").exists() else None
     instances = []
-    for index, spec in enumerate(specs, start=1):
+    for index, spec in enumerate([*specs, *network_specs], start=1):
         name, cpus, memory_mb = parse_vm(spec)
         vm_dir = state_dir / name
         vm_dir.mkdir(exist_ok=True)
@@ -252,13 +305,15 @@ def up(state_dir: Path, specs: list[str], providers: list[int]) -> list[dict]:
                                     memory_mb=memory_mb), check=True)
         instances.append({"instance": name, "address": "127.0.0.1", "user": "root", "port": port,
                           "identity_file": str(SSH_KEY), "vm_dir": str(vm_dir)})
+    nodes, network_vms = instances[:len(specs)], instances[len(specs):]
     scenario = {"accel": accel, "provider_groups": provider_groups, "repo_port": repo_port,
-                "instances": instances}
+                "instances": nodes, "network_vms": network_vms}
     (state_dir / "scenario.json").write_text(json.dumps(scenario, indent=2) + "\n")
     deadline = time.monotonic() + SSH_WAIT_SECONDS
     for inst in instances:
         wait_for_ssh(inst["port"], Path(inst["vm_dir"]), deadline)
-    return instances
+    set_clocks(state_dir)
+    return nodes
 
 
 def down(state_dir: Path) -> list[str]:
@@ -294,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up", help="boot the VMs, wait for SSH, print the instance config")
     p_up.add_argument("scenario")
     p_up.add_argument("--vm", action="append", required=True, help="NAME[,CPUS[,MEMORY_MB]] (repeat)")
+    p_up.add_argument("--network-vm", action="append", default=[],
+                      help="NAME[,CPUS[,MEMORY_MB]] of a VM outside the inventory, e.g. a router (repeat)")
     p_up.add_argument("--provider", action="append", type=int, default=None,
                       help="provider index with a NIC in every VM (default: 1 and 2)")
     p_down = sub.add_parser("down", help="stop the VMs and remove the scenario's state")
@@ -301,13 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     p_down.add_argument("--all", action="store_true", help="every scenario's VMs")
     p_state = sub.add_parser("state", help="print the scenario's state (ports, groups) as JSON")
     p_state.add_argument("scenario")
+    p_clock = sub.add_parser("clock", help="set every VM's clock to this machine's (after a reboot)")
+    p_clock.add_argument("scenario")
     sub.add_parser("accel", help="print the accelerator VMs use here")
     args = parser.parse_args(argv)
     if args.action == "up":
         state_dir = scenario_dir(args.scenario)
         down(state_dir)  # leftovers of an interrupted run
         try:
-            instances = up(state_dir, args.vm, args.provider or [1, 2])
+            instances = up(state_dir, args.vm, args.provider or [1, 2], args.network_vm)
         except BaseException:
             down(state_dir)
             raise
@@ -323,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"stopped": [f"{d.name}/{name}" for d in dirs for name in down(d)]}))
     elif args.action == "state":
         print((scenario_dir(args.scenario) / "scenario.json").read_text())
+    elif args.action == "clock":
+        print(json.dumps({"error_bound_s": set_clocks(scenario_dir(args.scenario))}))
     else:
         print(accelerator())
     return 0

@@ -1,61 +1,64 @@
-"""After converge and a reboot: per-provider rules and tables, MPTCP endpoints and
-limits are in place, and an MPTCP connection between the VMs runs all four subflows."""
+"""After deploy.yml and a reboot: every node's per-provider rules and tables, MPTCP
+endpoints and limits are back, its routes lead through its site's gateway (router1), the
+providers' round trips are router1's netem delays, and an MPTCP connection from client1
+to server1 runs a subflow from each of client1's addresses to each of server1's."""
 
-import os
 import time
 
 import pytest
-import testinfra
+from nodes import PROVIDERS, SITES, addresses, ipv4, ipv6, vm
 
-# NorNet scheme, site 1: server1 is node 10, client1 node 20.
-ADDRESSES = {
-    "server1": {1: ("198.18.17.10", "2001:2:0:101::a"), 2: ("198.18.33.10", "2001:2:0:201::a")},
-    "client1": {1: ("198.18.17.20", "2001:2:0:101::14"), 2: ("198.18.33.20", "2001:2:0:201::14")},
-}
 PORT = 5077
-# The role's nodes; router1 only forwards between the provider segments.
-testinfra_hosts = ["server", "client"]
-
-
-def vm(name):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+# Round trips between two sites (router1's netem: both access links of 10 ms on isp1, of
+# 30 ms on isp2, one way); an emulated CPU adds its own milliseconds on top.
+RTT_MS = {1: 40, 2: 120}
 
 
 def test_a_rule_per_provider_address_into_the_providers_table(host):
     name = host.backend.get_hostname()
-    for provider, (ipv4, ipv6) in ADDRESSES[name].items():
+    for provider, (v4, v6) in addresses(name).items():
         table = 1000 * provider
-        assert f"from {ipv4} lookup {table}" in host.check_output("ip -4 rule show")
-        assert f"from {ipv6} lookup {table}" in host.check_output("ip -6 rule show")
+        assert f"from {v4} lookup {table}" in host.check_output("ip -4 rule show")
+        assert f"from {v6} lookup {table}" in host.check_output("ip -6 rule show")
 
 
-def test_each_providers_table_has_its_link_and_default_route(host):
-    for provider, nic in ((1, "nic1"), (2, "nic2")):
+def test_each_providers_table_leads_through_the_sites_gateway(host):
+    site = SITES[host.backend.get_hostname()]
+    for provider, nic in PROVIDERS.items():
         table = 1000 * provider
         v4 = host.check_output(f"ip -4 route show table {table}")
         v6 = host.check_output(f"ip -6 route show table {table}")
-        assert f"default via 198.18.{16 * provider + 1}.1 dev {nic}" in v4, v4
-        assert f"198.18.{16 * provider + 1}.0/24 dev {nic}" in v4, v4
-        assert f"default via 2001:2:0:{provider}01::1 dev {nic}" in v6, v6
+        assert f"default via {ipv4(provider, site, 1)} dev {nic}" in v4, v4
+        assert f"{ipv4(provider, site, 0)}/24 dev {nic}" in v4, v4
+        assert f"default via {ipv6(provider, site, 1)} dev {nic}" in v6, v6
 
 
 def test_mptcp_endpoints_for_every_address(host):
     name = host.backend.get_hostname()
     endpoints = host.check_output("ip mptcp endpoint show")
     flags = "signal" if name == "server1" else "subflow fullmesh"
-    for ipv4, ipv6 in ADDRESSES[name].values():
-        for address in (ipv4, ipv6):
+    for v4, v6 in addresses(name).values():
+        for address in (v4, v6):
             line = next((ln for ln in endpoints.splitlines() if ln.startswith(address + " ")), "")
             assert flags in line, endpoints
 
 
-def test_mptcp_limits_and_boot_unit(host):
+def test_mptcp_limits_boot_unit_and_path_watcher(host):
     assert "subflows 8" in host.check_output("ip mptcp limits show")
     assert host.service("mpstream-multihoming").is_enabled
-
-
-def test_path_watcher_runs(host):
     assert host.service("mpstream-pathwatch").is_running
+
+
+def test_round_trips_are_the_providers_delays():
+    """From the client's address on a provider to the server's on the same one (the source
+    address picks the provider's table both ways; across providers it would be 80 ms)."""
+    client, server = addresses("client1"), addresses("server1")
+    for provider, expected in RTT_MS.items():
+        for source, address in zip(client[provider], server[provider], strict=True):
+            out = vm("client1").check_output(f"ping -n -q -c 5 -i 0.3 -w 20 -I {source} {address}")
+            # rtt min/avg/max/mdev = 40.512/41.004/...
+            low = float(out.rsplit("=", 1)[1].split("/")[0])
+            assert expected <= low < expected * 1.5 + 20, (address, out)
 
 
 def diagnostics(server, client) -> str:
@@ -83,12 +86,12 @@ def established_pairs(host) -> set[tuple[str, str]]:
 
 
 @pytest.mark.timeout(180)
-def test_mptcp_connection_between_the_vms_has_four_subflows():
+def test_mptcp_connection_across_the_sites_has_a_subflow_per_address_pair():
     """An IPv6 connection runs a subflow from each of client1's addresses to each of
-    server1's: the initial one, the others opened by the client's fullmesh endpoints
-    once the server announces its second address; the crossing ones through router1."""
+    server1's: the initial one, the others opened by the client's fullmesh endpoints once
+    the server announces its second address; all of them through router1."""
     server, client = vm("server1"), vm("client1")
-    server_address = ADDRESSES["server1"][1][1]
+    server_address = addresses("server1")[1][1]
     listener = (
         "import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_MPTCP); "
         "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
@@ -100,7 +103,7 @@ def test_mptcp_connection_between_the_vms_has_four_subflows():
         f"s.connect(('{server_address}', {PORT})); "
         "exec('for _ in range(1500):\\n s.sendall(bytes(1000)); time.sleep(0.1)')"
     )
-    expected = {(ADDRESSES["client1"][c][1], ADDRESSES["server1"][s][1]) for c in (1, 2) for s in (1, 2)}
+    expected = {(addresses("client1")[c][1], addresses("server1")[s][1]) for c in PROVIDERS for s in PROVIDERS}
     server.run("systemctl stop molecule-mptcp-listen molecule-mptcp-talk 2>/dev/null")
     client.run("systemctl stop molecule-mptcp-talk 2>/dev/null")
     assert server.run(f'systemd-run --unit=molecule-mptcp-listen --collect python3 -c "{listener}"').rc == 0

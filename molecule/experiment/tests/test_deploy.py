@@ -1,23 +1,18 @@
-"""The deployed relay on server1: a systemd service with an MPTCP listener that came back
-after a reboot and carries a live stream from ffmpeg on push1 to ffmpeg on client1."""
+"""After deploy.yml and a reboot: the relay on server1 is a systemd service with an MPTCP
+listener that came back by itself, every node has the recorder's state directory, and a
+live stream from ffmpeg on push1 reaches ffmpeg on client1 through it, across the sites."""
 
 import json
-import os
 
 import pytest
-import testinfra
+from nodes import addresses, vm
 
-RELAY = "server1"
-RELAY_URL = "rtmp://[2001:2:0:101::a]:1935/live/molecule"  # server1 on isp1 (site 1, node 10)
-
-
-def vm(name):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+RELAY_URL = f"rtmp://[{addresses('server1')[1][1]}]:1935/live/molecule"  # server1 over isp1
 
 
 @pytest.fixture(scope="module")
 def relay():
-    return vm(RELAY)
+    return vm("server1")
 
 
 def test_relay_is_an_enabled_running_systemd_service(relay):
