@@ -24,7 +24,10 @@ RUN_PROCESS_WORDS = (" play ", " publish ", " record ", " outage ", "_expire", "
 def run() -> Path:
     """failover.yml from the repository, with its ansible.cfg, on molecule's inventory."""
     inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    # The repository's callbacks (failover_guard restores the providers of an interrupted
+    # run), and the task times as in the scenario's other steps.
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_CALLBACKS_ENABLED": "mpstream.nornet.failover_guard,ansible.posix.profile_tasks"}
     command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), "failover.yml",
                "-e", json.dumps({"failover_phase_seconds": PHASE_SECONDS, "failover_results_dir": str(RESULTS),
                                  # emulated CPUs: a lighter stream than the default 2.5 Mbit/s
