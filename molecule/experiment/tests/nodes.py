@@ -4,17 +4,23 @@ sites 1, 2 and 3), and how the tests reach them."""
 import os
 
 import testinfra
+from ansible_collections.mpstream.nornet.plugins.module_utils.nornet import host_interface, provider_subnet
 
 SITES = {"push1": 1, "server1": 2, "client1": 3}
 PROVIDERS = {1: "nic1", 2: "nic2"}
 
 
 def ipv4(provider: int, site: int, node: int = 10) -> str:
-    return f"198.18.{16 * provider + site}.{node}"
+    """The scheme's address (the roles' own nornet module), without its prefix length."""
+    return host_interface(4, provider, site, node).split("/")[0]
 
 
 def ipv6(provider: int, site: int, node: int = 10) -> str:
-    return f"2001:2:0:{provider}{site:02x}::{node:x}"
+    return host_interface(6, provider, site, node).split("/")[0]
+
+
+def subnet4(provider: int, site: int) -> str:
+    return str(provider_subnet(4, provider, site))
 
 
 def addresses(name: str) -> dict[int, tuple[str, str]]:

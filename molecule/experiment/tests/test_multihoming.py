@@ -6,7 +6,7 @@ to server1 runs a subflow from each of client1's addresses to each of server1's.
 import time
 
 import pytest
-from nodes import PROVIDERS, SITES, addresses, ipv4, ipv6, vm
+from nodes import PROVIDERS, SITES, addresses, ipv4, ipv6, subnet4, vm
 
 PORT = 5077
 # Round trips between two sites (router1's netem: both access links of 10 ms on isp1, of
@@ -29,7 +29,7 @@ def test_each_providers_table_leads_through_the_sites_gateway(host):
         v4 = host.check_output(f"ip -4 route show table {table}")
         v6 = host.check_output(f"ip -6 route show table {table}")
         assert f"default via {ipv4(provider, site, 1)} dev {nic}" in v4, v4
-        assert f"{ipv4(provider, site, 0)}/24 dev {nic}" in v4, v4
+        assert f"{subnet4(provider, site)} dev {nic}" in v4, v4
         assert f"default via {ipv6(provider, site, 1)} dev {nic}" in v6, v6
 
 
