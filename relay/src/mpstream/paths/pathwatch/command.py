@@ -136,9 +136,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         log.error("cannot bind a probe to its source address (%s): is the address on this node?", exc)
         return 1
+    # From here SIGTERM or SIGINT ends the round in progress, never a change to the endpoints
+    # halfway (an endpoint deleted but not yet remembered would not be added back on exit).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: watcher.request_stop())
     try:
         watcher.run(args.duration)
-    except SystemExit:
         log.info("stopping")
     finally:
         watcher.close()

@@ -122,6 +122,7 @@ class Watcher:
         # Whether the node opens a provider's subflows itself, read once per outage (the
         # loop asks every round while a returned provider settles).
         self._self_reliant: dict[str, bool] = {}
+        self._stopping = False
         if config.recreate:
             self._pm_open()  # now, not when a provider returns: opening takes a quarter second
 
@@ -167,6 +168,10 @@ class Watcher:
         if self.events_file:
             self.events_file.write(json.dumps({"time": time.time(), "event": event, **fields}) + "\n")
 
+    def request_stop(self) -> None:
+        """Stop after the round in progress (safe from a signal handler)."""
+        self._stopping = True
+
     def run(self, duration: float | None = None) -> None:
         started = self.clock()
         next_probe = started
@@ -184,7 +189,7 @@ class Watcher:
             self.config.down_after_max,
             "yes" if self.config.recreate else "no",
         )
-        while duration is None or self.clock() - started < duration:
+        while not self._stopping and (duration is None or self.clock() - started < duration):
             now = self.clock()
             if now >= next_probe:
                 self._probe_round(now)
