@@ -98,10 +98,12 @@ LAG_BOUND_S = 0.25  # a loaded 2-core machine; the lags themselves are printed
 
 
 def write_plan(path, switches: list[dict], expiry_s: float = 5.0, lag_s: float | None = None,
-               count: list[str] | None = None) -> str:
+               count: list[str] | None = None, clock_offset_s: float | None = None) -> str:
     plan = {"format": "mpstream-schedule/1", "run_id": "test", "expiry_s": expiry_s, "switches": switches}
     if lag_s is not None:
         plan["lag_s"] = lag_s
+    if clock_offset_s is not None:
+        plan["clock_offset_s"] = clock_offset_s
     if count is not None:
         plan["count"] = count
     path.write_text(json.dumps(plan))
@@ -205,6 +207,28 @@ def test_an_injected_lag_shows_in_the_record(node, tmp_path):
     assert lines[0]["injected_lag_s"] == 0.3
     lags = print_lags(lines)
     assert len(lags) == 2 and all(0.3 <= lag < 0.3 + LAG_BOUND_S for lag in lags)
+
+
+def test_a_node_whose_clock_is_ahead_switches_by_it_and_records_the_controllers_instants(node, tmp_path):
+    """A node whose clock runs 0.6 s ahead of the controller's (here: the switcher is told so)
+    waits until its clock shows the instant plus 0.6 s, and records the controller's instants."""
+    t0 = time.time() + 3.0
+    plan = write_plan(tmp_path / "plan.json", [
+        {"phase": 0, "name": "down", "at": t0, "apply": here(["nic1"])},
+        {"phase": 1, "name": "end", "at": t0 + 0.4, "apply": here()}], clock_offset_s=0.6)
+    record = str(tmp_path / "switches.jsonl")
+    scheduler = start_schedule(plan, record)
+    try:
+        while time.time() < t0 + 0.45:
+            assert mpstream("status")["outage"] is None, "switched by the controller's clock, not its own"
+            time.sleep(0.05)
+        down = wait_for_line(record, lambda line: line.get("name") == "down", 5)
+        assert scheduler.wait(timeout=30) == 0, scheduler.stderr.read()
+    finally:
+        scheduler.kill()
+    lines = read_record(record)
+    assert lines[0]["clock_offset_s"] == 0.6
+    assert down["planned"] == pytest.approx(t0) and all(0 <= lag < LAG_BOUND_S for lag in print_lags(lines))
 
 
 def test_a_clear_cancels_the_schedule_before_its_next_switch(node, tmp_path):

@@ -40,7 +40,10 @@ def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("failover-edges")
     playbook = out / "render.yml"
     playbook.write_text(PLAYBOOK.format(role=ROLE, out=out))
-    extra = {"failover_schedule": SCHEDULE, "failover_phase_seconds": 8, "failover_relay_port": 1936}
+    # as describe.yml measures it on every node of real sites: here every clock 0.25 s behind
+    clock = {"clock": {"correction_s": -0.25}}
+    extra = {"failover_schedule": SCHEDULE, "failover_phase_seconds": 8, "failover_relay_port": 1936,
+             "_failover_clock": clock}
     run = subprocess.run([str(ANSIBLE), "-i", str(REPO / "inventory" / "edge-testbed.example"), str(playbook),
                           "-e", json.dumps(extra)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
@@ -68,3 +71,5 @@ def test_a_phase_naming_a_host_cuts_all_its_providers_there_and_nothing_elsewher
     for other in ("origin2", "edge4", "client5", "push1"):
         assert nics_per_switch(rendered[other]["plan"]) == [[], ["nic2"], [], ["nic1"], []], other
     assert [s["name"] for s in rendered["origin1"]["plan"]["switches"]][2] == "origin1 down"
+    # each switcher keeps the controller's instants by its own clock
+    assert {rendered[host]["plan"]["clock_offset_s"] for host in rendered} == {-0.25}

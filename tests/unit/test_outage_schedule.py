@@ -74,6 +74,12 @@ def test_lag_defaults_to_zero_and_unknown_fields_are_allowed():
     assert parse_plan(json.dumps(plan)).lag_s == 0.0
 
 
+def test_the_clock_offset_defaults_to_zero_and_converts_between_the_two_clocks():
+    assert parse_plan(plan_text()).clock_offset_s == 0.0
+    ahead = parse_plan(plan_text(clock_offset_s=-2.5))
+    assert ahead.local(1000.0) == 997.5 and ahead.controller(997.5) == 1000.0
+
+
 def test_switches_are_kept_in_the_order_of_their_instants_ties_in_plan_order():
     plan = copy.deepcopy(EXAMPLE)
     plan["switches"] = [
@@ -132,6 +138,8 @@ def test_the_nics_to_count_are_optional_and_checked_like_the_others():
     (plan_text(count="nic1"), "count"),
     (plan_text(count=["nic1", "nic 2"]), "count[1]"),
     (plan_text(count=["nic1", "nic1"]), "count"),
+    (plan_text(clock_offset_s="0.2"), "clock_offset_s"),
+    (plan_text(clock_offset_s=float("nan")), "clock_offset_s"),
 ])
 def test_a_bad_field_is_named_in_a_one_line_error(text, field):
     with pytest.raises(PlanError) as raised:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,24 @@ PHASE_SECONDS = 10
 RESULTS = Path(os.environ.get("MOLECULE_EXPERIMENT_RESULTS")
                or Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "results")
 RUN_PROCESS_WORDS = (" play ", " publish ", " record ", " outage ", "_expire", "failover-")
+# Real sites' clocks differ: the client's runs this far ahead of everyone's during the run.
+CLIENT_CLOCK_AHEAD_S = 3.0
 
 
 @pytest.fixture(scope="module")
-def run() -> Path:
-    """failover.yml from the repository, with its ansible.cfg, on molecule's inventory."""
+def run() -> Iterator[Path]:
+    """failover.yml from the repository, with its ansible.cfg, on molecule's inventory, with
+    the client's clock set ahead (and set back afterwards)."""
+    client = vm("client1")
+    client.run_expect([0], f"date -s '+{CLIENT_CLOCK_AHEAD_S:g} seconds'")
+    try:
+        yield run_failover()
+    finally:
+        client.run_expect([0], f"date -s '-{CLIENT_CLOCK_AHEAD_S:g} seconds'")
+
+
+def run_failover() -> Path:
+    """The run's results folder."""
     inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     # The repository's callbacks (failover_guard restores the providers of an interrupted
     # run), and the task times as in the scenario's other steps.
@@ -70,6 +84,11 @@ def test_every_nodes_clock_and_results_came_home(run, summary):
         assert clock["controller_asked"] <= clock["controller_answered"], (name, clock)
         assert (run / "nodes" / name / "rates.csv").stat().st_size > 0
     assert set(summary["clocks"]) == set(SITES)
+    # The client's clock ahead was measured and allowed for (the run is valid: see above).
+    client = summary["clocks"]["client1"]
+    assert client["uncertainty_s"] < 0.5, client
+    assert abs(client["offset_s"] - CLIENT_CLOCK_AHEAD_S) <= client["uncertainty_s"] + 0.1, client
+    assert client["correction_s"] == client["offset_s"], client
     report = (run / "report.md").read_text()
     assert "## Clocks" in report and "isp2" in report
     assert list((run / "plots").glob("*.png"))

@@ -274,16 +274,21 @@ def clock_section(summary: dict) -> list[str]:
         return []
     out = ["## Clocks", "",
            "Each node's clock against the controller's when the run started (the offset lies within ± the "
-           "uncertainty: half the time the reading took); what the node's kernel said of its synchronisation "
-           "(NTP) and of its estimated error.", ""]
+           "uncertainty: half the round trip of the reading); the correction the run allowed for (its "
+           "switches kept on the node's clock, its records and latencies placed on the controller's), where "
+           "the offset exceeded its uncertainty; what the node's kernel said of its synchronisation (NTP) and "
+           "of its estimated error.", ""]
     rows = []
     for node, clock in node_clocks.items():
         offset = ("shared (emulated node)" if clock.get("shared")
                   else f"{clock['offset_s']:+.3f} s ± {clock['uncertainty_s']:.3f} s")
+        correction = f"{clock['correction_s']:+.3f} s" if clock.get("correction_s") else "none"
         synchronized = {True: "yes", False: "no"}.get(clock.get("synchronized"), "?")
         error = clock.get("esterror_s")
-        rows.append([node, offset, synchronized, f"{error * 1000:.1f} ms" if isinstance(error, int | float) else "?"])
-    return out + table(["node", "offset to the controller", "kernel synchronised", "estimated error"], rows)
+        rows.append([node, offset, correction, synchronized,
+                     f"{error * 1000:.1f} ms" if isinstance(error, int | float) else "?"])
+    return out + table(["node", "offset to the controller", "corrected by", "kernel synchronised",
+                        "estimated error"], rows)
 
 
 PROVENANCE_KEYS = ("mpstream", "format", "command", "extra_vars", "inventory_hash")

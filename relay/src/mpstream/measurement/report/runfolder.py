@@ -12,7 +12,8 @@
     nodes/<NODE>/player.json  `mpstream play --json` summary (client nodes)
     nodes/<NODE>/edge-streams.json  an edge relay's /streams at the players' end (edge nodes)
 
-Every file is optional; what is missing is reported as a note (and, where it makes the
+Whatever a node stamped by its own clock is placed on the controller's as the run measured
+it (`place_on_controller_clock`). Every file is optional; what is missing is reported as a note (and, where it makes the
 numbers untrustworthy, as a reason for invalidity by the report), not as an error.
 """
 
@@ -20,10 +21,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mpstream.measurement.recorder.csvformat import CSVFormatError, parse_text
+from mpstream.measurement.report import clocks
 from mpstream.measurement.report.analysis import NodeData
 from mpstream.measurement.report.edges import EDGE_STREAMS_FILE
 from mpstream.measurement.report.timeline import RecordSource
@@ -123,4 +125,30 @@ def load_run(path: str | Path) -> Run:
         run.nodes[node_dir.name] = data
     if not run.nodes:
         run.notes.append("no node data under nodes/")
+    place_on_controller_clock(run)
     return run
+
+
+def place_on_controller_clock(run: Run) -> None:
+    """Shift what each node stamped by its own clock onto the controller's, by the correction
+    the run allowed for (see `clocks`); players' latencies (arrival on the player's clock
+    minus sending on the publisher's) by the difference of the two corrections."""
+    corrections = clocks.corrections(run.meta)
+    publisher = clocks.publisher_correction(run.meta)
+    for node, data in run.nodes.items():
+        correction = corrections.get(node, 0.0)
+        if correction:
+            data.rows = [replace(row, timestamp=row.timestamp - correction) for row in data.rows]
+        if not data.player:
+            continue
+        for key in ("started_at", "ended_at"):
+            if correction and isinstance(data.player.get(key), int | float):
+                data.player[key] -= correction
+        if publisher is None:
+            run.notes.append(f"{node}: latencies as measured, on two clocks (push nodes with different corrections)")
+        elif correction != publisher:
+            for key in ("latency_ms", "display_latency_ms"):
+                figures = data.player.get(key) or {}
+                for quantile in ("p50", "p95", "p99", "max"):
+                    if isinstance(figures.get(quantile), int | float):
+                        figures[quantile] = round(figures[quantile] - (correction - publisher) * 1000, 1)

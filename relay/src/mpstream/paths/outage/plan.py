@@ -9,8 +9,10 @@ switches, each at a Unix time, each with one target per network namespace:
 
 A target with no NICs and no forwarding clears the outage in its namespace. `count`
 (optional) names NICs of the scheduler's own namespace whose delivered bytes it reads right
-after each switch (see `delivered`). Every error names the field it is about, e.g.
-`switches[1].apply[0].nics[0]`.
+after each switch (see `delivered`). `clock_offset_s` (optional, default 0) is how far this
+node's clock is ahead of the controller's, which fixed the instants: the switcher waits until
+its own clock shows an instant plus the offset, and records the controller's instants.
+Every error names the field it is about, e.g. `switches[1].apply[0].nics[0]`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,17 @@ class Plan:
     lag_s: float  # fault injection: every switch is applied this much after its instant
     switches: tuple[Switch, ...]  # in the order of their instants
     count: tuple[str, ...] = ()  # NICs here whose delivered bytes each switch line carries
+    # This node's clock minus the controller's, as the run measured it: instants in the plan
+    # and the record are the controller's, the switcher waits by its own clock.
+    clock_offset_s: float = 0.0
+
+    def local(self, instant: float) -> float:
+        """A controller instant on this node's clock."""
+        return instant + self.clock_offset_s
+
+    def controller(self, local: float) -> float:
+        """An instant of this node's clock on the controller's."""
+        return local - self.clock_offset_s
 
     def namespaces(self) -> list[str | None]:
         """Every namespace the plan acts in, once each, in the order they first appear."""
@@ -161,8 +174,10 @@ def parse_plan(text: str) -> Plan:
     run_id = _string(_required(data, "run_id", ""), "run_id")
     expiry_s = _number(_required(data, "expiry_s", ""), "expiry_s", 0, inclusive=False)
     lag_s = _number(data.get("lag_s", 0.0), "lag_s", 0)
+    offset = _number(data.get("clock_offset_s", 0.0), "clock_offset_s", -math.inf)
     switches = [_switch(s, f"switches[{i}]") for i, s in enumerate(_list(_required(data, "switches", ""), "switches"))]
-    return Plan(run_id, expiry_s, lag_s, tuple(sorted(switches, key=lambda s: s.at)), _count(data.get("count", [])))
+    return Plan(run_id, expiry_s, lag_s, tuple(sorted(switches, key=lambda s: s.at)), _count(data.get("count", [])),
+                offset)
 
 
 def _count(value) -> tuple[str, ...]:
@@ -181,7 +196,7 @@ def start_line(plan: Plan, pid: int, host: str, clock: float, realtime: bool) ->
     """`realtime`: whether the switches run at real-time priority (lower latency on a busy node)."""
     return {"event": "start", "run_id": plan.run_id, "pid": pid, "host": host, "clock": clock,
             "format": FORMAT, "expiry_s": plan.expiry_s, "injected_lag_s": plan.lag_s,
-            "switches": len(plan.switches), "realtime": realtime}
+            "switches": len(plan.switches), "realtime": realtime, "clock_offset_s": plan.clock_offset_s}
 
 
 def switch_line(switch: Switch, target: Target, actual: float, error: str | None) -> dict:

@@ -112,7 +112,7 @@ def prepare(plan: Plan, switch: Switch, target: Target, in_force: dict) -> Prepa
             in_force[target.netns] = table.current(target.netns)
         prepared.previous = in_force[target.netns]
         if not target.clears:
-            token, until = table.new_token(), switch.at + plan.expiry_s
+            token, until = table.new_token(), plan.local(switch.at + plan.expiry_s)
             prepared.watchdog = table.spawn_watchdog(token, plan.expiry_s, target.netns, until)
             prepared.script = table.ruleset(list(target.nics), target.forwarding,
                                             table.watchdog_comment(token, prepared.watchdog.pid, until))
@@ -206,7 +206,7 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
               in_force: dict) -> list[Prepared] | None:
     """Prepare the switch, wait for its instant (plus the injected lag) and apply it; the
     targets handed to nft (each recorded), or None if a signal came before any was."""
-    due = switch.at + plan.lag_s
+    due = plan.local(switch.at + plan.lag_s)
     if not interrupter.sleep_until(due - PREPARE_AHEAD_S):
         return None
     prepared: list[Prepared] = []
@@ -226,7 +226,7 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 fired.append(ready)
 
             def returned(done: Prepared) -> None:
-                line = switch_line(switch, done.target, done.returned, done.error)
+                line = switch_line(switch, done.target, plan.controller(done.returned), done.error)
                 if done.target.netns is None and (counters := mib.read()):
                     line["mib"] = counters  # what MPTCP had done when the switch took effect
                 if done.target.netns is None and plan.count and (counted := delivered.read()) is not None:
@@ -288,7 +288,8 @@ def run_schedule(plan_path: str, record_path: str) -> int:
                 record.write(start)
                 all_ok = keep(plan, record, interrupter)
                 if interrupter.interrupted:
-                    record.write(cancelled_line(interrupter.at, signal.Signals(interrupter.signal).name))
+                    cancelled = plan.controller(interrupter.at)
+                    record.write(cancelled_line(cancelled, signal.Signals(interrupter.signal).name))
                     return 128 + interrupter.signal
                 record.write(done_line())
                 return 0 if all_ok else EXIT_FAILED
