@@ -90,12 +90,25 @@ def test_a_playbook_elsewhere_runs_the_module_and_filter_by_collection_name(inst
           - (providers | mpstream.nornet.nornet_interfaces(1, 10) | first).ipv4 == '198.18.17.10/24'
       vars:
         providers: [{name: isp1, index: 1, nic: nic1}]
+
+    - name: Read the node's clock against the controller's (one clock here)
+      mpstream.nornet.node_clock:
+        samples: 3
+      register: clock
+
+    - name: The exchange found no offset beyond its uncertainty
+      ansible.builtin.assert:
+        that:
+          - clock.clock.samples == 3
+          - clock.clock.uncertainty_s < 0.5
+          - clock.clock.offset_s | abs <= clock.clock.uncertainty_s
+          - clock.clock.correction_s == 0
 """
     )
     played = run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-e",
                   f"ansible_python_interpreter={sys.executable}", "facts.yml"], tmp_path, env)
     assert played.returncode == 0, played.stdout + played.stderr
-    assert "ok=2" in played.stdout and "failed=0" in played.stdout, played.stdout
+    assert "ok=4" in played.stdout and "failed=0" in played.stdout, played.stdout
 
 
 def test_a_playbook_elsewhere_names_every_role_by_collection_name(installed, tmp_path):
