@@ -50,6 +50,11 @@ PROVIDER_SLOTS = {1: 4, 2: 5}
 VM_MEMORY_MB = int(os.environ.get("MPSTREAM_VM_MEMORY", "1024"))
 VM_CPUS = int(os.environ.get("MPSTREAM_VM_CPUS", "2"))
 SSH_WAIT_SECONDS = int(os.environ.get("MPSTREAM_VM_SSH_WAIT", "600"))
+# Emulated (TCG), the plain x86-64 model runs Debian 12's kernel and userland faster than
+# `max`, whose AVX code paths TCG emulates slowly: Python started in 0.7-1.0 s instead of
+# 1.1-1.2 s, a reboot took 55-64 s instead of 75-86 s (two VMs side by side). A VM booted
+# into Debian's 6.12 kernel on it never answered SSH again: mptcp_kernel keeps `max`.
+TCG_CPU_MODEL = os.environ.get("MPSTREAM_VM_CPU_MODEL", "qemu64")
 
 
 def ssh_options(port: int) -> list[str]:
@@ -131,10 +136,7 @@ def qemu_command(*, name: str, disk: Path, vm_dir: Path, ssh_port: int, vm_index
                  provider_groups: dict[int, str], accel: str, cpus: int = VM_CPUS, memory_mb: int = VM_MEMORY_MB,
                  kernel: tuple[Path, Path, str] | None = None, disk_format: str = "qcow2") -> list[str]:
     """The QEMU command line of one VM (daemonized, pid file and console log in vm_dir)."""
-    # Emulated, the plain x86-64 model runs guests faster than `max`, whose AVX code paths
-    # TCG emulates slowly: Python started in 0.7-1.0 s instead of 1.1-1.2 s, a reboot took
-    # 55-64 s instead of 75-86 s (two VMs side by side).
-    cpu = "host" if accel == "kvm" else "qemu64"
+    cpu = "host" if accel == "kvm" else TCG_CPU_MODEL
     accel_opt = "kvm" if accel == "kvm" else "tcg,thread=multi"
     cmd = [
         "qemu-system-x86_64", "-name", name, "-accel", accel_opt, "-cpu", cpu,
