@@ -12,9 +12,10 @@
     nodes/<NODE>/player.json  `mpstream play --json` summary (client nodes)
     nodes/<NODE>/edge-streams.json  an edge relay's /streams at the players' end (edge nodes)
 
-Whatever a node stamped by its own clock is placed on the controller's as the run measured
-it (`place_on_controller_clock`). Every file is optional; what is missing is reported as a note (and, where it makes the
-numbers untrustworthy, as a reason for invalidity by the report), not as an error.
+What a node stamped by its own clock is placed on the controller's, by the offset the run
+measured (`place_on_controller_clock`). Every file is optional; what is missing is reported
+as a note (and, where it makes the numbers untrustworthy, as a reason for invalidity by the
+report), not as an error.
 """
 
 from __future__ import annotations
