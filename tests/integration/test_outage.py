@@ -114,6 +114,13 @@ def here(nics: list[str] | None = None) -> list[dict]:
     return [{"netns": None, "nics": nics or [], "forwarding": False}]
 
 
+def down_and_back(tmp_path, t0: float, **options) -> str:
+    """A plan that takes nic1 down at t0 and brings it back 0.4 s later."""
+    return write_plan(tmp_path / "plan.json", [
+        {"phase": 0, "name": "down", "at": t0, "apply": here(["nic1"])},
+        {"phase": 1, "name": "end", "at": t0 + 0.4, "apply": here()}], **options)
+
+
 def start_schedule(plan: str, record: str, netns: str | None = NS) -> subprocess.Popen:
     prefix = ["ip", "netns", "exec", netns] if netns else []
     return subprocess.Popen([*prefix, sys.executable, "-m", "mpstream", "outage", "schedule", "--plan", plan,
@@ -194,9 +201,7 @@ def test_a_schedule_switches_at_its_instants_and_records_when(node, tmp_path):
 
 def test_an_injected_lag_shows_in_the_record(node, tmp_path):
     t0 = time.time() + 3.0
-    plan = write_plan(tmp_path / "plan.json", [
-        {"phase": 0, "name": "down", "at": t0, "apply": here(["nic1"])},
-        {"phase": 1, "name": "end", "at": t0 + 0.4, "apply": here()}], lag_s=0.3)
+    plan = down_and_back(tmp_path, t0, lag_s=0.3)
     record = str(tmp_path / "switches.jsonl")
     scheduler = start_schedule(plan, record)
     try:
@@ -213,9 +218,7 @@ def test_a_node_whose_clock_is_ahead_switches_by_it_and_records_the_controllers_
     """A node whose clock runs 0.6 s ahead of the controller's (here: the switcher is told so)
     waits until its clock shows the instant plus 0.6 s, and records the controller's instants."""
     t0 = time.time() + 3.0
-    plan = write_plan(tmp_path / "plan.json", [
-        {"phase": 0, "name": "down", "at": t0, "apply": here(["nic1"])},
-        {"phase": 1, "name": "end", "at": t0 + 0.4, "apply": here()}], clock_offset_s=0.6)
+    plan = down_and_back(tmp_path, t0, clock_offset_s=0.6)
     record = str(tmp_path / "switches.jsonl")
     scheduler = start_schedule(plan, record)
     try:
