@@ -319,8 +319,11 @@ class Watcher:
             log.error("%s: withdrawing endpoints failed: %s", provider, exc)
         self.withdrawn[provider] = endpoints
         listed = ", ".join(f"{ep.id} ({ep.address})" for ep in endpoints)
-        log.info("%s: withdrew MPTCP endpoints %s; their data goes over the other providers", provider, listed)
-        self.record("withdraw", provider=provider, endpoints=[ep.id for ep in endpoints])
+        took = self.clock() - now
+        log.info("%s: withdrew MPTCP endpoints %s %.0f ms after the failure was seen; their data goes over "
+                 "the other providers", provider, listed, took * 1000)
+        # seconds: from the failure's detection to the endpoints gone (the watcher's reaction).
+        self.record("withdraw", provider=provider, endpoints=[ep.id for ep in endpoints], seconds=took)
 
     def abort(self, provider: str, now: float) -> None:
         """Abort the failed provider's MPTCP subflows that its endpoints did not take along.
@@ -364,7 +367,8 @@ class Watcher:
                 len(aborted),
                 len(kept),
             )
-            self.record("abort", provider=provider, subflows=aborted, kept=[s.describe() for s in kept])
+            self.record("abort", provider=provider, subflows=aborted, kept=[s.describe() for s in kept],
+                        seconds=self.clock() - now)
 
     def restore(self, provider: str) -> list[Endpoint]:
         """Add a provider's withdrawn endpoints back (subflows follow, the kernel opens them)."""
