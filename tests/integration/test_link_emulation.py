@@ -70,7 +70,10 @@ def test_a_delayed_link_carries_its_shaped_rate(built):
     server = subprocess.Popen(["ip", "netns", "exec", f"{PREFIX}-server1", "iperf3", "-s", "-1", "-B", SERVER1_ISP1],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)
+        # The client connects once: wait until the server listens (a slow start refused it).
+        deadline = time.monotonic() + 10
+        while ":5201 " not in netns_exec(f"{PREFIX}-server1", "ss", "-Hltn").stdout and time.monotonic() < deadline:
+            time.sleep(0.05)
         out = netns_exec(f"{PREFIX}-push1", "iperf3", "-c", SERVER1_ISP1, "-B", PUSH1_ISP1, "--bind-dev", "nic1",
                          "-t", "8", "-O", "2", "-J", check=True).stdout
     finally:
