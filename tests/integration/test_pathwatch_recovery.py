@@ -420,7 +420,7 @@ def test_endpoints_stay_where_their_subflows_alone_reach_a_peer_address(network,
     serving(PORT, PLAIN_PORT)
     spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
     spawn(procs, CLIENT, sys.executable, "-c", IDLE_TCP % (C[2], S[2], PLAIN_PORT))
-    assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10)
+    assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10), ns(CLIENT, "ss", "-Htn").stdout
     assert wait_for(lambda: plain_tcp_from(C[2]) == 1, 5)
     events = {node: tmp_path / f"{node}.jsonl" for node in ("client", "server")}
     with open(tmp_path / "client.log", "w") as client_log, open(tmp_path / "server.log", "w") as server_log:
