@@ -40,6 +40,14 @@ class MptcpPmError(Exception):
     pass
 
 
+class EndpointsLeftOut(MptcpPmError):
+    """A re-creation removed endpoints that the kernel then refused to add back."""
+
+    def __init__(self, endpoints, error):
+        super().__init__(f"removed and not added back: {', '.join(ep.address for ep in endpoints)} ({error})")
+        self.endpoints = endpoints
+
+
 def flags_to_bits(flags):
     unknown = set(flags) - set(FLAG_BITS)
     if unknown:
@@ -239,8 +247,15 @@ class PmClient:
             self.delete(endpoint)
         if any(endpoint.flags & FLAG_SIGNAL for endpoint in done):
             time.sleep(pause)
+        refused, error = [], None
         for endpoint in done:
-            self.add(endpoint)
+            try:
+                self.add(endpoint)
+            except MptcpPmError as exc:  # the others still go back
+                refused.append(endpoint)
+                error = exc
+        if refused:
+            raise EndpointsLeftOut(refused, error)
         return done
 
 

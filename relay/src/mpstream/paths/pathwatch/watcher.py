@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mpstream.paths.pathwatch import echoes, icmp, mptcp_events, netlink_events, sockets, subflows
 from mpstream.paths.pathwatch.config import Config
-from mpstream.paths.pathwatch.mptcp_pm import FLAG_SIGNAL, FLAG_SUBFLOW, Endpoint
+from mpstream.paths.pathwatch.mptcp_pm import FLAG_SIGNAL, FLAG_SUBFLOW, Endpoint, EndpointsLeftOut
 from mpstream.paths.pathwatch.schedule import Rotation
 from mpstream.paths.pathwatch.tracker import DOWN, Tracker, Transition
 
@@ -119,6 +119,10 @@ class Watcher:
         self._diag: subflows.SockDiag | None = None
         # Endpoints taken away while their provider is down, to be added back on its return.
         self.withdrawn: dict[str, list[Endpoint]] = {}
+        # Endpoints a re-creation removed and the kernel refused to add back (Debian's 6.1
+        # did once): added at every probe round until it takes them. Their removal was
+        # announced, so a peer without them may have no path left.
+        self.refused: dict[str, list[Endpoint]] = {}
         # Whether the node opens a provider's subflows itself, read once per outage (the
         # loop asks every round while a returned provider settles).
         self._self_reliant: dict[str, bool] = {}
@@ -152,6 +156,8 @@ class Watcher:
         # The node keeps its configured endpoints whatever state the watcher stops in.
         for provider in list(self.withdrawn):
             self.restore(provider)
+        if self.refused:
+            self.add_refused()
         for probe in self.probes:
             probe.close()
         for sock in (self.netlink, self.mptcp):
@@ -193,6 +199,8 @@ class Watcher:
             now = self.clock()
             if now >= next_probe:
                 self._probe_round(now)
+                if self.refused:
+                    self.add_refused()
                 next_probe = max(next_probe + self.config.interval, now)
             readable = [p.sock for p in self.probes] + [s for s in (self.netlink, self.mptcp) if s]
             timeout = max(0.0, min(next_probe - self.clock(), 0.05))
@@ -385,6 +393,27 @@ class Watcher:
                 log.error("%s: adding endpoint %s (%s) back failed: %s", provider, endpoint.id, endpoint.address, exc)
         return endpoints
 
+    def add_refused(self) -> None:
+        """Try again to add the endpoints the kernel refused after a re-creation removed them."""
+        pm = self._pm_open()
+        if pm is None:
+            return
+        for provider, endpoints in list(self.refused.items()):
+            left = []
+            for endpoint in endpoints:
+                try:
+                    pm.add(endpoint)
+                except Exception as exc:  # noqa: BLE001 - tried again at the next round
+                    if getattr(exc.__cause__, "code", None) != errno.EEXIST:  # EEXIST: put back meanwhile
+                        left.append(endpoint)
+            if left:
+                self.refused[provider] = left
+                continue
+            del self.refused[provider]
+            listed = ", ".join(f"{ep.id} ({ep.address})" for ep in endpoints)
+            log.info("%s: added back MPTCP endpoints %s that the kernel had refused", provider, listed)
+            self.record("readded", provider=provider, endpoints=[ep.id for ep in endpoints])
+
     def _mptcp_events(self) -> None:
         try:
             while True:
@@ -449,6 +478,8 @@ class Watcher:
         except Exception as exc:  # noqa: BLE001 - a failed re-creation must not stop the watching
             log.error("%s: re-creating endpoints failed: %s", provider, exc)
             self.record("recreate_failed", provider=provider, error=str(exc))
+            if isinstance(exc, EndpointsLeftOut):
+                self.refused[provider] = exc.endpoints
             if self._pm is not None:
                 self._pm.close()
             self._pm = None
