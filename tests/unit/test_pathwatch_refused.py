@@ -2,7 +2,8 @@
 
 Debian's 6.1 kernel once refused (EINVAL) to add back the `signal` endpoint the watcher had
 just removed to re-create it; the removal had been announced, and a viewer lost its only
-path with it. The path manager below is a stand-in for the kernel's (no sockets).
+path with it. The path manager below is the real client with a stand-in for the kernel's
+endpoint table (no sockets): 6.18 does not refuse that add.
 """
 
 from __future__ import annotations
@@ -16,12 +17,6 @@ from mpstream.paths.pathwatch.watcher import Watcher
 
 SIGNAL_ISP2 = Endpoint(22, "2001:db8:0:202::a", FLAG_SIGNAL, 0, 0)
 SIGNAL_ISP1 = Endpoint(12, "2001:db8:0:102::a", FLAG_SIGNAL, 0, 0)
-
-
-class Refusal(Exception):
-    def __init__(self, code):
-        super().__init__(f"error {code}")
-        self.code = code
 
 
 class KernelPm(PmClient):
@@ -40,7 +35,7 @@ class KernelPm(PmClient):
     def add(self, endpoint):
         if self.refusals:
             self.refusals -= 1
-            raise MptcpPmError(f"mptcp_pm command 1 failed: {self.code}") from Refusal(self.code)
+            raise MptcpPmError(f"mptcp_pm command 1 failed: {self.code}", self.code)
         self.table[endpoint.id] = endpoint
         self.added.append(endpoint.id)
 
@@ -79,6 +74,16 @@ def test_the_watcher_adds_a_refused_endpoint_back_at_a_later_round():
     watcher.add_refused()
     assert pm.table == {SIGNAL_ISP2.id: SIGNAL_ISP2} and watcher.refused == {}
     assert watcher.events[-1] == {"event": "readded", "provider": "isp2", "endpoints": [SIGNAL_ISP2.id]}
+
+
+def test_a_withdrawn_endpoint_the_kernel_refuses_on_return_is_added_at_a_later_round():
+    pm = KernelPm([], refusals=1)
+    watcher = watcher_with(pm)
+    watcher.withdrawn = {"isp2": [SIGNAL_ISP2]}
+    assert watcher.restore("isp2") == [SIGNAL_ISP2]
+    assert watcher.withdrawn == {} and watcher.refused == {"isp2": [SIGNAL_ISP2]}
+    watcher.add_refused()
+    assert pm.table == {SIGNAL_ISP2.id: SIGNAL_ISP2} and watcher.refused == {}
 
 
 def test_an_endpoint_put_back_meanwhile_counts_as_added():

@@ -16,6 +16,7 @@ dicts with flag names and a device name,
 `{"id": 101, "address": "198.18.17.10", "flags": ["subflow", "fullmesh"], "dev": "nic1"}`.
 """
 
+import errno
 import ipaddress
 import socket
 import time
@@ -37,7 +38,11 @@ Endpoint.__doc__ = "An endpoint as the kernel holds it: id, address, flag bits, 
 
 
 class MptcpPmError(Exception):
-    pass
+    """A path manager request that failed; `code` is the kernel's errno where it answered one."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
 
 
 class EndpointsLeftOut(MptcpPmError):
@@ -186,7 +191,7 @@ class PmClient:
         try:
             return list(self._sock.nlm_request(msg, msg_type=self._sock.prid, msg_flags=flags))
         except NetlinkError as exc:
-            raise MptcpPmError(f"mptcp_pm command {cmd} failed: {exc}") from exc
+            raise MptcpPmError(f"mptcp_pm command {cmd} failed: {exc}", exc.code) from exc
 
     def endpoints(self):
         """Every endpoint, by id."""
@@ -209,6 +214,18 @@ class PmClient:
 
     def add(self, endpoint):
         self._request(CMD_ADD_ADDR, [("MPTCP_PM_ATTR_ADDR", {"attrs": _address_attrs(endpoint)}, NLA_F_NESTED)])
+
+    def add_all(self, endpoints):
+        """Add every endpoint; [(endpoint, error)] for those the kernel refused. One that is
+        there already (EEXIST: put back meanwhile, by the multihoming role say) counts as added."""
+        refused = []
+        for endpoint in endpoints:
+            try:
+                self.add(endpoint)
+            except (MptcpPmError, OSError) as exc:  # one refusal must not keep the others away
+                if getattr(exc, "code", None) != errno.EEXIST:
+                    refused.append((endpoint, exc))
+        return refused
 
     def delete(self, endpoint):
         """Delete an endpoint, given as an Endpoint or by its id."""
@@ -247,15 +264,9 @@ class PmClient:
             self.delete(endpoint)
         if any(endpoint.flags & FLAG_SIGNAL for endpoint in done):
             time.sleep(pause)
-        refused, error = [], None
-        for endpoint in done:
-            try:
-                self.add(endpoint)
-            except MptcpPmError as exc:  # the others still go back
-                refused.append(endpoint)
-                error = exc
+        refused = self.add_all(done)
         if refused:
-            raise EndpointsLeftOut(refused, error)
+            raise EndpointsLeftOut([endpoint for endpoint, _ in refused], refused[-1][1])
         return done
 
 

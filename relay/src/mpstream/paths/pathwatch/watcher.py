@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -119,9 +118,9 @@ class Watcher:
         self._diag: subflows.SockDiag | None = None
         # Endpoints taken away while their provider is down, to be added back on its return.
         self.withdrawn: dict[str, list[Endpoint]] = {}
-        # Endpoints a re-creation removed and the kernel refused to add back (Debian's 6.1
-        # did once): added at every probe round until it takes them. Their removal was
-        # announced, so a peer without them may have no path left.
+        # Endpoints the kernel refused to add back, after a re-creation removed them
+        # (Debian's 6.1 did once) or after a withdrawal: added at every probe round until it
+        # takes them. Their removal was announced, so a peer without them may have no path left.
         self.refused: dict[str, list[Endpoint]] = {}
         # Whether the node opens a provider's subflows itself, read once per outage (the
         # loop asks every round while a returned provider settles).
@@ -384,28 +383,20 @@ class Watcher:
         if pm is None:
             return []
         endpoints = self.withdrawn.pop(provider, [])
-        for endpoint in endpoints:
-            try:
-                pm.add(endpoint)
-            except Exception as exc:  # noqa: BLE001 - one failure must not keep the others away
-                if getattr(exc, "code", None) == errno.EEXIST:
-                    continue  # put back meanwhile (the multihoming role, say)
-                log.error("%s: adding endpoint %s (%s) back failed: %s", provider, endpoint.id, endpoint.address, exc)
+        refused = pm.add_all(endpoints)
+        for endpoint, exc in refused:
+            log.error("%s: adding endpoint %s (%s) back failed: %s", provider, endpoint.id, endpoint.address, exc)
+        if refused:
+            self.refused[provider] = [endpoint for endpoint, _ in refused]
         return endpoints
 
     def add_refused(self) -> None:
-        """Try again to add the endpoints the kernel refused after a re-creation removed them."""
+        """Try again to add the endpoints the kernel refused to add back."""
         pm = self._pm_open()
         if pm is None:
             return
         for provider, endpoints in list(self.refused.items()):
-            left = []
-            for endpoint in endpoints:
-                try:
-                    pm.add(endpoint)
-                except Exception as exc:  # noqa: BLE001 - tried again at the next round
-                    if getattr(exc.__cause__, "code", None) != errno.EEXIST:  # EEXIST: put back meanwhile
-                        left.append(endpoint)
+            left = [endpoint for endpoint, _ in pm.add_all(endpoints)]
             if left:
                 self.refused[provider] = left
                 continue
