@@ -7,12 +7,11 @@ import json
 import re
 import statistics
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.testbed import emulated_testbed, netns_exec, recap, run_playbook
+from tests.support.testbed import emulated_testbed, listening, netns_exec, recap, run_playbook
 
 PREFIX = "t16le"
 # isp1's access links get 10 ms each way: two nodes on isp1 see 4 x 10 = 40 ms RTT.
@@ -70,10 +69,7 @@ def test_a_delayed_link_carries_its_shaped_rate(built):
     server = subprocess.Popen(["ip", "netns", "exec", f"{PREFIX}-server1", "iperf3", "-s", "-1", "-B", SERVER1_ISP1],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # The client connects once: wait until the server listens (a slow start refused it).
-        deadline = time.monotonic() + 10
-        while ":5201 " not in netns_exec(f"{PREFIX}-server1", "ss", "-Hltn").stdout and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert listening(f"{PREFIX}-server1", 5201)
         out = netns_exec(f"{PREFIX}-push1", "iperf3", "-c", SERVER1_ISP1, "-B", PUSH1_ISP1, "--bind-dev", "nic1",
                          "-t", "8", "-O", "2", "-J", check=True).stdout
     finally:

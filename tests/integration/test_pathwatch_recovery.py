@@ -16,12 +16,13 @@ subflow is back within 2 s of isp2's return.
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
 import pytest
+
+from tests.support.testbed import listening
 
 PREFIX = "t8-pw"
 CLIENT, SERVER = f"{PREFIX}-c", f"{PREFIX}-s"
@@ -162,16 +163,6 @@ def wait_for(predicate, timeout, step=0.05):
     return predicate()
 
 
-def serving(*ports):
-    """Wait until the server listens on `ports`: the clients connect once, and a Python that
-    starts slowly on a busy machine once refused them (no subflow in 10 s)."""
-    def listening() -> bool:
-        out = ns(SERVER, "ss", "-Hltn").stdout
-        return all(re.search(rf":{port}\s", out) for port in ports)
-
-    assert wait_for(listening, 10), ns(SERVER, "ss", "-Hltn").stdout
-
-
 BLACKHOLE = """table inet t8pw {
     chain blackhole {
         type filter hook forward priority 0; policy drop;
@@ -275,7 +266,7 @@ def all_up(*events_files, providers=("isp1", "isp2")):
 def test_dead_subflow_returns_within_2s_of_its_provider_with_the_watcher(network, tmp_path):
     procs = network
     spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
-    serving(PORT)
+    assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
     spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
     assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10), ns(
         CLIENT, "ss", "-Htn"
@@ -337,7 +328,7 @@ def test_a_failed_providers_subflow_endpoints_are_withdrawn_and_come_back(networ
     Paths cross providers here, so the client keeps a subflow towards each server address."""
     procs = network
     spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
-    serving(PORT)
+    assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
     spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
     assert wait_for(lambda: subflows_from(C[1]) >= 2 and subflows_from(C[2]) >= 2, 10), ns(CLIENT, "ss", "-Htn").stdout
     with open(tmp_path / "client.log", "w") as log:
@@ -376,7 +367,7 @@ def test_the_server_aborts_its_side_of_a_failed_providers_subflows(network, tmp_
     here (paths cross providers)."""
     procs = network
     spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
-    serving(PORT)
+    assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
     spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
     assert wait_for(lambda: subflows_from(S[1], SERVER) >= 2 and subflows_from(S[2], SERVER) >= 2, 10)
     events = tmp_path / "server.jsonl"
@@ -417,7 +408,7 @@ def test_endpoints_stay_where_their_subflows_alone_reach_a_peer_address(network,
     procs = network
     spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
     spawn(procs, SERVER, sys.executable, "-c", PLAIN_SINK % PLAIN_PORT)
-    serving(PORT, PLAIN_PORT)
+    assert listening(SERVER, PORT, PLAIN_PORT), ns(SERVER, "ss", "-Hltn").stdout
     spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
     spawn(procs, CLIENT, sys.executable, "-c", IDLE_TCP % (C[2], S[2], PLAIN_PORT))
     assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10), ns(CLIENT, "ss", "-Htn").stdout

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.testbed import listening
+
 MPSTREAM = str(Path(sys.executable).with_name("mpstream"))
 FREEZE_S = 3.0
 BUFFER_MS = 1000
@@ -123,10 +125,7 @@ def test_three_second_freeze_is_reported_as_the_stall_the_viewer_sees(link, tmp_
         procs.append(spawn(NS_SRV, [MPSTREAM, "relay", "--listen", f"[{ADDR_SRV}]:{PORT}", "--http", "",
                                     "--max-player-lag-ms", "30000", "--disconnect-after-ms", "60000"],
                            logs["relay"]))
-        deadline = time.monotonic() + 10
-        while sh("ss", "-Hltn", f"sport = :{PORT}", ns=NS_SRV).stdout.strip() == "":
-            assert time.monotonic() < deadline, (tmp_path / "relay.log").read_text()
-            time.sleep(0.05)
+        assert listening(NS_SRV, PORT), (tmp_path / "relay.log").read_text()
         procs.append(spawn(NS_CLI, [sys.executable, "-c", RX_WATCH, IF_CLI], logs["rx"]))
         procs.append(spawn(NS_SRV, [MPSTREAM, "publish", url, "--bitrate", "1M", "--size", "640x360",
                                     "--duration", str(PLAY_S + 5)], logs["publish"]))

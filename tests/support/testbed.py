@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +57,19 @@ def netns_exec(ns: str, *command: str, **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     return subprocess.run(["ip", "netns", "exec", ns, *command], **kwargs)
+
+
+def listening(ns: str, *ports: int, timeout: float = 10.0) -> bool:
+    """Wait until TCP (or MPTCP) listeners on every port are up in the namespace. For clients
+    that connect once: a server that starts slowly on a busy machine would refuse them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = netns_exec(ns, "ss", "-Hltn").stdout
+        if all(re.search(rf":{port}\s", out) for port in ports):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def namespaces() -> set[str]:
