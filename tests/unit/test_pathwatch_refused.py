@@ -2,8 +2,10 @@
 
 Debian's 6.1 kernel once refused (EINVAL) to add back the `signal` endpoint the watcher had
 just removed to re-create it; the removal had been announced, and a viewer lost its only
-path with it. The path manager below is the real client with a stand-in for the kernel's
-endpoint table (no sockets): 6.18 does not refuse that add.
+path with it. The cause, an implicit endpoint a join made meanwhile, is now handled by the
+client itself (tests/integration/test_mptcp_pm_implicit.py, on the real kernel); any other
+refusal still must not lose the endpoint. The path manager below is the real client with a
+stand-in for the kernel's endpoint table (no sockets).
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def test_a_withdrawn_endpoint_the_kernel_refuses_on_return_is_added_at_a_later_r
 
 
 def test_an_endpoint_put_back_meanwhile_counts_as_added():
-    pm = KernelPm([], refusals=1, code=errno.EEXIST)
+    # The role put it back with the same id: the kernel says EBUSY (6.18), EINVAL (6.1).
+    pm = KernelPm([SIGNAL_ISP2], refusals=1, code=errno.EBUSY)
     watcher = watcher_with(pm)
     watcher.refused = {"isp2": [SIGNAL_ISP2]}
     watcher.add_refused()

@@ -16,7 +16,6 @@ dicts with flag names and a device name,
 `{"id": 101, "address": "198.18.17.10", "flags": ["subflow", "fullmesh"], "dev": "nic1"}`.
 """
 
-import errno
 import ipaddress
 import socket
 import time
@@ -29,7 +28,7 @@ CMD_ADD_ADDR, CMD_DEL_ADDR, CMD_GET_ADDR, CMD_FLUSH_ADDRS, CMD_SET_LIMITS, CMD_G
 NLA_F_NESTED = 0x8000
 
 # include/uapi/linux/mptcp.h
-FLAG_SIGNAL, FLAG_SUBFLOW, FLAG_BACKUP, FLAG_FULLMESH = 1, 2, 4, 8
+FLAG_SIGNAL, FLAG_SUBFLOW, FLAG_BACKUP, FLAG_FULLMESH, FLAG_IMPLICIT = 1, 2, 4, 8, 16
 FLAG_BITS = {"signal": 1, "subflow": 2, "backup": 4, "fullmesh": 8, "implicit": 16, "laminar": 64}
 SETTABLE_FLAGS = ("signal", "subflow", "backup", "fullmesh")
 
@@ -212,18 +211,44 @@ class PmClient:
             )
         return sorted(result, key=lambda ep: ep.id)
 
-    def add(self, endpoint):
+    def _add(self, endpoint):
         self._request(CMD_ADD_ADDR, [("MPTCP_PM_ATTR_ADDR", {"attrs": _address_attrs(endpoint)}, NLA_F_NESTED)])
 
+    def _on_address(self, endpoint, implicit):
+        """The endpoints on `endpoint`'s address and port, implicit ones or the others."""
+        place = (endpoint.address, endpoint.port)
+        return [ep for ep in self.endpoints()
+                if (ep.address, ep.port) == place and bool(ep.flags & FLAG_IMPLICIT) == implicit]
+
+    def add(self, endpoint):
+        """Add an endpoint, in place of an implicit one on its address.
+
+        The kernel makes an address an implicit endpoint when a subflow comes up on it while
+        it has none, as a peer's join does that arrives between an endpoint's removal and its
+        return, and then refuses (EINVAL) that address with an id until the implicit one is
+        gone. Deleting it closes its subflows; the endpoint added in its place brings them back.
+        """
+        try:
+            self._add(endpoint)
+        except MptcpPmError:
+            implicit = self._on_address(endpoint, implicit=True)
+            if not implicit:
+                raise
+            for stand_in in implicit:
+                self.delete(stand_in)
+            time.sleep(0.1)  # until the kernel has closed their subflows, or it opens none for ours
+            self._add(endpoint)
+
     def add_all(self, endpoints):
-        """Add every endpoint; [(endpoint, error)] for those the kernel refused. One that is
-        there already (EEXIST: put back meanwhile, by the multihoming role say) counts as added."""
+        """Add every endpoint; [(endpoint, error)] for those the kernel refused. One whose address
+        has an endpoint already (put back meanwhile, by the multihoming role say: EBUSY, EEXIST,
+        or EINVAL on older kernels) counts as added."""
         refused = []
         for endpoint in endpoints:
             try:
                 self.add(endpoint)
             except (MptcpPmError, OSError) as exc:  # one refusal must not keep the others away
-                if getattr(exc, "code", None) != errno.EEXIST:
+                if not self._on_address(endpoint, implicit=False):
                     refused.append((endpoint, exc))
         return refused
 
