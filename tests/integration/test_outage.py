@@ -329,12 +329,17 @@ def test_the_record_counts_what_a_nic_delivered_and_nothing_while_it_was_down(no
     finally:
         scheduler.kill()
         pinger.kill()
-    counted = [line["delivered"]["nic1"] for line in read_record(record) if line["event"] == "switch"]
-    print("delivered after each switch:", counted, "arrived at nic1 while down:", arrived)
+    switches = [line for line in read_record(record) if line["event"] == "switch"]
+    counted = [line["delivered"]["nic1"] for line in switches]
+    before = [line["delivered_before"]["nic1"] for line in switches]
+    print("delivered after each switch:", counted, "before it:", before, "arrived at nic1 while down:", arrived)
     assert counted[1] > 2_000 and counted[3] - counted[2] > 2_000  # up to 100 pings of 84 bytes a second
-    # While down, nic1 kept counting what came in, and delivered (nearly) nothing: at most the
-    # pings between the restoring switch and its reading.
+    assert all(b <= a for b, a in zip(before, counted, strict=True)) and before[3] - counted[2] > 1_000
+    # While down, nic1 kept counting what came in and delivered nothing from the reading after
+    # the switch that took it down to the one shortly before the switch that restored it; the
+    # reading after that one also has the pings between the restoring switch and itself.
     assert arrived > 2_000
+    assert before[2] - counted[1] == 0
     assert counted[2] - counted[1] < 500
     tables = subprocess.run(["ip", "netns", "exec", NS, "nft", "list", "tables"], capture_output=True, text=True)
     assert "mpstream_delivered" not in tables.stdout and "mpstream_outage" not in tables.stdout

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from mpstream.measurement.report import delivered
+from mpstream.measurement.report.timeline import RecordSource, build_timeline
+
+from tests.unit.test_report_mib import record_lines, schedule
 
 META = {"inventory": {"providers": [{"name": "isp1", "nic": "nic1"}, {"name": "isp2", "nic": "nic2"}]}}
 PHASES = [{"name": "all up", "start": 10.0}, {"name": "isp2 down", "start": 20.0},
@@ -47,6 +52,23 @@ def test_a_few_retransmissions_to_a_node_cut_off_from_everything_are_no_leak():
     assert delivered.node_phases(cut_off, META)["client1"][1]["providers"]["isp2"]["share"] == 1.0
 
 
+def test_a_returning_providers_first_burst_is_not_counted_against_the_phase_that_held_it_down():
+    # A CI run: isp2 held down with the stream stalled on the other provider (the node got
+    # 1.5 kB in the phase), then 16 kB came in on isp2 between its restoring switch and that
+    # switch's reading. The reading shortly before the switch ends the down phase.
+    def with_before(item: dict, nic1: int, nic2: int) -> dict:
+        return {**item, "delivered_before": {"nic1": nic1, "nic2": nic2}}
+
+    burst = timeline(entry(0, [], 0, 0), entry(1, ["nic2"], 500_000, 500_000),
+                     with_before(entry(2, [], 501_500, 516_100), 501_500, 500_000),
+                     with_before(entry(3, [], 900_000, 900_000), 900_000, 900_000))
+    assert delivered.reasons(burst, META) == []
+    assert delivered.node_phases(burst, META)["client1"][1]["providers"]["isp2"]["bytes"] == 0
+    without = {"phases": PHASES, "switches": {"client1": [
+        {k: v for k, v in item.items() if k != "delivered_before"} for item in burst["switches"]["client1"]]}}
+    assert len(delivered.reasons(without, META)) == 1  # as the run was judged before
+
+
 def test_without_both_readings_a_phase_is_not_judged():
     failed = timeline(entry(0, [], 0, 0), entry(1, ["nic2"], 500_000, 500_000, ok=False),
                       entry(2, [], 1_000_000, 900_000), entry(3, [], 1_500_000, 1_400_000))
@@ -69,3 +91,15 @@ def test_the_summary_gains_the_delivered_figures_beside_the_nic_counters():
     figures = summary["phases"][1]["nodes"]["client1"]
     assert figures["isp2"] == {"rx_share": 0.5, "delivered_rx_bytes": 0, "delivered_rx_share": 0.0}
     assert figures["isp1"]["delivered_rx_bytes"] == 1_000_000
+
+
+def test_the_reading_before_a_switch_goes_from_the_record_into_the_timeline():
+    lines = [json.loads(line) for line in record_lines([None] * 5).splitlines()]
+    for line in lines:
+        if line["event"] == "switch":
+            line["delivered"] = {"nic1": 100 * line["phase"] + 50}
+            line["delivered_before"] = {"nic1": 100 * line["phase"]}
+    record = "".join(json.dumps(line) + "\n" for line in lines)
+    built = build_timeline(schedule(), {"client1": RecordSource("c.jsonl", record)})
+    assert built["switches"]["client1"][2]["delivered"] == {"nic1": 250}
+    assert built["switches"]["client1"][2]["delivered_before"] == {"nic1": 200}

@@ -3,9 +3,12 @@
 A NIC's own counters (rates.csv) also count what arrives only to be dropped by the outage: a
 peer's subflow from a working provider keeps retransmitting to the node's address on the
 failed one. The node's switcher therefore counts, behind the outage's drop, what each NIC
-really let in, and reads the counters right after every switch took effect
-(mpstream.paths.outage.delivered). What a NIC delivered in phase k is the difference between the
-readings after switch k and after switch k + 1.
+really let in, and reads the counters right after every switch took effect and shortly
+before it (mpstream.paths.outage.delivered). What a NIC delivered in phase k is the difference
+between the reading after switch k and the one before switch k + 1: the drop of a down phase
+is in force all that time, and what comes in around a switch (a returning provider's first
+burst, before the reading after it) belongs to no phase. Records without the reading before
+a switch (older runs) end a phase at the reading after the next switch.
 
 A NIC the switcher held down in a phase must have delivered (almost) nothing in it: a down
 provider that delivered more than DOWN_SHARE_LIMIT of the node's bytes in that phase (and at
@@ -23,12 +26,15 @@ DOWN_SHARE_LIMIT = 0.03
 MIN_LEAK_BYTES = 10_000
 
 
-def _readings(entries: list[dict]) -> dict[int, tuple[dict[str, int], tuple[str, ...]]]:
-    """Switch index -> (bytes per NIC, the NICs it took down) from a switcher's own namespace."""
+def _readings(entries: list[dict]) -> dict[int, tuple[dict[str, int], dict[str, int], tuple[str, ...]]]:
+    """Switch index -> (bytes per NIC after it, bytes per NIC before it, the NICs it took down)
+    from a switcher's own namespace."""
     found = {}
     for entry in entries:
         if entry.get("netns") is None and entry.get("ok") and isinstance(entry.get("delivered"), dict):
-            found[int(entry["phase"])] = (entry["delivered"], tuple(entry.get("nics") or ()))
+            after, before = entry["delivered"], entry.get("delivered_before")
+            found[int(entry["phase"])] = (after, before if isinstance(before, dict) else after,
+                                          tuple(entry.get("nics") or ()))
     return found
 
 
@@ -42,7 +48,7 @@ def node_phases(timeline: dict, meta: dict) -> dict[str, dict[int, dict]]:
         for index in range(phase_count):
             if index not in readings or index + 1 not in readings:
                 continue
-            (start, down_nics), (end, _) = readings[index], readings[index + 1]
+            (start, _, down_nics), (_, end, _) = readings[index], readings[index + 1]
             nics = sorted(set(start) & set(end), key=natural_key)
             providers = interface_providers(meta, node, nics)
             moved: dict[str, int] = {}

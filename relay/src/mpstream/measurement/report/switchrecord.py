@@ -4,7 +4,8 @@
     {"event": "switch", "phase": 1, "name": "isp2 down", "netns": null, "nics": ["nic2"],
      "forwarding": false, "planned": ..., "actual": ..., "lag_s": ..., "ok": true, "error": null,
      "mib": {"MPTcpExtMPJoinSynRx": 3, ...},   (optional: the node's MPTcpExt counters then)
-     "delivered": {"nic1": 123456, ...}}       (optional: bytes each NIC had let in by then)
+     "delivered": {"nic1": 123456, ...},       (optional: bytes each NIC had let in by then)
+     "delivered_before": {"nic1": 120000, ...}}  (optional: ... shortly before the switch)
     ... one line per switch and target ...
     {"event": "done"}  or  {"event": "cancelled", "at": ...}
 
@@ -35,6 +36,8 @@ class SwitchEvent:
     mib: tuple[tuple[str, int], ...] | None = None
     # bytes each counted NIC had delivered to the node right after the switch (None: not counted)
     delivered: tuple[tuple[str, int], ...] | None = None
+    # ... and shortly before it (None: not read)
+    delivered_before: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass
@@ -77,11 +80,12 @@ def _switch(line: dict) -> SwitchEvent | None:
         planned=_number(line.get("planned")), actual=actual, ok=ok,
         error=None if error is None else " ".join(str(error).split()),  # nft errors span lines
         mib=_counters(line.get("mib")), delivered=_counters(line.get("delivered")),
+        delivered_before=_counters(line.get("delivered_before")),
     )
 
 
 def _counters(value) -> tuple[tuple[str, int], ...] | None:
-    """A snapshot of counters (`mib`, `delivered`) as (name, value) pairs; entries that are no
+    """A snapshot of counters (`mib`, `delivered`, `delivered_before`) as (name, value) pairs; entries that are no
     whole number are left out."""
     if not isinstance(value, dict):
         return None

@@ -192,6 +192,8 @@ def _entry(event: SwitchEvent, switch: PlannedSwitch) -> dict:
         entry["mib"] = dict(event.mib)
     if event.delivered is not None:
         entry["delivered"] = dict(event.delivered)
+    if event.delivered_before is not None:
+        entry["delivered_before"] = dict(event.delivered_before)
     return entry
 
 

@@ -11,8 +11,9 @@ release it (measured with strace: the netlink socket's close). A switch that is 
 is applied at once and its record shows by how much: never skipped, never pretended.
 
 With `count` in the plan, each switch line of the scheduler's own namespace also carries
-the bytes each named NIC delivered to this node up to that switch (`delivered`): the proof
-that a NIC let nothing in while it was down, which its own counters cannot give.
+the bytes each named NIC delivered to this node up to that switch (`delivered`, read once
+it took effect) and up to COUNT_AHEAD_S before it (`delivered_before`): the proof that a NIC
+let nothing in while it was down, which its own counters cannot give.
 
 SIGTERM or SIGINT (e.g. `mpstream outage clear` in one of the plan's namespaces) stops the
 scheduler before it starts anything more; a transaction already handed to nft is waited for
@@ -48,6 +49,9 @@ from mpstream.paths.outage.plan import (
 from mpstream.paths.outage.waiting import Interrupter
 
 PREPARE_AHEAD_S = 2.0  # watchdogs and nft processes start this long before their instant
+# The counters are read this long before a switch too: what a NIC lets in after its drop is
+# gone (a burst as a provider returns) must not be counted against the phase that held it down.
+COUNT_AHEAD_S = 0.2
 NFT_TIMEOUT_S = 10.0  # a transaction that takes longer is recorded as failed
 
 EXIT_PLAN = 2  # the plan cannot be kept (bad file, unknown NIC or namespace); nothing switched
@@ -215,7 +219,12 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
             if interrupter.interrupted:
                 return None
             prepared.append(prepare(plan, switch, target, in_force))
+        counted_before = None
         with priority.urgent():
+            if plan.count and any(ready.target.netns is None for ready in prepared):
+                if not interrupter.sleep_until(due - COUNT_AHEAD_S):
+                    return None
+                counted_before = delivered.read()
             if not interrupter.sleep_until(due):
                 return None
             fired = []
@@ -229,6 +238,8 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 line = switch_line(switch, done.target, plan.controller(done.returned), done.error)
                 if done.target.netns is None and (counters := mib.read()):
                     line["mib"] = counters  # what MPTCP had done when the switch took effect
+                if done.target.netns is None and counted_before is not None:
+                    line["delivered_before"] = counted_before  # bytes each NIC let in until just before it
                 if done.target.netns is None and plan.count and (counted := delivered.read()) is not None:
                     line["delivered"] = counted  # bytes each NIC let in up to the switch
                 record.write(line)
