@@ -16,18 +16,22 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.testbed import REPO, emulated_testbed, netns_exec, recap, run_playbook
+from tests.support.testbed import wait_for as poll
 
 PREFIX = "t6dp"
 NODES = ("push1", "server1", "client1")
 STATE_ROOT = Path("/var/lib/mpstream-testbed") / PREFIX
 VENV = STATE_ROOT / "venv"  # one installation for all the testbed's nodes (mpstream_venv)
 DEPLOY = ("playbooks/recorder.yml", "playbooks/relay.yml")
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    return poll(predicate, timeout, step=0.1)  # a relay restarts in seconds here
 RELAY = "playbooks/relay.yml"
 OTHER_HTTP = {"relay_http": "127.0.0.1:8936"}
 
@@ -61,16 +65,6 @@ def listeners(node: str) -> str:
 def stats_listeners() -> str:
     """Listening TCP sockets in the server's namespace (the relay's HTTP statistics)."""
     return netns_exec(f"{PREFIX}-server1", "ss", "-Hltn", check=True).stdout
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 @pytest.fixture(scope="module")

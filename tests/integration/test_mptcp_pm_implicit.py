@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.support.testbed import listening, netns_exec
+from tests.support.testbed import listening, netns_exec, wait_for
 
 SERVER, CLIENT = "t16pmi-srv", "t16pmi-cli"
 SERVER_A, SERVER_B, CLIENT_A, CLIENT_B = "198.18.250.1", "198.18.251.1", "198.18.250.2", "198.18.251.2"
@@ -54,15 +53,6 @@ def endpoints(ns: str) -> list[dict]:
 def subflows_from(ns: str, address: str) -> int:
     out = netns_exec(ns, "ss", "-tnH", "state", "established", "src", address, check=True).stdout
     return len(out.splitlines())
-
-
-def wait_for(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.fixture

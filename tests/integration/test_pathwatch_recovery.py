@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from tests.support.testbed import listening
+from tests.support.testbed import listening, wait_for
 
 PREFIX = "t8-pw"
 CLIENT, SERVER = f"{PREFIX}-c", f"{PREFIX}-s"
@@ -152,15 +152,6 @@ def subflows_from(local, node=CLIENT):
         if source == local and (words[3].endswith(f":{PORT}") or words[2].endswith(f":{PORT}")):
             count += 1
     return count
-
-
-def wait_for(predicate, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 BLACKHOLE = """table inet t8pw {

@@ -59,17 +59,25 @@ def netns_exec(ns: str, *command: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", ns, *command], **kwargs)
 
 
+def wait_for(predicate, timeout: float = 5.0, step: float = 0.05):
+    """Poll `predicate` until it returns something true (returned) or `timeout` s pass (its
+    last value then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(step)
+    return predicate()
+
+
 def listening(ns: str, *ports: int, timeout: float = 10.0) -> bool:
     """Wait until TCP (or MPTCP) listeners on every port are up in the namespace. For clients
     that connect once: a server that starts slowly on a busy machine would refuse them."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def up() -> bool:
         out = netns_exec(ns, "ss", "-Hltn").stdout
-        if all(re.search(rf":{port}\s", out) for port in ports):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+        return all(re.search(rf":{port}\s", out) for port in ports)
+
+    return wait_for(up, timeout)
 
 
 def namespaces() -> set[str]:

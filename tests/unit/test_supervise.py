@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from mpstream import supervise
 
+from tests.support.testbed import wait_for
+
 pytestmark = pytest.mark.timeout(60)
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -31,15 +33,6 @@ def cli(*args: str) -> tuple[int, dict]:
 
 def alive(pid: int | None) -> bool:
     return supervise.is_same_process(pid, supervise.process_start_time(pid) if pid else None)
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.fixture
