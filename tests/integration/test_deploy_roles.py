@@ -20,18 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.testbed import REPO, emulated_testbed, netns_exec, recap, run_playbook
-from tests.support.testbed import wait_for as poll
+from tests.support.testbed import REPO, emulated_testbed, netns_exec, recap, run_playbook, wait_for
 
 PREFIX = "t6dp"
 NODES = ("push1", "server1", "client1")
 STATE_ROOT = Path("/var/lib/mpstream-testbed") / PREFIX
 VENV = STATE_ROOT / "venv"  # one installation for all the testbed's nodes (mpstream_venv)
 DEPLOY = ("playbooks/recorder.yml", "playbooks/relay.yml")
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    return poll(predicate, timeout, step=0.1)  # a relay restarts in seconds here
+RESTART_S = 15.0  # a relay (re)starts in seconds here
 RELAY = "playbooks/relay.yml"
 OTHER_HTTP = {"relay_http": "127.0.0.1:8936"}
 
@@ -114,7 +110,7 @@ def test_check_mode_before_the_first_deploy_reports_changes_and_makes_none(deplo
 
 
 def test_relay_listens_with_mptcp_in_the_server_namespace(deployed):
-    assert wait_for(lambda: "1935" in listeners("server1"))
+    assert wait_for(lambda: "1935" in listeners("server1"), RESTART_S)
     line = next(line for line in listeners("server1").splitlines() if ":1935" in line)
     assert line.split()[3] in ("*:1935", "[::]:1935")  # the IPv6 wildcard, as configured
     relay = supervise("status", "server1", "relay")
@@ -195,7 +191,7 @@ def test_check_mode_reports_a_pending_configuration_change_and_a_run_makes_it(de
     assert changed(run.stdout)["server1"] == 2  # configuration rendered, relay restarted
     after = supervise("status", "server1", "relay")
     assert after["running"] and after["pid"] != before["pid"]
-    assert wait_for(lambda: "127.0.0.1:8936" in stats_listeners())
+    assert wait_for(lambda: "127.0.0.1:8936" in stats_listeners(), RESTART_S)
 
 
 def test_check_mode_reports_a_stopped_relay_and_a_run_starts_it(deployed, variables):
@@ -214,9 +210,9 @@ def test_a_crashed_relay_is_restarted(deployed):
     before = supervise("status", "server1", "relay")
     subprocess.run(["kill", "-KILL", str(before["child_pid"])], check=True)
     after = wait_for(lambda: (s := supervise("status", "server1", "relay"))["child_pid"] not in
-                     (None, before["child_pid"]) and s)
+                     (None, before["child_pid"]) and s, RESTART_S)
     assert after and after["pid"] == before["pid"] and after["restarts"] == before["restarts"] + 1
-    assert wait_for(lambda: "1935" in listeners("server1"))
+    assert wait_for(lambda: "1935" in listeners("server1"), RESTART_S)
 
 
 def test_a_new_build_reaches_every_node_and_restarts_the_relay(deployed, variables, snapshot):
@@ -240,7 +236,7 @@ def test_a_new_build_reaches_every_node_and_restarts_the_relay(deployed, variabl
     assert sum(changed(run.stdout).values()) >= 3  # and, once for all nodes, the wheel copied and installed
     after = supervise("status", "server1", "relay")
     assert after["running"] and after["pid"] != before["pid"]
-    assert wait_for(lambda: "1935" in listeners("server1"))
+    assert wait_for(lambda: "1935" in listeners("server1"), RESTART_S)
 
 
 def test_a_changed_congestion_control_restarts_the_relay(deployed, variables):
@@ -253,7 +249,7 @@ def test_a_changed_congestion_control_restarts_the_relay(deployed, variables):
                       check=True).stdout.strip() == "reno"
     after = supervise("status", "server1", "relay")
     assert after["running"] and after["pid"] != before["pid"]
-    assert wait_for(lambda: "1935" in listeners("server1"))
+    assert wait_for(lambda: "1935" in listeners("server1"), RESTART_S)
     again = run_playbook("playbooks/mptcp_kernel.yml", RELAY, extra_vars=reno)
     assert changed(again.stdout)["server1"] == 0
     assert supervise("status", "server1", "relay")["pid"] == after["pid"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 from mpstream.paths.outage import delivered, table
 
@@ -39,3 +42,20 @@ def test_the_table_counts_after_the_outage_drop_and_replaces_itself():
     # behind the outage's input chain: what it drops never reaches the counters
     outage_priority = int(table.ruleset(["nic1"], False, "c").split("hook input priority ")[1].split(";")[0])
     assert delivered.PRIORITY > outage_priority
+
+
+class SilentReading(delivered.Reading):
+    """A reading whose process never answers (a real one, in place of a starved nft)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def test_a_reading_late_for_its_instant_is_left_out_and_its_process_ended():
+    reading = SilentReading()
+    started = time.monotonic()
+    assert reading.take(timeout=0.2) is None
+    assert time.monotonic() - started < 2.0  # the switch after it does not wait for the process
+    assert reading.process.returncode is not None
+    reading.discard()  # the scheduler's cleanup after a reading taken or left out: harmless

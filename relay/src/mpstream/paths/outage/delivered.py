@@ -68,10 +68,7 @@ class Reading:
         the answer takes longer than `timeout` seconds (nothing waits on a late reading)."""
         try:
             listing, _ = self.process.communicate(LIST_COMMAND, timeout=max(timeout, 0.0))
-        except subprocess.TimeoutExpired:
-            self.discard()
-            return None
-        except OSError:  # nft is gone already
+        except (subprocess.TimeoutExpired, OSError):  # late, or nft is gone already
             self.discard()
             return None
         if self.process.returncode != 0:
