@@ -8,8 +8,10 @@ the whole schedule and every node's recorder sampled it. The span to cover is th
 - player: `started_at` <= start + tolerance and `ended_at` >= end - tolerance (the switch
   tolerance: the phase edges themselves are known no better);
 - recorder: the first sample at most one sample interval after the start, the last at most one
-  before the end, and no hole inside longer than `max(MIN_GAP_S, GAP_INTERVALS` intervals)
-  (a missed 100 ms tick is harmless, seconds without samples are not);
+  before the end, and no hole inside longer than `MIN_GAP_S`, `GAP_INTERVALS` intervals or
+  twice the switch tolerance, whichever is longest (a missed 100 ms tick is harmless, seconds
+  without samples are not; the sample after a hole still counts its bytes, spread over the
+  hole, so a hole blurs the phase edges as a switch that late does, on either side);
 - outage: no provider a node's switcher held down delivered to it (`delivered`);
 - clock: no node's clock certainly further off the controller's than the tolerance (`clocks`).
 """
@@ -68,7 +70,8 @@ def sample_interval(timestamps: list[float]) -> float:
     return statistics.median(steps) if steps else 0.0
 
 
-def rates_reasons(meta: dict, nodes: dict[str, NodeData], span: tuple[float, float], t0: float) -> list[str]:
+def rates_reasons(meta: dict, nodes: dict[str, NodeData], span: tuple[float, float], t0: float,
+                  tolerance: float = DEFAULT_TOLERANCE_S) -> list[str]:
     start, end = span
     reasons = []
     expected = [n for n, roles in _roles(meta).items() if set(roles) & set(MEASURED_ROLES)]
@@ -83,7 +86,7 @@ def rates_reasons(meta: dict, nodes: dict[str, NodeData], span: tuple[float, flo
         if times[0] > start + slack or times[-1] < end - slack:
             reasons.append(f"{node}: rates.csv covers {_rel(times[0], t0)} to {_rel(times[-1], t0)}, "
                            f"not {_span_text(start, end, t0)}")
-        limit = max(MIN_GAP_S, GAP_INTERVALS * step)
+        limit = max(MIN_GAP_S, GAP_INTERVALS * step, 2 * tolerance)
         for a, b in zip(times, times[1:], strict=False):
             if b - a > limit and b > start and a < end:
                 reasons.append(f"{node}: rates.csv has no sample from {_rel(a, t0)} to {_rel(b, t0)} "
@@ -99,7 +102,7 @@ def verdict(meta: dict, nodes: dict[str, NodeData], timeline: dict) -> list[str]
     if span is not None:
         t0 = float(timeline["t0"])
         reasons += player_reasons(meta, nodes, span, t0, tolerance)
-        reasons += rates_reasons(meta, nodes, span, t0)
+        reasons += rates_reasons(meta, nodes, span, t0, tolerance)
     reasons += clocks.reasons(meta, tolerance)
     reasons += delivered.reasons(timeline, meta)
     return sorted_unique(reasons)
