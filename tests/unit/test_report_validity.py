@@ -76,11 +76,16 @@ def test_a_missed_tick_is_not_a_hole():
 
 
 def test_a_run_that_accepts_late_switches_accepts_a_hole_as_long_as_both_edges_of_one():
-    nodes = {"push1": NodeData(rows=rows(0.0, 32.0, skip=(11.15, 12.35)))}  # 1.2 s, as in a busy VM run
+    nodes = {"push1": NodeData(rows=rows(0.0, 32.0, skip=(11.15, 12.35)))}  # 1.3 s, as in a busy VM run
     hole = "push1: rates.csv has no sample from +11.1 s to +12.4 s (1.3 s) inside the schedule"
     assert rates_reasons({}, nodes, SPAN, T0) == [hole]
     assert rates_reasons({}, nodes, SPAN, T0, tolerance=0.5) == [hole]
     assert rates_reasons({}, nodes, SPAN, T0, tolerance=1.0) == []
+    # the verdict takes the tolerance from the run's timeline
+    timeline = {"t0": T0, "tolerance_s": 0.1, "reasons": [],
+                "phases": [{"start": T0, "end": T0 + 32.0, "planned_start": T0, "planned_end": T0 + 32.0}]}
+    assert verdict({}, nodes, timeline) == [hole]
+    assert verdict({}, nodes, {**timeline, "tolerance_s": 1.0}) == []
 
 
 def test_verdict_merges_the_timelines_reasons_with_coverage():
