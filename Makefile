@@ -76,8 +76,8 @@ molecule: setup
 vm-experiment: setup
 	MOLECULE_EXPERIMENT_RESULTS=$(CURDIR)/results/vm-experiment scripts/molecule-all experiment
 
-# pytest, with the mptcp_kernel scenario's VM beside it at a small CPU share (the namespace
-# tests measure timing and leave half the cores idle), then the experiment scenario.
+# pytest, and beside it the molecule scenarios at a small CPU share until it ends (the
+# namespace tests measure timing and leave half the cores idle): scripts/test-all.
 test: lint
 	scripts/ansible-sanity
 	scripts/test-all tests --durations=25
