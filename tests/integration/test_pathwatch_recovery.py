@@ -351,11 +351,24 @@ def test_a_failed_providers_subflow_endpoints_are_withdrawn_and_come_back(networ
     assert [e["endpoints"] for e in events if e["event"] == "withdraw"] == [[102], [102]]
 
 
+def subflows_between(node, local, remote):
+    """Established subflows of `node` from `local` to `remote`, on the server's port at either end."""
+    out = ns(node, "ss", "-Htn", "state", "established").stdout
+    count = 0
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) >= 4 and f"[{local}]" in words[2] and f"[{remote}]" in words[3] and f":{PORT}" in line:
+            count += 1
+    return count
+
+
 @pytest.mark.parametrize("network", ["crossing"], indirect=True)
 def test_the_server_aborts_its_side_of_a_failed_providers_subflows(network, tmp_path):
     """The server announces (`signal`): it has no endpoint to withdraw, so its watcher
-    aborts the failed provider's subflows, whose peer addresses other subflows reach
-    here (paths cross providers)."""
+    aborts the failed provider's subflows towards a client address that a working subflow
+    reaches (paths cross providers here). Those towards the client's address on the failed
+    provider stay: the client keeps its side of them where nothing else reaches the
+    server's address there, and an abort here would reset them when the provider returned."""
     procs = network
     spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
     assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
@@ -369,16 +382,60 @@ def test_the_server_aborts_its_side_of_a_failed_providers_subflows(network, tmp_
         outage(2, True)
         failed = time.monotonic()
         try:
-            assert wait_for(lambda: subflows_from(S[2], SERVER) == 0, 3.0, step=0.02), log.name
+            assert wait_for(lambda: subflows_between(SERVER, S[2], C[1]) == 0, 3.0, step=0.02), log.name
             took = time.monotonic() - failed
             print(f"the server's isp2 subflows aborted {took:.2f} s after isp2 failed")
             assert took < 1.5  # down after 0.5 s of silence, then at once; their timers take seconds
-            assert subflows_from(S[1], SERVER) >= 2
+            assert subflows_between(SERVER, S[1], C[1]) >= 1
+            assert subflows_between(SERVER, S[2], C[2]) >= 1
         finally:
             outage(2, False)
     (aborted,) = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "abort"]
-    assert aborted["kept"] == [] and len(aborted["subflows"]) >= 2
-    assert all(line.startswith(f"{S[2]} port {PORT} -> ") for line in aborted["subflows"])
+    assert aborted["subflows"] and all(
+        line.startswith(f"{S[2]} port {PORT} -> {C[1]} port ") for line in aborted["subflows"]
+    )
+    assert aborted["kept"] and all(f" -> {C[2]} port " in line for line in aborted["kept"])
+
+
+def subflows_towards(remote):
+    """Established subflows of the client towards the server's `remote` address."""
+    return sum(subflows_between(CLIENT, C[p], remote) for p in (1, 2))
+
+
+@pytest.mark.parametrize("network", ["crossing"], indirect=True)
+def test_a_subflow_towards_a_failed_providers_address_goes_where_it_leaves_from_another(network, tmp_path):
+    """Paths cross providers: the client's subflow from its nic2 towards the server's
+    provider-1 address (where the connection began) crosses provider 1 too. When provider 1
+    fails the server aborts its side, whose reset the outage swallows, so the client aborts
+    its own: kept, it would hold the data the scheduler gives it until its timers gave up
+    (holes of ~0.9 s at 20 sites). The address is not lost: the client's subflows reach it
+    again once provider 1 is back."""
+    procs = network
+    spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
+    assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
+    spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
+    assert wait_for(lambda: subflows_from(C[1]) >= 2 and subflows_from(C[2]) >= 2, 10), ns(CLIENT, "ss", "-Htn").stdout
+    events = {node: tmp_path / f"{node}.jsonl" for node in ("client", "server")}
+    with open(tmp_path / "client.log", "w") as client_log, open(tmp_path / "server.log", "w") as server_log:
+        watcher(procs, CLIENT, C, S, events["client"], client_log)
+        watcher(procs, SERVER, S, C, events["server"], server_log)
+        assert wait_for(lambda: all_up(*events.values()), 15)
+        time.sleep(0.5)
+        outage(1, True)
+        failed = time.monotonic()
+        try:
+            gone = wait_for(lambda: subflows_towards(S[1]) == 0, 3.0, step=0.02)
+            took = time.monotonic() - failed
+            left = ns(CLIENT, "ss", "-Htn", "state", "established").stdout
+            assert gone, f"still towards {S[1]} 3 s after provider 1 failed:\n{left}"
+            print(f"the client's subflows towards {S[1]} gone {took:.2f} s after provider 1 failed")
+            assert subflows_towards(S[2]) >= 1
+        finally:
+            outage(1, False)
+        assert wait_for(lambda: subflows_towards(S[1]) >= 1, 5.0), ns(CLIENT, "ss", "-Htn").stdout
+    recorded = [json.loads(line) for line in events["client"].read_text().splitlines()]
+    crossing = [line for e in recorded if e["event"] == "abort" for line in e["subflows"]]
+    assert any(line.startswith(f"{C[2]} port ") and f"-> {S[1]} port {PORT}" in line for line in crossing), recorded
 
 
 PLAIN_PORT = PORT + 1

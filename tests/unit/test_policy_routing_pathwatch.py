@@ -417,6 +417,23 @@ def test_the_only_subflow_towards_a_peer_address_is_kept_unless_it_joins_the_ini
     assert subflows.abortable(first, {CLIENT_ISP1}, {CLIENT_ISP1}) == ([first[0]], [])
 
 
+def test_a_subflow_whose_peer_address_is_on_the_failed_provider_goes_over_it_too():
+    from mpstream.paths.pathwatch import subflows
+
+    # Paths cross providers and isp1 failed everywhere: the client's isp2 subflows towards
+    # the server's isp1 address are as dead as its isp1 ones.
+    isp1 = {CLIENT_ISP1, SERVER_ISP1}
+    towards_initial = [_subflow(CLIENT_ISP2, 1, 40001), _subflow(CLIENT_ISP2, 1, 40002, SERVER_ISP2)]
+    assert subflows.abortable(towards_initial, isp1, isp1) == ([towards_initial[0]], [])
+    # Its endpoints withdrawn, only the peers' isp1 addresses are asked for: the same one goes.
+    assert subflows.abortable(towards_initial, {SERVER_ISP1}, isp1) == ([towards_initial[0]], [])
+    # isp2 failed instead: the only subflow towards the server's announced isp2 address
+    # stays (that address would be lost), though it leaves from the working isp1 address.
+    isp2 = {CLIENT_ISP2, SERVER_ISP2}
+    towards_announced = [_subflow(CLIENT_ISP1, 2, 40003), _subflow(CLIENT_ISP1, 2, 40004, SERVER_ISP2)]
+    assert subflows.abortable(towards_announced, isp2, isp2) == ([], [towards_announced[1]])
+
+
 def test_abort_is_on_by_default_and_the_command_line_turns_it_off():
     import argparse
 

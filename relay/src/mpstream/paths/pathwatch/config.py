@@ -35,6 +35,11 @@ class Provider:
     devices: list[str] = field(default_factory=list)
     addresses: set[str] = field(default_factory=set)  # endpoints to re-create; default: probe sources
 
+    @property
+    def peer_addresses(self) -> set[str]:
+        """The other nodes' addresses on this provider (the probes' targets)."""
+        return {probe.target for probe in self.probes}
+
 
 @dataclass
 class Config:

@@ -96,32 +96,35 @@ def mptcp_ulp(ulp_info: bytes) -> tuple[int, int, int] | None:
 
 
 def abortable(subflows: Iterable[Subflow], failed: set[str], down: set[str]) -> tuple[list[Subflow], list[Subflow]]:
-    """(subflows from the `failed` addresses to abort, those to keep).
+    """(subflows over the `failed` addresses to abort, those to keep).
 
-    One is aborted only where its connection keeps an established subflow from an address
-    that is not `down`: aborting a connection's last working subflow would close the
-    connection, which its retransmission timers might still save.
+    `failed` and `down` hold addresses at either end: a subflow goes over a provider when
+    its local address or its peer's is one of that provider's (where paths cross providers,
+    a subflow from another provider's address towards a peer's address on the failed one
+    dies with it, and the peer's reset of its own side is lost in the outage).
+
+    One is aborted only where its connection keeps an established subflow with neither end
+    `down`: aborting a connection's last working subflow would close the connection, which
+    its retransmission timers might still save.
 
     And only where a working subflow of the connection reaches the same peer address, or
-    the subflow joins the two addresses the connection began with (IDs 0). The path
-    manager that opens subflows does so only towards peer addresses its subflows use
-    (and the initial one, whose first subflow stays listed): one that only this subflow
-    reaches would be lost until announced again, over a path that may be gone by then.
-    Both ends decide alike, so neither aborts a subflow the other keeps (which would
-    then be reset as soon as its provider returned).
+    that address is the one the connection began with on the peer's side (ID 0). The path
+    manager that opens subflows does so only towards peer addresses its subflows use (and
+    the initial one, whose first subflow stays listed): one that only this subflow reaches
+    would be lost until announced again, over a path that may be gone by then.
     """
     by_connection: dict[int, list[Subflow]] = defaultdict(list)
     for subflow in subflows:
         by_connection[subflow.token].append(subflow)
     chosen, kept = [], []
     for members in by_connection.values():
-        working = [member for member in members if member.local_address not in down]
+        working = [m for m in members if m.local_address not in down and m.remote_address not in down]
         reached = {member.remote_address for member in working}
         for member in members:
-            if member.local_address not in failed:
+            if member.local_address not in failed and member.remote_address not in failed:
                 continue
-            initial = member.local_id == 0 and member.remote_id == 0
-            (chosen if working and (initial or member.remote_address in reached) else kept).append(member)
+            keeps_peer = member.remote_id == 0 or member.remote_address in reached
+            (chosen if working and keeps_peer else kept).append(member)
     return chosen, kept
 
 

@@ -220,8 +220,7 @@ class Watcher:
                 if transition.new == DOWN and self.config.recreate:
                     self._self_reliant.pop(transition.provider, None)
                     self.withdraw(transition.provider, now)
-                    # Withdrawn endpoints take their subflows along; only the others need aborting.
-                    if self.config.abort and transition.provider not in self.withdrawn:
+                    if self.config.abort:
                         self.abort(transition.provider, now)
             if self.config.recreate:
                 interval = self.config.interval
@@ -335,10 +334,13 @@ class Watcher:
     def abort(self, provider: str, now: float) -> None:
         """Abort the failed provider's MPTCP subflows that its endpoints did not take along.
 
-        Those are the subflows of announced (`signal`) endpoints and of endpoints kept
-        because their subflows alone reach some peer address: data sent on them just before
-        the failure would otherwise wait for their retransmission timers, and the whole
-        connection behind it (a hole in the stream the receiver cannot skip). Only while
+        Those are the subflows of announced (`signal`) endpoints, of endpoints kept because
+        their subflows alone reach some peer address, and, where paths cross providers, the
+        subflows from this node's other addresses towards the peers' addresses on the failed
+        provider (withdrawn endpoints take only their own subflows along): data sent on them
+        just before the failure, or given to them after it, would otherwise wait for their
+        retransmission timers, and the whole connection behind it (a hole in the stream the
+        receiver cannot skip). Only while
         another provider answers, only MPTCP subflows (never another TCP connection), only
         where the connection keeps a subflow on a provider that is not down, and not where
         that would lose a peer address (see `subflows.abortable`).
@@ -356,9 +358,11 @@ class Watcher:
             address
             for name, entry in self.config.providers.items()
             if self.tracker.state(name) == DOWN
-            for address in entry.addresses
+            for address in entry.addresses | entry.peer_addresses
         }
-        chosen, kept = subflows.abortable(found, self.config.providers[provider].addresses, down)
+        entry = self.config.providers[provider]
+        failed = entry.peer_addresses if provider in self.withdrawn else entry.addresses | entry.peer_addresses
+        chosen, kept = subflows.abortable(found, failed, down)
         aborted = []
         for subflow in chosen:
             try:
