@@ -340,10 +340,10 @@ class Watcher:
         provider (withdrawn endpoints take only their own subflows along): data sent on them
         just before the failure, or given to them after it, would otherwise wait for their
         retransmission timers, and the whole connection behind it (a hole in the stream the
-        receiver cannot skip). Only while
-        another provider answers, only MPTCP subflows (never another TCP connection), only
-        where the connection keeps a subflow on a provider that is not down, and not where
-        that would lose a peer address (see `subflows.abortable`).
+        receiver cannot skip). Only while another provider answers, only MPTCP subflows
+        (never another TCP connection), only where the connection keeps a subflow on a
+        provider that is not down, and not where that would lose a peer address (see
+        `subflows.abortable`).
         """
         if not self.tracker.others_answer(provider, now, self.config.down_after):
             return
@@ -361,8 +361,9 @@ class Watcher:
             for address in entry.addresses | entry.peer_addresses
         }
         entry = self.config.providers[provider]
-        failed = entry.peer_addresses if provider in self.withdrawn else entry.addresses | entry.peer_addresses
-        chosen, kept = subflows.abortable(found, failed, down)
+        if provider in self.withdrawn:  # the kernel closed the subflows of this node's own addresses
+            found = [subflow for subflow in found if subflow.local_address not in entry.addresses]
+        chosen, kept = subflows.abortable(found, entry.addresses | entry.peer_addresses, down)
         aborted = []
         for subflow in chosen:
             try:
