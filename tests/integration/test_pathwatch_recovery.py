@@ -438,6 +438,69 @@ def test_a_subflow_towards_a_failed_providers_address_goes_where_it_leaves_from_
     assert any(line.startswith(f"{C[2]} port ") and f"-> {S[1]} port {PORT}" in line for line in crossing), recorded
 
 
+# The second provider's joins held back after its return (its probes pass): the first
+# provider's failure is then seen while no other subflow works, as on long paths.
+NO_JOINS = """table inet t8syn {
+    chain forward {
+        type filter hook forward priority -1; policy accept;
+        tcp flags & (syn | ack) == syn drop
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("network", ["crossing"], indirect=True)
+def test_subflows_kept_for_want_of_a_working_path_go_once_one_is_established(network, tmp_path):
+    """Provider 1 fails as provider 2 returns (the paper's phase 3), and provider 2's
+    subflows are not back yet when the client sees provider 1 down: its abort must keep
+    the dead provider-1 subflows (the connection's only ones). Once a provider-2 subflow
+    is established they go, and the data they held with them, instead of waiting for
+    their timers (a 3.7 s stall of every viewer at 40-310 ms RTT)."""
+    procs = network
+    spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
+    assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
+    spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
+    assert wait_for(lambda: subflows_from(C[1]) >= 2 and subflows_from(C[2]) >= 2, 10), ns(CLIENT, "ss", "-Htn").stdout
+    events = {node: tmp_path / f"{node}.jsonl" for node in ("client", "server")}
+    with open(tmp_path / "client.log", "w") as client_log, open(tmp_path / "server.log", "w") as server_log:
+        watcher(procs, CLIENT, C, S, events["client"], client_log)
+        watcher(procs, SERVER, S, C, events["server"], server_log)
+        assert wait_for(lambda: all_up(*events.values()), 15)
+        time.sleep(0.5)
+        outage(2, True)
+        try:
+            assert wait_for(lambda: 102 not in endpoint_ids(CLIENT) and subflows_from(C[2]) == 0, 3.0)
+            time.sleep(1.0)
+            subprocess.run(["ip", "netns", "exec", ROUTERS[2], "nft", "-f", "-"], check=True, text=True, input=NO_JOINS)
+            outage(1, True)
+            outage(2, False)
+            swapped = time.monotonic()
+
+            def client_saw_isp1_down():
+                lines = events["client"].read_text().splitlines()
+                return any(e["event"] == "provider" and e["provider"] == "isp1" and e["new"] == "down"
+                           for e in map(json.loads, lines))
+
+            assert wait_for(client_saw_isp1_down, 3.0, step=0.02)
+            time.sleep(max(0.0, swapped + 0.9 - time.monotonic()))
+            assert subflows_from(C[1]) >= 1  # kept: nothing else worked when isp1 was seen down
+            ns(ROUTERS[2], "nft", "delete", "table", "inet", "t8syn")
+            assert wait_for(lambda: subflows_from(C[2]) >= 1, 5.0, step=0.01), ns(CLIENT, "ss", "-Htn").stdout
+            joined = time.monotonic()
+            gone = wait_for(lambda: subflows_from(C[1]) == 0, 0.5, step=0.01)
+            left = ns(CLIENT, "ss", "-Htn", "state", "established").stdout
+            assert gone, f"isp1's subflows still there 0.5 s after isp2's first came back:\n{left}"
+            print(f"isp1's subflows gone {time.monotonic() - joined:.2f} s after isp2's first subflow was back, "
+                  f"{time.monotonic() - swapped:.2f} s after the swap")
+        finally:  # the namespaces go with the fixture; these only end the outage for the watchers' exit
+            for router, table in ((ROUTERS[2], "t8syn"), (ROUTERS[1], "t8pw"), (ROUTERS[2], "t8pw")):
+                ns(router, "nft", "delete", "table", "inet", table, check=False)
+    aborts = [e for e in map(json.loads, events["client"].read_text().splitlines())
+              if e["event"] == "abort" and e["provider"] == "isp1"]
+    assert aborts[0]["subflows"] == [] and aborts[0]["kept"], aborts
+    assert any(line.startswith(f"{C[1]} port ") for e in aborts[1:] for line in e["subflows"]), aborts
+
+
 PLAIN_PORT = PORT + 1
 
 

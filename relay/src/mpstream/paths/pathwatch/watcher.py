@@ -118,6 +118,10 @@ class Watcher:
         self._diag: subflows.SockDiag | None = None
         # Endpoints taken away while their provider is down, to be added back on its return.
         self.withdrawn: dict[str, list[Endpoint]] = {}
+        # Down providers whose abort kept subflows for want of a working path (a provider
+        # failing as another returns), with the failure's detection time: aborted again when
+        # a new subflow is established.
+        self.abort_pending: dict[str, float] = {}
         # Endpoints the kernel refused to add back, after a re-creation removed them
         # (Debian's 6.1 did once) or after a withdrawal: added at every probe round until it
         # takes them. Their removal was announced, so a peer without them may have no path left.
@@ -212,8 +216,7 @@ class Watcher:
                         transitions += self.tracker.reply(probe.provider, answered, target, answered - sent)
             if self.netlink in ready:
                 transitions += self._netlink(now)
-            if self.mptcp in ready:
-                self._mptcp_events()
+            joined = self.mptcp in ready and self._mptcp_events()
             transitions += self.tracker.tick(now)
             for transition in transitions:
                 self.handle(transition)
@@ -222,6 +225,8 @@ class Watcher:
                     self.withdraw(transition.provider, now)
                     if self.config.abort:
                         self.abort(transition.provider, now)
+            if joined:
+                self._abort_pending()
             if self.config.recreate:
                 interval = self.config.interval
                 settle = 3 * interval  # long enough for a provider failing right now to look silent
@@ -331,7 +336,7 @@ class Watcher:
         # seconds: from the failure's detection to the endpoints gone (the watcher's reaction).
         self.record("withdraw", provider=provider, endpoints=[ep.id for ep in endpoints], seconds=took)
 
-    def abort(self, provider: str, now: float) -> None:
+    def abort(self, provider: str, now: float, again: bool = False) -> None:
         """Abort the failed provider's MPTCP subflows that its endpoints did not take along.
 
         Those are the subflows of announced (`signal`) endpoints, of endpoints kept because
@@ -343,9 +348,11 @@ class Watcher:
         receiver cannot skip). Only while another provider answers, only MPTCP subflows
         (never another TCP connection), only where the connection keeps a subflow on a
         provider that is not down, and not where that would lose a peer address (see
-        `subflows.abortable`).
+        `subflows.abortable`). What that keeps is looked at `again` when a subflow is
+        established (see `_abort_pending`); `now` is the failure's detection.
         """
-        if not self.tracker.others_answer(provider, now, self.config.down_after):
+        if not self.tracker.others_answer(provider, self.clock(), self.config.down_after):
+            self.abort_pending[provider] = now
             return
         try:
             if self._diag is None:
@@ -364,6 +371,10 @@ class Watcher:
         if provider in self.withdrawn:  # the kernel closed the subflows of this node's own addresses
             found = [subflow for subflow in found if subflow.local_address not in entry.addresses]
         chosen, kept = subflows.abortable(found, entry.addresses | entry.peer_addresses, down)
+        if kept:
+            self.abort_pending[provider] = now
+        else:
+            self.abort_pending.pop(provider, None)
         aborted = []
         for subflow in chosen:
             try:
@@ -371,7 +382,7 @@ class Watcher:
                 aborted.append(subflow.describe())
             except OSError as exc:  # gone meanwhile (ENOENT), or no CONFIG_INET_DIAG_DESTROY
                 log.warning("%s: aborting subflow %s failed: %s", provider, subflow.describe(), exc.strerror)
-        if aborted or kept:
+        if aborted or (kept and not again):
             log.info(
                 "%s: aborted %d MPTCP subflows, their data goes over the other providers; kept %d "
                 "(their connection's or a peer address's only path)",
@@ -410,7 +421,9 @@ class Watcher:
             log.info("%s: added back MPTCP endpoints %s that the kernel had refused", provider, listed)
             self.record("readded", provider=provider, endpoints=[ep.id for ep in endpoints])
 
-    def _mptcp_events(self) -> None:
+    def _mptcp_events(self) -> bool:
+        """Log and record the kernel's MPTCP events; whether a subflow was established."""
+        joined = False
         try:
             while True:
                 for event in mptcp_events.parse(self.mptcp.recv(65536), self.mptcp_family):
@@ -430,8 +443,20 @@ class Watcher:
                         dport=event.dport,
                         error=event.error,
                     )
+                    joined = joined or event.kind == "sub_established"
         except (BlockingIOError, InterruptedError):
             pass
+        return joined
+
+    def _abort_pending(self) -> None:
+        """Abort again what a down provider's abort kept for want of a working path, now
+        that a subflow is up: a provider that fails as another returns leaves its data on
+        dead subflows until the returning one's subflows are back."""
+        for provider, detected in list(self.abort_pending.items()):
+            if self.tracker.state(provider) == DOWN:
+                self.abort(provider, detected, again=True)
+            else:
+                del self.abort_pending[provider]
 
     def handle(self, transition: Transition) -> None:
         if transition.new == DOWN:
