@@ -14,6 +14,7 @@ not come back when isp2 returns. Then with `mpstream pathwatch` on both nodes: t
 subflow is back within 2 s of isp2's return.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -402,15 +403,11 @@ def subflows_towards(remote):
     return sum(subflows_between(CLIENT, C[p], remote) for p in (1, 2))
 
 
-@pytest.mark.parametrize("network", ["crossing"], indirect=True)
-def test_a_subflow_towards_a_failed_providers_address_goes_where_it_leaves_from_another(network, tmp_path):
-    """Paths cross providers: the client's subflow from its nic2 towards the server's
-    provider-1 address (where the connection began) crosses provider 1 too. When provider 1
-    fails the server aborts its side, whose reset the outage swallows, so the client aborts
-    its own: kept, it would hold the data the scheduler gives it until its timers gave up
-    (holes of ~0.9 s at 20 sites). The address is not lost: the client's subflows reach it
-    again once provider 1 is back."""
-    procs = network
+@contextlib.contextmanager
+def crossing_stream_watched(procs, tmp_path):
+    """The client's 3 Mbit/s stream towards the server's provider-1 address over subflows
+    from both its addresses to both the server's, both watchers running and having seen
+    every provider answer; yields their events files."""
     spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
     assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
     spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
@@ -421,6 +418,18 @@ def test_a_subflow_towards_a_failed_providers_address_goes_where_it_leaves_from_
         watcher(procs, SERVER, S, C, events["server"], server_log)
         assert wait_for(lambda: all_up(*events.values()), 15)
         time.sleep(0.5)
+        yield events
+
+
+@pytest.mark.parametrize("network", ["crossing"], indirect=True)
+def test_a_subflow_towards_a_failed_providers_address_goes_where_it_leaves_from_another(network, tmp_path):
+    """Paths cross providers: the client's subflow from its nic2 towards the server's
+    provider-1 address (where the connection began) crosses provider 1 too. When provider 1
+    fails the server aborts its side, whose reset the outage swallows, so the client aborts
+    its own: kept, it would hold the data the scheduler gives it until its timers gave up
+    (holes of ~0.9 s at 20 sites). The address is not lost: the client's subflows reach it
+    again once provider 1 is back."""
+    with crossing_stream_watched(network, tmp_path) as events:
         outage(1, True)
         failed = time.monotonic()
         try:
@@ -455,18 +464,8 @@ def test_subflows_kept_for_want_of_a_working_path_go_once_one_is_established(net
     subflows are not back yet when the client sees provider 1 down: its abort must keep
     the dead provider-1 subflows (the connection's only ones). Once a provider-2 subflow
     is established they go, and the data they held with them, instead of waiting for
-    their timers (a 3.7 s stall of every viewer at 40-310 ms RTT)."""
-    procs = network
-    spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
-    assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
-    spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
-    assert wait_for(lambda: subflows_from(C[1]) >= 2 and subflows_from(C[2]) >= 2, 10), ns(CLIENT, "ss", "-Htn").stdout
-    events = {node: tmp_path / f"{node}.jsonl" for node in ("client", "server")}
-    with open(tmp_path / "client.log", "w") as client_log, open(tmp_path / "server.log", "w") as server_log:
-        watcher(procs, CLIENT, C, S, events["client"], client_log)
-        watcher(procs, SERVER, S, C, events["server"], server_log)
-        assert wait_for(lambda: all_up(*events.values()), 15)
-        time.sleep(0.5)
+    their timers (every viewer stalled 3.7 s at NorNet RTTs)."""
+    with crossing_stream_watched(network, tmp_path) as events:
         outage(2, True)
         try:
             assert wait_for(lambda: 102 not in endpoint_ids(CLIENT) and subflows_from(C[2]) == 0, 3.0)
