@@ -118,9 +118,9 @@ class Watcher:
         self._diag: subflows.SockDiag | None = None
         # Endpoints taken away while their provider is down, to be added back on its return.
         self.withdrawn: dict[str, list[Endpoint]] = {}
-        # Down providers whose abort kept subflows for want of a working path (a provider
-        # failing as another returns), with the failure's detection time: aborted again when
-        # a new subflow is established.
+        # Down providers whose abort kept subflows (for want of a working path, as when a
+        # provider fails as another returns, or as a peer address's only path), with the
+        # failure's detection time: looked at again whenever a subflow is established.
         self.abort_pending: dict[str, float] = {}
         # Endpoints the kernel refused to add back, after a re-creation removed them
         # (Debian's 6.1 did once) or after a withdrawal: added at every probe round until it
