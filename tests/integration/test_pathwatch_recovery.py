@@ -404,6 +404,18 @@ def subflows_towards(remote):
 
 
 @contextlib.contextmanager
+def watchers_running(procs, tmp_path):
+    """Both nodes' watchers, once each has seen every provider answer; yields their events files."""
+    events = {node: tmp_path / f"{node}.jsonl" for node in ("client", "server")}
+    with open(tmp_path / "client.log", "w") as client_log, open(tmp_path / "server.log", "w") as server_log:
+        watcher(procs, CLIENT, C, S, events["client"], client_log)
+        watcher(procs, SERVER, S, C, events["server"], server_log)
+        assert wait_for(lambda: all_up(*events.values()), 15)
+        time.sleep(0.5)
+        yield events
+
+
+@contextlib.contextmanager
 def crossing_stream_watched(procs, tmp_path):
     """The client's 3 Mbit/s stream towards the server's provider-1 address over subflows
     from both its addresses to both the server's, both watchers running and having seen
@@ -412,12 +424,7 @@ def crossing_stream_watched(procs, tmp_path):
     assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
     spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
     assert wait_for(lambda: subflows_from(C[1]) >= 2 and subflows_from(C[2]) >= 2, 10), ns(CLIENT, "ss", "-Htn").stdout
-    events = {node: tmp_path / f"{node}.jsonl" for node in ("client", "server")}
-    with open(tmp_path / "client.log", "w") as client_log, open(tmp_path / "server.log", "w") as server_log:
-        watcher(procs, CLIENT, C, S, events["client"], client_log)
-        watcher(procs, SERVER, S, C, events["server"], server_log)
-        assert wait_for(lambda: all_up(*events.values()), 15)
-        time.sleep(0.5)
+    with watchers_running(procs, tmp_path) as events:
         yield events
 
 
@@ -523,12 +530,7 @@ def test_endpoints_stay_where_their_subflows_alone_reach_a_peer_address(network,
     spawn(procs, CLIENT, sys.executable, "-c", IDLE_TCP % (C[2], S[2], PLAIN_PORT))
     assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10), ns(CLIENT, "ss", "-Htn").stdout
     assert wait_for(lambda: plain_tcp_from(C[2]) == 1, 5)
-    events = {node: tmp_path / f"{node}.jsonl" for node in ("client", "server")}
-    with open(tmp_path / "client.log", "w") as client_log, open(tmp_path / "server.log", "w") as server_log:
-        watcher(procs, CLIENT, C, S, events["client"], client_log)
-        watcher(procs, SERVER, S, C, events["server"], server_log)
-        assert wait_for(lambda: all_up(*events.values()), 15)
-        time.sleep(0.5)
+    with watchers_running(procs, tmp_path) as events:
         outage(2, True)
         try:
             assert wait_for(lambda: all('"abort"' in path.read_text() for path in events.values()), 3.0)
