@@ -143,16 +143,25 @@ while True:
 """
 
 
-def subflows_from(local, node=CLIENT):
-    """Established TCP subflows of `node` from `local`, on the server's port at either end."""
+def subflows_between(node, local, remote=None):
+    """Established TCP subflows of `node` from `local` (to `remote`, or anywhere), on the
+    server's port at either end."""
     out = ns(node, "ss", "-Htn", "state", "established").stdout
     count = 0
     for line in out.splitlines():
         words = line.split()
-        source = words[2].split("]")[0].lstrip("[").split("%")[0] if len(words) >= 4 else ""
-        if source == local and (words[3].endswith(f":{PORT}") or words[2].endswith(f":{PORT}")):
+        if len(words) < 4:
+            continue
+        source = words[2].split("]")[0].lstrip("[").split("%")[0]
+        towards = remote is None or f"[{remote}]" in words[3]
+        if source == local and towards and (words[3].endswith(f":{PORT}") or words[2].endswith(f":{PORT}")):
             count += 1
     return count
+
+
+def subflows_from(local, node=CLIENT):
+    """Established TCP subflows of `node` from `local`, on the server's port at either end."""
+    return subflows_between(node, local)
 
 
 BLACKHOLE = """table inet t8pw {
@@ -350,17 +359,6 @@ def test_a_failed_providers_subflow_endpoints_are_withdrawn_and_come_back(networ
     outage(2, False)
     events = [json.loads(line) for line in (tmp_path / "client.jsonl").read_text().splitlines()]
     assert [e["endpoints"] for e in events if e["event"] == "withdraw"] == [[102], [102]]
-
-
-def subflows_between(node, local, remote):
-    """Established subflows of `node` from `local` to `remote`, on the server's port at either end."""
-    out = ns(node, "ss", "-Htn", "state", "established").stdout
-    count = 0
-    for line in out.splitlines():
-        words = line.split()
-        if len(words) >= 4 and f"[{local}]" in words[2] and f"[{remote}]" in words[3] and f":{PORT}" in line:
-            count += 1
-    return count
 
 
 @pytest.mark.parametrize("network", ["crossing"], indirect=True)
