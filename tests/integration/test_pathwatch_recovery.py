@@ -505,6 +505,86 @@ def test_subflows_kept_for_want_of_a_working_path_go_once_one_is_established(net
     assert any(line.startswith(f"{C[1]} port ") for e in aborts[1:] for line in e["subflows"]), aborts
 
 
+
+def subflow_ports(node, local):
+    """Local ports of `node`'s established subflows from `local` (same ports: same subflows)."""
+    out = ns(node, "ss", "-Htn", "state", "established").stdout
+    return {words[2].rsplit(":", 1)[1] for words in map(str.split, out.splitlines())
+            if len(words) >= 4 and words[2].startswith(f"[{local}]")}
+
+
+def recorded(path, event, provider):
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e["event"] == event
+            and e.get("provider") == provider]
+
+
+def seen_down(path, provider):
+    return any(e["new"] == "down" for e in recorded(path, "provider", provider))
+
+
+# The server's own probes over provider 2 lost, nothing else: a false alarm there only.
+SERVER_PROBES_LOST = f"""table inet t8probes {{
+    chain output {{
+        type filter hook output priority 0; policy accept;
+        ip6 saddr {S[2]} icmpv6 type echo-request drop
+    }}
+}}
+"""
+
+
+def test_a_false_alarm_leaves_the_providers_working_subflows_alone(network, tmp_path):
+    """Only the server's probes over provider 2 are lost for a second (a loaded node, or
+    one lossy path): its watcher declares isp2 down while the isp2 subflow carries on.
+    On isp2's return it must not re-create the endpoint: that would close the subflow
+    and rely on an announcement over another path to bring it back (at 20 sites a relay
+    doing so stopped the ingest for 6.6 s, the publisher's other paths being down)."""
+    procs = network
+    spawn(procs, SERVER, sys.executable, "-c", SINK % PORT)
+    assert listening(SERVER, PORT), ns(SERVER, "ss", "-Hltn").stdout
+    spawn(procs, CLIENT, sys.executable, "-c", SOURCE % (S[1], PORT))
+    assert wait_for(lambda: subflows_from(C[1]) >= 1 and subflows_from(C[2]) >= 1, 10), ns(CLIENT, "ss", "-Htn").stdout
+    before = subflow_ports(CLIENT, C[2])
+    with watchers_running(procs, tmp_path) as events:
+        subprocess.run(["ip", "netns", "exec", SERVER, "nft", "-f", "-"], check=True, text=True,
+                       input=SERVER_PROBES_LOST)
+        try:
+            assert wait_for(lambda: seen_down(events["server"], "isp2"), 3.0, step=0.02)
+            time.sleep(0.3)
+        finally:
+            ns(SERVER, "nft", "delete", "table", "inet", "t8probes")
+        assert wait_for(lambda: recorded(events["server"], "recreate_skipped", "isp2"), 3.0), (
+            recorded(events["server"], "recreate", "isp2"))
+        time.sleep(0.5)
+        assert subflow_ports(CLIENT, C[2]) == before  # the very subflow, never closed
+    assert [e["new"] for e in recorded(events["server"], "provider", "isp2")] == ["up", "down", "up"]
+    assert not recorded(events["server"], "recreate", "isp2")
+    assert not seen_down(events["client"], "isp2")  # the client never saw a failure
+
+
+@pytest.mark.parametrize("network", ["crossing"], indirect=True)
+def test_the_server_leaves_a_returned_provider_alone_once_its_peer_rejoined_over_it(network, tmp_path):
+    """Provider 2 fails for real, and on its return the client's endpoints re-open the
+    subflows towards the server's provider-2 address (paths cross, so the client knows it).
+    The server must not then re-create its announced endpoint there: that would close the
+    re-joined subflows for nothing."""
+    with crossing_stream_watched(network, tmp_path) as events:
+        outage(2, True)
+        try:
+            assert wait_for(lambda: seen_down(events["server"], "isp2"), 3.0, step=0.02)
+            time.sleep(0.5)
+        finally:
+            outage(2, False)
+        rejoined = wait_for(lambda: subflows_between(CLIENT, C[2], S[2]) >= 1, 5.0, step=0.02)
+        assert rejoined, ns(CLIENT, "ss", "-Htn").stdout
+        ports = subflow_ports(CLIENT, C[2])
+        assert wait_for(lambda: recorded(events["server"], "recreate_skipped", "isp2"), 3.0), (
+            recorded(events["server"], "recreate", "isp2"))
+        time.sleep(0.5)
+        assert subflow_ports(CLIENT, C[2]) >= ports  # none of them closed
+    assert not recorded(events["server"], "recreate", "isp2")
+    assert [e["endpoints"] for e in recorded(events["client"], "recreate", "isp2")] == [[102]]  # restored
+
+
 PLAIN_PORT = PORT + 1
 
 

@@ -60,7 +60,7 @@ def watcher_with(pm: KernelPm) -> Watcher:
     watcher.clock = lambda: 0.0
     watcher.events = []
     watcher.record = lambda event, **fields: watcher.events.append({"event": event, **fields})
-    watcher._pm, watcher._self_reliant, watcher.withdrawn, watcher.refused = pm, {}, {}, {}
+    watcher._pm, watcher._self_reliant, watcher.withdrawn, watcher.refused, watcher.failures = pm, {}, {}, {}, {}
     watcher._pm_open = lambda: pm
     return watcher
 

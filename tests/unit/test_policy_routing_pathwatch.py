@@ -444,3 +444,73 @@ def test_abort_is_on_by_default_and_the_command_line_turns_it_off():
     probe = "--probe=isp1,198.18.19.10,198.18.18.10"
     assert command.build_config(parser.parse_args([probe])).abort is True
     assert command.build_config(parser.parse_args([probe, "--no-abort"])).abort is False
+
+
+def test_a_subflows_tcp_info_tells_when_its_peer_was_last_heard():
+    import time
+
+    from mpstream.paths.pathwatch import subflows
+
+    if not hasattr(socket, "IPPROTO_MPTCP"):
+        pytest.skip("no IPPROTO_MPTCP in this Python")
+
+    def body():
+        try:
+            server = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
+        except OSError as exc:
+            return exc
+        with server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            client, accepted = _connect(socket.AF_INET, "127.0.0.7", server, socket.IPPROTO_MPTCP)
+            with client, accepted:
+                diag = subflows.SockDiag()
+                try:
+                    client.sendall(b"x" * 1000)
+                    accepted.recv(1000)
+                    time.sleep(0.05)
+                    fresh = {s.local: s for s in diag.subflows()}
+                    time.sleep(0.4)  # nothing sent either way
+                    quiet = {s.local: s for s in diag.subflows()}
+                    return fresh, quiet
+                finally:
+                    diag.close()
+
+    found = in_own_network_namespace(body)
+    if isinstance(found, OSError):
+        pytest.skip(f"no MPTCP sockets here: {found}")
+    fresh, quiet = found
+    # The server's side received the data (and the client's its ACK) within the last 0.25 s.
+    assert fresh["127.0.0.1"].heard_ms < 250 and fresh["127.0.0.7"].heard_ms < 250
+    assert quiet["127.0.0.1"].heard_ms >= 400 and quiet["127.0.0.7"].heard_ms >= 400
+    assert all(s.retransmits == 0 for s in (*fresh.values(), *quiet.values()))
+    assert subflows.tcp_state(None) == (0, None) and subflows.tcp_state(b"\0" * 8) == (0, None)
+
+
+def _heard(subflow, heard_ms, retransmits=0):
+    import dataclasses
+
+    return dataclasses.replace(subflow, heard_ms=heard_ms, retransmits=retransmits)
+
+
+def test_a_returned_providers_connections_are_served_by_working_subflows_over_it():
+    from mpstream.paths.pathwatch import subflows
+
+    isp2 = {CLIENT_ISP2}
+    before = [_subflow(CLIENT_ISP1, 1, 40001), _subflow(CLIENT_ISP2, 1, 40002),
+              _subflow(CLIENT_ISP1, 2, 40003)]  # connection 2 never used isp2
+    failure = subflows.failure_seen(before, isp2, seen=100.0)
+    assert failure.connections == {1, 2} and failure.over_provider == {1}
+    now = 101.0  # 1000 ms after the failure was seen
+    # A false alarm: the isp2 subflow carried on, heard 20 ms ago.
+    assert subflows.unserved([before[0], _heard(before[1], 20), before[2]], isp2, failure, now) == set()
+    # A real outage: nothing heard over it since the failure, or backed off after.
+    assert subflows.unserved([before[0], _heard(before[1], 1500), before[2]], isp2, failure, now) == {1}
+    assert subflows.unserved([before[0], _heard(before[1], 20, retransmits=2)], isp2, failure, now) == {1}
+    assert subflows.unserved([before[0], before[1]], isp2, failure, now) == {1}  # no tcp_info
+    # Re-joined by the peer over the returned provider (a new subflow), its old one gone.
+    rejoined = [before[0], _heard(_subflow(CLIENT_ISP2, 1, 40009), 5), before[2]]
+    assert subflows.unserved(rejoined, isp2, failure, now) == set()
+    # A connection that began during the outage needs the provider too.
+    newcomer = [*rejoined, _subflow(CLIENT_ISP1, 3, 40010)]
+    assert subflows.unserved(newcomer, isp2, failure, now) == {3}

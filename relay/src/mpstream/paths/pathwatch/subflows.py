@@ -75,6 +75,25 @@ class Subflow(TcpSocket):
     # Address IDs: 0 for the addresses the connection began with, on either side.
     local_id: int = 0
     remote_id: int = 0
+    # From its tcp_info: retransmission timeouts since the last ACK of new data (backed
+    # off while > 0), and milliseconds since it last heard from the peer (data or an ACK).
+    retransmits: int = 0
+    heard_ms: int | None = None
+
+
+# struct tcp_info (linux/tcp.h): tcpi_retransmits is its third byte; tcpi_last_data_recv
+# and tcpi_last_ack_recv are the u32s at bytes 52 and 56.
+_TCP_INFO_RETRANSMITS, _TCP_INFO_HEARD = 2, struct.Struct("=II")
+_TCP_INFO_HEARD_AT = 52
+
+
+def tcp_state(tcp_info: bytes | None) -> tuple[int, int | None]:
+    """(retransmits, milliseconds since the peer was last heard) from a struct tcp_info;
+    (0, None) where there is none, or too short a one."""
+    if not tcp_info or len(tcp_info) < _TCP_INFO_HEARD_AT + _TCP_INFO_HEARD.size:
+        return 0, None
+    last_data, last_ack = _TCP_INFO_HEARD.unpack_from(tcp_info, _TCP_INFO_HEARD_AT)
+    return tcp_info[_TCP_INFO_RETRANSMITS], min(last_data, last_ack)
 
 
 def mptcp_ulp(ulp_info: bytes) -> tuple[int, int, int] | None:
@@ -128,6 +147,49 @@ def abortable(subflows: Iterable[Subflow], failed: set[str], down: set[str]) -> 
     return chosen, kept
 
 
+
+@dataclass(frozen=True)
+class Failure:
+    """A provider's failure as this node's subflows stood when it was seen."""
+
+    seen: float  # when (the watcher's clock)
+    connections: frozenset[int]  # every MPTCP connection (local token) then
+    over_provider: frozenset[int]  # those with a subflow from one of the provider's addresses
+
+
+def failure_seen(subflows: Iterable[Subflow], addresses: set[str], seen: float) -> Failure:
+    listed = list(subflows)
+    return Failure(
+        seen,
+        frozenset(s.token for s in listed),
+        frozenset(s.token for s in listed if s.local_address in addresses),
+    )
+
+
+def unserved(subflows: Iterable[Subflow], addresses: set[str], failure: Failure, now: float) -> set[int]:
+    """Connections that still need the provider's endpoints re-created on its return.
+
+    Those are the connections that had a subflow from its `addresses` when it failed, or
+    began since, and have no working one from them now. Working: no retransmission timeout
+    pending, and heard from (data or an ACK) since the failure was seen (`now` on the same
+    clock): over the returned path, or over one that never failed (a false alarm).
+    Re-creating closes such subflows, and the re-announcement that brings them back needs
+    another working path, which a node losing a provider may not have.
+    """
+    listed = list(subflows)
+    heard_within_ms = (now - failure.seen) * 1000
+    needing = failure.over_provider | ({s.token for s in listed} - failure.connections)
+    served = {
+        s.token
+        for s in listed
+        if s.local_address in addresses
+        and s.retransmits == 0
+        and s.heard_ms is not None
+        and s.heard_ms <= heard_within_ms
+    }
+    return needing - served
+
+
 # sock_diag (linux/inet_diag.h): a request is struct inet_diag_req_v2, an answer struct
 # inet_diag_msg followed by attributes; both hold a struct inet_diag_sockid.
 SOCK_DIAG_BY_FAMILY, SOCK_DESTROY = 20, 21
@@ -154,19 +216,21 @@ def _socket_id(subflow: TcpSocket) -> bytes:
                        _COOKIE.pack(subflow.cookie))
 
 
-def parse_answer(data: bytes | bytearray, payload: int, end: int) -> tuple[tuple, bytes | None]:
-    """(identity fields of a TcpSocket, its INET_DIAG_ULP_INFO payload or None) from one
-    inet_diag_msg whose payload starts at `payload`."""
+def parse_answer(data: bytes | bytearray, payload: int, end: int) -> tuple[tuple, bytes | None, bytes | None]:
+    """(identity fields of a TcpSocket, its INET_DIAG_ULP_INFO and INET_DIAG_INFO (tcp_info)
+    payloads or None) from one inet_diag_msg whose payload starts at `payload`."""
     family, _state, _timer, _retrans, sport, dport, src, dst, interface, cookie, *_ = _ANSWER.unpack_from(
         data, payload)
     size = 4 if family == socket.AF_INET else 16
     identity = (family, socket.inet_ntop(family, src[:size]), _PORT.unpack(sport)[0],
                 socket.inet_ntop(family, dst[:size]), _PORT.unpack(dport)[0], interface, _COOKIE.unpack(cookie)[0])
-    ulp = None
+    ulp = info = None
     for kind, start, stop in attribute_spans(data, payload + align(_ANSWER.size), end):
         if kind == INET_DIAG_ULP_INFO:
             ulp = bytes(data[start:stop])
-    return identity, ulp
+        elif kind == INET_DIAG_INFO:
+            info = bytes(data[start:stop])
+    return identity, ulp, info
 
 
 class SockDiag:
@@ -185,8 +249,8 @@ class SockDiag:
         self._sequence += 1
         self._sock.send(request(kind, flags, self._sequence, body))
 
-    def _dump(self, extensions: int = 0) -> Iterator[tuple[tuple, bytes | None]]:
-        """(identity fields of a TcpSocket, ULP info or None) of every established TCP socket.
+    def _dump(self, extensions: int = 0) -> Iterator[tuple[tuple, bytes | None, bytes | None]]:
+        """(identity fields of a TcpSocket, ULP info, tcp_info) of every established TCP socket.
 
         Dual-stack sockets are in the IPv6 dump only, their IPv4 addresses mapped.
         """
@@ -205,16 +269,16 @@ class SockDiag:
 
     def established(self) -> list[TcpSocket]:
         """Every established TCP socket, MPTCP subflow or not, both families."""
-        return [TcpSocket(*identity) for identity, _ulp in self._dump()]
+        return [TcpSocket(*identity) for identity, _ulp, _info in self._dump()]
 
     def subflows(self) -> list[Subflow]:
         found = []
-        # Asking for INET_DIAG_INFO brings the ULP attributes along.
-        for identity, ulp in self._dump(extensions=1 << (INET_DIAG_INFO - 1)):
+        # Asking for INET_DIAG_INFO (tcp_info) brings the ULP attributes along.
+        for identity, ulp, info in self._dump(extensions=1 << (INET_DIAG_INFO - 1)):
             mptcp = mptcp_ulp(ulp) if ulp else None
             if mptcp is None:
                 continue  # plain TCP, never ours to abort
-            found.append(Subflow(*identity, *mptcp))
+            found.append(Subflow(*identity, *mptcp, *tcp_state(info)))
         return found
 
     def abort(self, subflow: Subflow) -> None:

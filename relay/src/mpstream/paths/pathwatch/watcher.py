@@ -129,6 +129,9 @@ class Watcher:
         # Whether the node opens a provider's subflows itself, read once per outage (the
         # loop asks every round while a returned provider settles).
         self._self_reliant: dict[str, bool] = {}
+        # Down (or returned, not yet re-created) providers: this node's connections when
+        # their failure was seen.
+        self.failures: dict[str, subflows.Failure] = {}
         self._stopping = False
         if config.recreate:
             self._pm_open()  # now, not when a provider returns: opening takes a quarter second
@@ -222,6 +225,7 @@ class Watcher:
                 self.handle(transition)
                 if transition.new == DOWN and self.config.recreate:
                     self._self_reliant.pop(transition.provider, None)
+                    self.note_failure(transition.provider, now)
                     self.withdraw(transition.provider, now)
                     if self.config.abort:
                         self.abort(transition.provider, now)
@@ -241,6 +245,7 @@ class Watcher:
                 for provider in due:
                     self.recreate(provider)
                 for provider in dropped:
+                    self.failures.pop(provider, None)
                     log.warning(
                         "%s: back while no other provider answers; its subflows are the only path, "
                         "left to their retransmission timers",
@@ -300,6 +305,36 @@ class Watcher:
             self._self_reliant[provider] = _open_subflows_only(endpoints)
         return self._self_reliant[provider]
 
+    def _subflows(self) -> list[subflows.Subflow]:
+        """This node's MPTCP subflows; OSError and the like from sock_diag pass up."""
+        if self._diag is None:
+            self._diag = subflows.SockDiag()
+        return self._diag.subflows()
+
+    def note_failure(self, provider: str, now: float) -> None:
+        """Which connections had subflows from the provider's addresses as it failed (before
+        the withdrawal and aborts close them): on its return, those are the ones to serve."""
+        self.failures.pop(provider, None)
+        try:
+            found = self._subflows()
+        except Exception as exc:  # noqa: BLE001 - then its return re-creates, as without this
+            log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
+            return
+        self.failures[provider] = subflows.failure_seen(found, self.config.providers[provider].addresses, now)
+
+    def served(self, provider: str, failure: subflows.Failure | None) -> bool:
+        """Whether every connection that used the returned provider here (or began since it
+        failed) has a working subflow from its addresses again: re-joined over it by the peer,
+        or never cut (a false alarm). Re-creating would close those subflows for nothing."""
+        if failure is None or not failure.over_provider:
+            return False  # nothing known, or nothing used it: re-created as it always was
+        try:
+            found = self._subflows()
+        except Exception as exc:  # noqa: BLE001 - re-created, as without this
+            log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
+            return False
+        return not subflows.unserved(found, self.config.providers[provider].addresses, failure, self.clock())
+
     def withdraw(self, provider: str, now: float) -> None:
         """Take a failed provider's `subflow` endpoints away while another provider answers.
 
@@ -355,9 +390,7 @@ class Watcher:
             self.abort_pending[provider] = now
             return
         try:
-            if self._diag is None:
-                self._diag = subflows.SockDiag()
-            found = self._diag.subflows()
+            found = self._subflows()
         except Exception as exc:  # noqa: BLE001 - the kernel's timers remain
             log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
             return
@@ -477,6 +510,7 @@ class Watcher:
 
     def recreate(self, provider: str) -> None:
         addresses = self.config.providers[provider].addresses
+        failure = self.failures.pop(provider, None)
         if provider not in self.withdrawn and self.opens_own_subflows(provider):
             # Re-creating closes the provider's subflows, and the kernel opens new ones only
             # towards peer addresses that other subflows use: one that only these reach would
@@ -490,6 +524,11 @@ class Watcher:
                 )
                 self.record("recreate_skipped", provider=provider, peers=sorted(stranded))
                 return
+        if provider not in self.withdrawn and self.served(provider, failure):
+            log.info("%s: back; every connection that used it has a working subflow over it, left as they are",
+                     provider)
+            self.record("recreate_skipped", provider=provider, reason="subflows working")
+            return
         started = self.clock()
         try:
             pm = self._pm_open()
