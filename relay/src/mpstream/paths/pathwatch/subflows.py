@@ -147,7 +147,6 @@ def abortable(subflows: Iterable[Subflow], failed: set[str], down: set[str]) -> 
     return chosen, kept
 
 
-
 @dataclass(frozen=True)
 class Failure:
     """A provider's failure as this node's subflows stood when it was seen."""
