@@ -505,7 +505,6 @@ def test_subflows_kept_for_want_of_a_working_path_go_once_one_is_established(net
     assert any(line.startswith(f"{C[1]} port ") for e in aborts[1:] for line in e["subflows"]), aborts
 
 
-
 def subflow_ports(node, local):
     """Local ports of `node`'s established subflows from `local` (same ports: same subflows)."""
     out = ns(node, "ss", "-Htn", "state", "established").stdout
