@@ -501,6 +501,8 @@ def test_a_returned_providers_connections_are_served_by_working_subflows_over_it
               _subflow(CLIENT_ISP1, 2, 40003)]  # connection 2 never used isp2
     failure = subflows.failure_seen(before, isp2, seen=100.0)
     assert failure.connections == {1, 2} and failure.over_provider == {1}
+    # Listed after the abort: a connection whose subflows over it were aborted used it too.
+    assert subflows.failure_seen(before[2:], isp2, 100.0, cut={4}).over_provider == {4}
     now = 101.0  # 1000 ms after the failure was seen
     # A false alarm: the isp2 subflow carried on, heard 20 ms ago.
     assert subflows.unserved([before[0], _heard(before[1], 20), before[2]], isp2, failure, now) == set()

@@ -156,12 +156,14 @@ class Failure:
     over_provider: frozenset[int]  # those with a subflow from one of the provider's addresses
 
 
-def failure_seen(subflows: Iterable[Subflow], addresses: set[str], seen: float) -> Failure:
-    listed = list(subflows)
+def failure_seen(subflows: Iterable[Subflow], addresses: set[str], seen: float, cut: Iterable[int] = ()) -> Failure:
+    """The failure from the subflows listed once the watcher has acted on it, and the
+    connections whose subflows from `addresses` it has just aborted (`cut`)."""
+    listed, cut = list(subflows), frozenset(cut)
     return Failure(
         seen,
-        frozenset(s.token for s in listed),
-        frozenset(s.token for s in listed if s.local_address in addresses),
+        frozenset(s.token for s in listed) | cut,
+        frozenset(s.token for s in listed if s.local_address in addresses) | cut,
     )
 
 

@@ -225,10 +225,9 @@ class Watcher:
                 self.handle(transition)
                 if transition.new == DOWN and self.config.recreate:
                     self._self_reliant.pop(transition.provider, None)
-                    self.note_failure(transition.provider, now)
                     self.withdraw(transition.provider, now)
-                    if self.config.abort:
-                        self.abort(transition.provider, now)
+                    cut = self.abort(transition.provider, now) if self.config.abort else set()
+                    self.note_failure(transition.provider, now, cut)
             if joined:
                 self._abort_pending()
             if self.config.recreate:
@@ -311,16 +310,18 @@ class Watcher:
             self._diag = subflows.SockDiag()
         return self._diag.subflows()
 
-    def note_failure(self, provider: str, now: float) -> None:
-        """Which connections had subflows from the provider's addresses as it failed (before
-        the withdrawal and aborts close them): on its return, those are the ones to serve."""
+    def note_failure(self, provider: str, now: float, cut: set[int]) -> None:
+        """Which connections use the provider's addresses as it fails: those with subflows
+        from them still, and those whose subflows over it the abort has just `cut`. On its
+        return, those are the ones to serve. Read after the withdrawal and the abort, which
+        must not wait for it (a withdrawn provider's endpoints are added back regardless)."""
         self.failures.pop(provider, None)
         try:
             found = self._subflows()
         except Exception as exc:  # noqa: BLE001 - then its return re-creates, as without this
             log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
             return
-        self.failures[provider] = subflows.failure_seen(found, self.config.providers[provider].addresses, now)
+        self.failures[provider] = subflows.failure_seen(found, self.config.providers[provider].addresses, now, cut)
 
     def served(self, provider: str, failure: subflows.Failure | None) -> bool:
         """Whether every connection that used the returned provider here (or began since it
@@ -371,7 +372,7 @@ class Watcher:
         # seconds: from the failure's detection to the endpoints gone (the watcher's reaction).
         self.record("withdraw", provider=provider, endpoints=[ep.id for ep in endpoints], seconds=took)
 
-    def abort(self, provider: str, now: float, again: bool = False) -> None:
+    def abort(self, provider: str, now: float, again: bool = False) -> set[int]:
         """Abort the failed provider's MPTCP subflows that its endpoints did not take along.
 
         Those are the subflows of announced (`signal`) endpoints, of endpoints kept because
@@ -384,16 +385,17 @@ class Watcher:
         (never another TCP connection), only where the connection keeps a subflow on a
         provider that is not down, and not where that would lose a peer address (see
         `subflows.abortable`). What that keeps is looked at `again` when a subflow is
-        established (see `_abort_pending`); `now` is the failure's detection.
+        established (see `_abort_pending`); `now` is the failure's detection. Returns the
+        connections (tokens) whose subflows from the provider's addresses it aborted.
         """
         if not self.tracker.others_answer(provider, self.clock(), self.config.down_after):
             self.abort_pending[provider] = now
-            return
+            return set()
         try:
             found = self._subflows()
         except Exception as exc:  # noqa: BLE001 - the kernel's timers remain
             log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
-            return
+            return set()
         down = {
             address
             for name, entry in self.config.providers.items()
@@ -408,11 +410,13 @@ class Watcher:
             self.abort_pending[provider] = now
         else:
             self.abort_pending.pop(provider, None)
-        aborted = []
+        aborted, cut = [], set()
         for subflow in chosen:
             try:
                 self._diag.abort(subflow)
                 aborted.append(subflow.describe())
+                if subflow.local_address in entry.addresses:
+                    cut.add(subflow.token)
             except OSError as exc:  # gone meanwhile (ENOENT), or no CONFIG_INET_DIAG_DESTROY
                 log.warning("%s: aborting subflow %s failed: %s", provider, subflow.describe(), exc.strerror)
         if aborted or (kept and not again):
@@ -425,6 +429,7 @@ class Watcher:
             )
             self.record("abort", provider=provider, subflows=aborted, kept=[s.describe() for s in kept],
                         seconds=self.clock() - now)
+        return cut
 
     def restore(self, provider: str) -> list[Endpoint]:
         """Add a provider's withdrawn endpoints back (subflows follow, the kernel opens them)."""
