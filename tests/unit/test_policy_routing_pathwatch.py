@@ -221,6 +221,17 @@ def _listener(family, address):
     return server
 
 
+def _mptcp_listener(family, address):
+    """A listening MPTCP socket on `address`, or the OSError of a kernel without MPTCP sockets."""
+    try:
+        server = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
+    except OSError as exc:
+        return exc
+    server.bind((address, 0))
+    server.listen()
+    return server
+
+
 def _connect(family, source, server, proto=0):
     client = socket.socket(family, socket.SOCK_STREAM, proto)
     client.bind((source, 0))
@@ -288,13 +299,10 @@ def test_the_one_dump_tells_mptcp_subflows_from_plain_tcp():
 
     def body():
         with _listener(socket.AF_INET, "127.0.0.1") as plain:
-            try:
-                mptcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
-            except OSError as exc:
-                return exc
+            mptcp = _mptcp_listener(socket.AF_INET, "127.0.0.1")
+            if isinstance(mptcp, OSError):
+                return mptcp
             with mptcp:
-                mptcp.bind(("127.0.0.1", 0))
-                mptcp.listen()
                 tcp_pair = _connect(socket.AF_INET, "127.0.0.5", plain)
                 mptcp_pair = _connect(socket.AF_INET, "127.0.0.6", mptcp, socket.IPPROTO_MPTCP)
                 with tcp_pair[0], tcp_pair[1], mptcp_pair[0], mptcp_pair[1]:
@@ -325,13 +333,10 @@ def test_a_subflow_is_aborted_by_its_exact_identity_and_a_gone_one_is_an_error()
         pytest.skip("no IPPROTO_MPTCP in this Python")
 
     def body():
-        try:
-            server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
-        except OSError as exc:
-            return exc
+        server = _mptcp_listener(socket.AF_INET6, "::1")
+        if isinstance(server, OSError):
+            return server
         with server:
-            server.bind(("::1", 0))
-            server.listen()
             client, accepted = _connect(socket.AF_INET6, "::1", server, socket.IPPROTO_MPTCP)
             with client, accepted:
                 diag = subflows.SockDiag()
@@ -455,13 +460,10 @@ def test_a_subflows_tcp_info_tells_when_its_peer_was_last_heard():
         pytest.skip("no IPPROTO_MPTCP in this Python")
 
     def body():
-        try:
-            server = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
-        except OSError as exc:
-            return exc
+        server = _mptcp_listener(socket.AF_INET, "127.0.0.1")
+        if isinstance(server, OSError):
+            return server
         with server:
-            server.bind(("127.0.0.1", 0))
-            server.listen()
             client, accepted = _connect(socket.AF_INET, "127.0.0.7", server, socket.IPPROTO_MPTCP)
             with client, accepted:
                 diag = subflows.SockDiag()
