@@ -314,8 +314,10 @@ class Watcher:
         """Which connections use the provider's addresses as it fails: those with subflows
         from them still, and those whose subflows over it the abort has just `cut`. On its
         return, those are the ones to serve. Read after the withdrawal and the abort, which
-        must not wait for it (a withdrawn provider's endpoints are added back regardless)."""
+        must not wait for it. Not for withdrawn endpoints: they are added back regardless."""
         self.failures.pop(provider, None)
+        if provider in self.withdrawn:
+            return
         try:
             found = self._subflows()
         except Exception as exc:  # noqa: BLE001 - then its return re-creates, as without this
