@@ -48,8 +48,21 @@ def run_failover() -> Path:
                                  "failover_bitrate": "1M"})]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     print(done.stdout[-6000:])
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    lost = "\n".join(what_failed(done.stdout))
+    assert done.returncode == 0, f"{lost}\n...\n{done.stdout[-6000:]}{done.stderr[-3000:]}"
     return (RESULTS / "latest").resolve()
+
+
+def what_failed(output: str) -> list[str]:
+    """Each node's failure or loss of contact in a playbook's output, after the task it came in
+    (the output's tail alone may not say which task lost a node)."""
+    task, found = "", []
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line.rstrip(" *")
+        elif line.startswith(("fatal:", "failed:")) or "UNREACHABLE!" in line:
+            found += [task, line[:1500]]
+    return found
 
 
 @pytest.fixture(scope="module")
