@@ -175,13 +175,13 @@ def test_a_schedule_switches_at_its_instants_and_records_when(node, tmp_path):
     measured(switches_at_their_instants, tmp_path)
 
 
-def switches_at_their_instants(tmp_path):
+def switches_at_their_instants(folder):
     t0 = time.time() + 3.0  # the scheduler's Python starts slowly on a busy machine
     step = 0.8
     downs = [[], ["nic1"], [], ["nic1"], []]
-    plan = write_plan(tmp_path / "plan.json", [
+    plan = write_plan(folder / "plan.json", [
         {"phase": i, "name": f"phase {i}", "at": t0 + i * step, "apply": here(nics)} for i, nics in enumerate(downs)])
-    record = str(tmp_path / "switches.jsonl")
+    record = str(folder / "switches.jsonl")
     scheduler = start_schedule(plan, record)
     # ping at real-time priority: it stamps a reply when it reads it, which must be prompt on a busy machine
     pinger = subprocess.Popen(["ip", "netns", "exec", NS, "chrt", "-f", "1", "ping", "-D", "-n", "-i", "0.01", "-w",
@@ -218,10 +218,10 @@ def test_an_injected_lag_shows_in_the_record(node, tmp_path):
     measured(an_injected_lag_shows, tmp_path)
 
 
-def an_injected_lag_shows(tmp_path):
+def an_injected_lag_shows(folder):
     t0 = time.time() + 3.0
-    plan = down_and_back(tmp_path, t0, lag_s=0.3)
-    record = str(tmp_path / "switches.jsonl")
+    plan = down_and_back(folder, t0, lag_s=0.3)
+    record = str(folder / "switches.jsonl")
     scheduler = start_schedule(plan, record)
     try:
         assert scheduler.wait(timeout=30) == 0, scheduler.stderr.read()
@@ -239,10 +239,10 @@ def test_a_node_whose_clock_is_ahead_switches_by_it_and_records_the_controllers_
     measured(switches_by_its_clock_ahead, tmp_path)
 
 
-def switches_by_its_clock_ahead(tmp_path):
+def switches_by_its_clock_ahead(folder):
     t0 = time.time() + 3.0
-    plan = down_and_back(tmp_path, t0, clock_offset_s=0.6)
-    record = str(tmp_path / "switches.jsonl")
+    plan = down_and_back(folder, t0, clock_offset_s=0.6)
+    record = str(folder / "switches.jsonl")
     scheduler = start_schedule(plan, record)
     try:
         while time.time() < t0 + 0.45:
