@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -37,6 +38,9 @@ RESTART_POLICIES = ("on-failure", "always", "never")
 EXIT_NOT_RUNNING = 3  # the LSB init-script status code for "program is not running"
 LOG_LIMIT_BYTES = 16 << 20  # a long-running relay's log is rotated once it is this big, at (re)start
 QUICK_RESTART_S = 0.1  # after a stable run; only a crash loop waits for the backoff
+# How often a waiting supervisor looks whether it was asked to stop: a child's exit wakes it
+# at once, so this only bounds when a child that ignores SIGTERM starts its stop timeout.
+STOP_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -402,19 +406,31 @@ def supervise(paths: Paths, command: list[str], policy: Policy, cwd: str | None 
 
 
 def _wait_child(child: subprocess.Popen, stop_timeout: float, stopping) -> int:
-    """Wait for the child; once stopping, give its group `stop_timeout` before SIGKILL."""
-    while True:
-        try:
-            return child.wait(timeout=0.2)
-        except subprocess.TimeoutExpired:
-            if not stopping():
-                continue
-        try:
-            return child.wait(timeout=stop_timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-            return child.wait()
+    """Wait for the child; once stopping, give its group `stop_timeout` before SIGKILL.
+
+    The wait sleeps in poll(2) on a pidfd, which the child's exit makes readable: Popen's
+    own wait with a timeout polls waitpid up to 20 times a second, which cost each
+    supervisor 5-7 % of an emulated CPU, with three to five of them on every node.
+    """
+    pidfd = os.pidfd_open(child.pid)
+    try:
+        exited = select.poll()
+        exited.register(pidfd, select.POLLIN)
+        kill_at = None
+        while True:
+            timeout = STOP_CHECK_S if kill_at is None else max(0.0, kill_at - time.monotonic())
+            if exited.poll(timeout * 1000):
+                break
+            if kill_at is None:
+                if stopping():
+                    kill_at = time.monotonic() + stop_timeout
+            elif time.monotonic() >= kill_at:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                break
+        return child.wait()
+    finally:
+        os.close(pidfd)
 
 
 def _log(message: str) -> None:

@@ -9,6 +9,7 @@ codes or length prefixes; `avcc_frame` and `decoder_configuration` package them 
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from mpstream.streaming.clients.bits import BitWriter
@@ -127,6 +128,7 @@ def idr_slice(width: int, height: int, idr_pic_id: int) -> bytes:
     return nal(NAL_IDR, 3, w.trailing())
 
 
+@functools.lru_cache(maxsize=256)  # a GOP's frames repeat their frame_num in every GOP
 def p_slice(width: int, height: int, frame_num: int) -> bytes:
     """A repeat of the previous picture: one run that skips every macroblock."""
     mbs_w, mbs_h = macroblocks(width, height)

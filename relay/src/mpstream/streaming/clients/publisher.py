@@ -34,6 +34,10 @@ from mpstream.streaming.rtmp import (
 log = logging.getLogger("mpstream.publish")
 
 READ_SIZE = 65536
+# A tag due this soon after the one just sent goes out with it: one wake-up of the event loop
+# instead of two (audio and video frames interleave at 23 and 33 ms). The publisher's CPU is
+# mostly those wake-ups, and a player's buffer is 50 times longer than this.
+SEND_AHEAD_S = 0.02
 
 
 class Source(Protocol):
@@ -215,7 +219,7 @@ class Publisher:
                 delay = self._start_mono + tag.timestamp / 1000 - time.monotonic()
                 if deadline is not None and self._start_mono + tag.timestamp / 1000 >= deadline:
                     return
-                if delay > 0:
+                if delay > SEND_AHEAD_S:
                     done, _ = await asyncio.wait({lost, stopping}, timeout=delay,
                                                  return_when=asyncio.FIRST_COMPLETED)
                     if lost in done:
