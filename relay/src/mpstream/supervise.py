@@ -412,7 +412,10 @@ def _wait_child(child: subprocess.Popen, stop_timeout: float, stopping) -> int:
     own wait with a timeout polls waitpid up to 20 times a second, which cost each
     supervisor 5-7 % of an emulated CPU, with three to five of them on every node.
     """
-    pidfd = os.pidfd_open(child.pid)
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except ProcessLookupError:  # already reaped (by the signal handler's poll)
+        return child.wait()
     try:
         exited = select.poll()
         exited.register(pidfd, select.POLLIN)
