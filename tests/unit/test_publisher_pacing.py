@@ -1,5 +1,5 @@
-"""The publisher's pacing, in-process over loopback: tags leave on their timeline, a tag due
-within SEND_AHEAD_S of another going out with it, never earlier than that (about 2 s)."""
+"""The publisher's pacing, in-process over loopback: a tag may go out with one due just before
+it, but never more than SEND_AHEAD_S before its own time (about 2 s)."""
 
 from __future__ import annotations
 

