@@ -202,6 +202,9 @@ def switches_at_their_instants(folder):
     lags = print_lags(lines)
     assert all(0 <= lag < LAG_BOUND_S for lag in lags)
     assert all(s["actual"] == pytest.approx(s["planned"] + s["lag_s"], abs=1e-5) for s in switches)
+    # The first switch found every provider up: nothing handed to nft, in force at its instant.
+    assert [s.get("unchanged", False) for s in switches] == [True, False, False, False, False]
+    assert switches[0]["actual"] == pytest.approx(switches[0]["planned"], abs=1e-5)
     # The traffic agrees: no reply while nic1 was down, replies in every phase it was up.
     margin = 0.1  # ping reads a reply a little after the kernel got it
     for this, following in zip(switches, switches[1:], strict=False):
@@ -212,6 +215,32 @@ def switches_at_their_instants(folder):
             assert inside, f"no reply while all was up in {this['name']}"
     assert mpstream("status")["outage"] is None
     assert mark_files(scheduler.pid) == []
+
+
+def test_an_outage_applied_after_the_switch_was_prepared_is_removed_and_its_time_recorded(node, tmp_path):
+    """The first switch (all up) finds no outage while it prepares; one applied before its
+    instant (by another process) is found after it, removed then, and recorded late, as it was."""
+    measured(an_outage_applied_meanwhile_is_removed, tmp_path)
+
+
+def an_outage_applied_meanwhile_is_removed(folder):
+    t0 = time.time() + 4.0
+    plan = write_plan(folder / "plan.json", [
+        {"phase": 0, "name": "all up", "at": t0, "apply": here()},
+        {"phase": 1, "name": "down", "at": t0 + 1.5, "apply": here(["nic1"])}])
+    record = str(folder / "switches.jsonl")
+    scheduler = start_schedule(plan, record)
+    try:
+        time.sleep(max(t0 - 1.0 - time.time(), 0))  # prepared at t0 - 2 s
+        mpstream("apply", "--nic", "nic1", "--for", "30")
+        first = wait_for_line(record, lambda line: line.get("phase") == 0, 10)
+        assert mpstream("status")["outage"] is None, "the outage applied meanwhile is still there"
+        assert scheduler.wait(timeout=30) == 0, scheduler.stderr.read()
+    finally:
+        scheduler.kill()
+    assert first["ok"] and "unchanged" not in first
+    assert first["actual"] > t0 and first["lag_s"] == pytest.approx(first["actual"] - t0, abs=1e-5)
+    print_lags(read_record(record))
 
 
 def test_an_injected_lag_shows_in_the_record(node, tmp_path):

@@ -253,3 +253,46 @@ def test_reads_the_record_lines_the_switcher_writes():
     assert timeline["lag_s"]["count"] == 9 and timeline["lag_s"]["p50"] == pytest.approx(0.004)
     assert [(s["netns"], s["forwarding"]) for s in timeline["switches"]["routers"][:2]] == [
         ("tb-isp1", False), ("tb-isp2", True)]
+
+
+def unchanged_first(lag: float = 0.0) -> str:
+    """A record whose first switch ("all up" with no outage in force) needed no transaction."""
+    first = {**switch_line(0, lag), "unchanged": True}
+    return record([first] + [switch_line(k, 0.02) for k in range(1, 5)])
+
+
+def test_a_switch_that_needed_no_transaction_starts_its_phase_but_is_no_lag_figure():
+    timeline = build_timeline(schedule(), sources(push1=unchanged_first(), client7=healthy({0: 0.05})))
+    assert timeline["valid"] is True
+    assert timeline["phases"][0]["start"] == pytest.approx(T0 + 0.05)  # client7's transaction is the latest
+    assert timeline["lag_s"]["count"] == 9 and timeline["lag_s"]["unchanged"] == 1
+    assert timeline["lag_s"]["p50"] == pytest.approx(0.02)
+    assert timeline["switches"]["push1"][0]["unchanged"] is True
+    assert "unchanged" not in timeline["switches"]["push1"][1]
+
+
+def test_a_late_switch_is_late_even_when_it_needed_no_transaction():
+    """An injected lag delays the instant itself: the record's time is that instant, late."""
+    timeline = build_timeline(schedule(), sources(push1=unchanged_first(0.5), client7=healthy()))
+    assert timeline["reasons"] == ["push1: switch to phase 1 'all up' took effect 0.500 s late (tolerance 0.100 s)"]
+
+
+def test_reads_the_unchanged_mark_the_switcher_writes():
+    from mpstream.paths.outage import plan as outage_plan
+
+    target = outage_plan.Target(None, (), False)
+    switch = outage_plan.Switch(0, "all up", T0, (target,))
+    assert outage_plan.switch_line(switch, target, T0, None, unchanged=True)["unchanged"] is True
+    assert "unchanged" not in outage_plan.switch_line(switch, target, T0 + 0.01, None)
+    text = record([outage_plan.switch_line(switch, target, T0, None, unchanged=True)])
+    assert parse_record(text).switches[0].unchanged is True
+    assert parse_record(record([switch_line(0)])).switches[0].unchanged is False
+
+
+def test_the_report_counts_the_switches_that_needed_no_transaction_apart():
+    from mpstream.measurement.report import markdown
+
+    timeline = build_timeline(schedule(), sources(push1=unchanged_first(), client7=unchanged_first()))
+    text = "\n".join(markdown.switch_section({"switch_lag_s": timeline["lag_s"], "tolerance_s": 0.1, "phases": []}))
+    assert "over 8 switches at every node" in text
+    assert "2 more switches found their state in force already" in text

@@ -90,7 +90,7 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
     if notes:
         out.append("")
 
-    out += _switch_section(summary)
+    out += switch_section(summary)
     pngs = [p for p in plots if p.endswith(".png")]
     overview = [p for p in pngs if p.endswith("overview.png")]
     if overview:
@@ -114,7 +114,7 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
     return "\n".join(out).rstrip() + "\n"
 
 
-def _switch_section(summary: dict) -> list[str]:
+def switch_section(summary: dict) -> list[str]:
     lag = summary.get("switch_lag_s")
     phases = summary.get("phases", [])
     out = ["## Switches", ""]
@@ -127,8 +127,11 @@ def _switch_section(summary: dict) -> list[str]:
                 f"(tolerance {_fmt(tolerance)} s): p50 {_fmt(lag.get('p50'))} s, p99 {_fmt(lag.get('p99'))} s, "
                 f"max {_fmt(lag.get('max'))} s (worst: {worst.get('node', '?')}, "
                 f"{worst.get('switch') or worst.get('name', '?')}).", ""]
-    else:
+    elif not lag.get("unchanged"):
         out += ["No switch was recorded as taking effect.", ""]
+    if lag.get("unchanged"):
+        out += [f"{lag['unchanged']} more switches found their state in force already (every provider up, "
+                f"no outage to remove): they needed no transaction and count from their planned instant.", ""]
     out += ["A phase starts when its switch had taken effect everywhere (the latest node); the tables below "
             "slice the traffic by these actual phases.", ""]
     rows = []

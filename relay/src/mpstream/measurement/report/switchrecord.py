@@ -5,7 +5,9 @@
      "forwarding": false, "planned": ..., "actual": ..., "lag_s": ..., "ok": true, "error": null,
      "mib": {"MPTcpExtMPJoinSynRx": 3, ...},   (optional: the node's MPTcpExt counters then)
      "delivered": {"nic1": 123456, ...},       (optional: bytes each NIC had let in by then)
-     "delivered_before": {"nic1": 120000, ...}}  (optional: ... shortly before the switch)
+     "delivered_before": {"nic1": 120000, ...},  (optional: ... shortly before the switch)
+     "unchanged": true}                        (optional: no transaction was needed, the state
+                                                held already at `actual`, the instant)
     ... one line per switch and target ...
     {"event": "done"}  or  {"event": "cancelled", "at": ...}
 
@@ -38,6 +40,7 @@ class SwitchEvent:
     delivered: tuple[tuple[str, int], ...] | None = None
     # ... and shortly before it (None: not read)
     delivered_before: tuple[tuple[str, int], ...] | None = None
+    unchanged: bool = False  # nothing to change: its `actual` is the instant, not a transaction's end
 
 
 @dataclass
@@ -80,7 +83,7 @@ def _switch(line: dict) -> SwitchEvent | None:
         planned=_number(line.get("planned")), actual=actual, ok=ok,
         error=None if error is None else " ".join(str(error).split()),  # nft errors span lines
         mib=_counters(line.get("mib")), delivered=_counters(line.get("delivered")),
-        delivered_before=_counters(line.get("delivered_before")),
+        delivered_before=_counters(line.get("delivered_before")), unchanged=line.get("unchanged") is True,
     )
 
 

@@ -95,14 +95,15 @@ class _Judged:
 
     entries: list[dict]
     taken: dict[int, list[float]]  # switch index -> when it took effect (ok switches only)
-    lags: list[tuple[float, str, PlannedSwitch]]  # (lag, target, switch)
+    lags: list[tuple[float, str, PlannedSwitch]]  # (lag, target, switch) of the transactions
+    unchanged: int  # switches whose state held already: their lag says nothing of a switcher's speed
     reasons: list[str]
     notes: list[str]
 
 
 def _judge_record(switcher: str, source: RecordSource, run_id: str | None, plan: list[PlannedSwitch],
                   t0: float, tolerance: float, interrupted_at: float | None) -> _Judged:
-    judged = _Judged([], {}, [], [], [])
+    judged = _Judged([], {}, [], 0, [], [])
     if source.text is None:
         judged.reasons.append(f"{switcher}: no record of its switches ({source.path} is missing)")
         return judged
@@ -133,7 +134,10 @@ def _judge_record(switcher: str, source: RecordSource, run_id: str | None, plan:
             continue
         lag = event.actual - switch.at
         judged.taken.setdefault(switch.index, []).append(event.actual)
-        judged.lags.append((lag, target, switch))
+        if event.unchanged:
+            judged.unchanged += 1
+        else:
+            judged.lags.append((lag, target, switch))
         if lag > tolerance:
             judged.reasons.append(f"{target}: {switch.describe()} took effect {lag:.3f} s late "
                                   f"(tolerance {tolerance:.3f} s)")
@@ -194,13 +198,16 @@ def _entry(event: SwitchEvent, switch: PlannedSwitch) -> dict:
         entry["delivered"] = dict(event.delivered)
     if event.delivered_before is not None:
         entry["delivered_before"] = dict(event.delivered_before)
+    if event.unchanged:
+        entry["unchanged"] = True
     return entry
 
 
-def lag_figures(lags: list[tuple[float, str, PlannedSwitch]]) -> dict:
-    """p50, p99, max and count of the switch lags, and where the worst one was."""
+def lag_figures(lags: list[tuple[float, str, PlannedSwitch]], unchanged: int = 0) -> dict:
+    """p50, p99, max and count of the switch lags (transactions only), and where the worst one
+    was; `unchanged`: how many switches more needed no transaction."""
     values = [lag for lag, _, _ in lags]
-    figures = {"p50": None, "p99": None, "max": None, "count": len(values), "worst": None}
+    figures = {"p50": None, "p99": None, "max": None, "count": len(values), "worst": None, "unchanged": unchanged}
     if values:
         worst_lag, worst_target, worst_switch = max(lags, key=lambda item: item[0])
         figures.update(p50=round(percentile(values, 50), 6), p99=round(percentile(values, 99), 6),
@@ -224,6 +231,7 @@ def build_timeline(schedule: dict, records: dict[str, RecordSource]) -> dict:
     notes: list[str] = []
     taken: dict[int, list[float]] = {}
     lags: list[tuple[float, str, PlannedSwitch]] = []
+    unchanged = 0
     switches: dict[str, list[dict]] = {}
     if not records:
         reasons.append("run: the schedule names no switchers, so nothing recorded when the switches took effect")
@@ -233,6 +241,7 @@ def build_timeline(schedule: dict, records: dict[str, RecordSource]) -> dict:
         reasons += judged.reasons
         notes += judged.notes
         lags += judged.lags
+        unchanged += judged.unchanged
         for index, times in judged.taken.items():
             taken.setdefault(index, []).extend(times)
     if interrupted_at is not None:
@@ -255,7 +264,7 @@ def build_timeline(schedule: dict, records: dict[str, RecordSource]) -> dict:
                        "start": start, "end": end})
     return {
         "format": FORMAT, "run_id": run_id, "t0": t0, "tolerance_s": tolerance, "interrupted_at": interrupted_at,
-        "phases": phases, "switches": switches, "lag_s": lag_figures(lags),
+        "phases": phases, "switches": switches, "lag_s": lag_figures(lags, unchanged),
         "valid": not reasons, "reasons": sorted_unique(reasons), "notes": sorted_unique(notes),
     }
 

@@ -199,12 +199,16 @@ def start_line(plan: Plan, pid: int, host: str, clock: float, realtime: bool) ->
             "switches": len(plan.switches), "realtime": realtime, "clock_offset_s": plan.clock_offset_s}
 
 
-def switch_line(switch: Switch, target: Target, actual: float, error: str | None) -> dict:
+def switch_line(switch: Switch, target: Target, actual: float, error: str | None, unchanged: bool = False) -> dict:
     """One target of one switch as it took effect (`actual`: just after the transaction
-    returned), or as nft refused it (`error`)."""
-    return {"event": "switch", "phase": switch.phase, "name": switch.name, "netns": target.netns,
+    returned), or as nft refused it (`error`); `unchanged`: no transaction was needed, its
+    state held already at `actual`, the instant."""
+    line = {"event": "switch", "phase": switch.phase, "name": switch.name, "netns": target.netns,
             "nics": list(target.nics), "forwarding": target.forwarding, "planned": switch.at,
             "actual": actual, "lag_s": round(actual - switch.at, 6), "ok": error is None, "error": error}
+    if unchanged:
+        line["unchanged"] = True
+    return line
 
 
 def done_line() -> dict:

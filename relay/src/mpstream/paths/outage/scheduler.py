@@ -10,6 +10,13 @@ sent, and when a transaction removes a table nft's exit still waits 5-15 ms for 
 release it (measured with strace: the netlink socket's close). A switch that is already late
 is applied at once and its record shows by how much: never skipped, never pretended.
 
+A switch that brings every provider back where no outage is in force (the first phase,
+"all up", at the stream's start) has no transaction to make: it is not handed to nft at its
+instant, when every node starts its stream work and nft is slowest. After the instant the
+table is asked again; still absent, the record gives the instant as the time the state held
+and says `unchanged`; there after all (something else applied an outage meanwhile), it is
+removed then and the record carries that real, late time.
+
 With `count` in the plan, each switch line of the scheduler's own namespace also carries
 the bytes each named NIC delivered to this node up to that switch (`delivered`, read once
 it took effect) and up to COUNT_AHEAD_S before it (`delivered_before`): the proof that a NIC
@@ -69,6 +76,7 @@ class Prepared:
     watchdog: subprocess.Popen | None = None  # the new outage's, None for a clear
     previous: dict | None = None  # the outage in force before, whose watchdog retires on success
     failure: str | None = None  # what went wrong while preparing
+    unchanged: bool = False  # a clear where no outage is in force: nothing to hand to nft
     fired: bool = False
     unwritten: bool = False  # nft ended before it took its rules (its error says why)
     returned: float | None = None
@@ -113,8 +121,11 @@ def prepare(plan: Plan, switch: Switch, target: Target, in_force: dict) -> Prepa
     prepared = Prepared(target, table.clearing_ruleset())
     try:
         if target.netns not in in_force:
-            in_force[target.netns] = table.current(target.netns)
+            in_force[target.netns] = table.current(target.netns, strict=True)
         prepared.previous = in_force[target.netns]
+        if target.clears and prepared.previous is None:
+            prepared.unchanged = True
+            return prepared
         if not target.clears:
             token, until = table.new_token(), plan.local(switch.at + plan.expiry_s)
             prepared.watchdog = table.spawn_watchdog(token, plan.expiry_s, target.netns, until)
@@ -131,7 +142,7 @@ def prepare(plan: Plan, switch: Switch, target: Target, in_force: dict) -> Prepa
 def fire(prepared: Prepared) -> None:
     """Hand the script to its waiting nft: the transaction starts now."""
     prepared.fired = True
-    if prepared.failure:
+    if prepared.failure or prepared.unchanged:
         return
     try:
         prepared.nft.stdin.write(prepared.script)
@@ -180,6 +191,28 @@ def await_transactions(fired: list[Prepared], on_returned) -> None:
     finally:
         for fd in waiting:
             os.close(fd)
+
+
+def confirm_unchanged(unchanged: list[Prepared], instant: float, on_returned) -> None:
+    """After the instant, at ordinary priority: the targets that needed no transaction are
+    asked again. Still without an outage table, they held their state at `instant`; one that
+    has a table now (applied meanwhile by something else) has it removed at once, and the
+    time that returned is recorded instead."""
+    for prepared in unchanged:
+        netns = prepared.target.netns
+        try:
+            state = table.current(netns, strict=True)
+        except OSError as exc:
+            prepared.returned, prepared.error = time.time(), f"could not confirm that no outage was in force: {exc}"
+        else:
+            if state is None:
+                prepared.returned = instant
+            else:
+                prepared.unchanged = False
+                prepared.error = table.remove(netns)
+                prepared.returned = time.time()
+                prepared.previous = state  # its watchdog retires as the removal's
+        on_returned(prepared)
 
 
 def settle(prepared: Prepared) -> None:
@@ -255,7 +288,7 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 fired.append(ready)
 
             def returned(done: Prepared) -> None:
-                line = switch_line(switch, done.target, plan.controller(done.returned), done.error)
+                line = switch_line(switch, done.target, plan.controller(done.returned), done.error, done.unchanged)
                 if done.target.netns is None and (counters := mib.read()):
                     line["mib"] = counters  # what MPTCP had done when the switch took effect
                 if done.target.netns is None and counted_before is not None:
@@ -267,7 +300,8 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 if done.error is None:
                     in_force[done.target.netns] = {"pid": done.watchdog.pid} if done.watchdog else None
 
-            await_transactions(fired, returned)
+            await_transactions([ready for ready in fired if not ready.unchanged], returned)
+        confirm_unchanged([ready for ready in fired if ready.unchanged], due, returned)
         return fired
     finally:
         for left in prepared:

@@ -84,10 +84,14 @@ def error_file():
     return tempfile.TemporaryFile(mode="w+")
 
 
-def current(netns: str | None = None) -> dict | None:
-    """The outage in force: {'token', 'pid', 'until', 'nics', 'forwarding'}, or None."""
+def current(netns: str | None = None, strict: bool = False) -> dict | None:
+    """The outage in force: {'token', 'pid', 'until', 'nics', 'forwarding'}, or None. `strict`:
+    None only when nft says there is no outage table; any other failure (nft missing, the
+    namespace gone) raises OSError, for a caller that skips work on the strength of None."""
     listed = _nft("list", "table", "inet", TABLE, netns=netns)
     if listed.returncode != 0:
+        if strict and "No such file or directory" not in listed.stderr:
+            raise OSError(f"nft cannot list the outage table: {' '.join(listed.stderr.split()) or listed.returncode}")
         return None
     state = {"nics": [], "forwarding": False, "token": None, "pid": None, "until": None}
     match = _COMMENT.search(listed.stdout)  # nft's JSON output leaves table comments out
@@ -98,6 +102,13 @@ def current(netns: str | None = None) -> dict | None:
     if names:
         state["nics"] = sorted(re.findall(r'"([^"]+)"', names["set"] or names["one"]))
     return state
+
+
+def remove(netns: str | None = None) -> str | None:
+    """Delete the outage table now, whether or not there is one (its watchdog is the caller's):
+    None, or nft's error."""
+    result = _nft("-f", "-", netns=netns, script=clearing_ruleset())
+    return None if result.returncode == 0 else " ".join(result.stderr.split()) or f"nft exited {result.returncode}"
 
 
 def kill_watchdog(state: dict | None) -> None:
