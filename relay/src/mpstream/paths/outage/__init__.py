@@ -23,7 +23,8 @@ still waiting in that namespace: restoring wins over anything scheduled.
 with one target per namespace; it runs in the foreground, applies each switch at its instant
 and appends to the record (JSON lines) when each one really took effect: a `start` line, one
 `switch` line per switch and target (`planned`, `actual`, `lag_s`, `ok`, `error`; `unchanged`
-when it had nothing to do: every provider up already), then `done`, or `cancelled` when a clear in one of its namespaces (or SIGTERM/SIGINT) stopped it.
+when it had nothing to do: every provider up already), then `done`, or `cancelled` when a
+clear in one of its namespaces (or SIGTERM/SIGINT) stopped it.
 Every outage it applies removes itself `expiry_s` after its planned instant unless a later
 switch or a clear replaced it. The plan's `lag_s` (default 0) is a fault-injection knob: every
 switch is applied that many seconds late, to check that late switches are caught downstream.
