@@ -226,8 +226,8 @@ class Watcher:
                 if transition.new == DOWN and self.config.recreate:
                     self._self_reliant.pop(transition.provider, None)
                     self.withdraw(transition.provider, now)
-                    cut = self.abort(transition.provider, now) if self.config.abort else set()
-                    self.note_failure(transition.provider, now, cut)
+                    cut, listed = self.abort(transition.provider, now) if self.config.abort else (set(), None)
+                    self.note_failure(transition.provider, now, cut, listed)
             if joined:
                 self._abort_pending()
             if self.config.recreate:
@@ -310,16 +310,19 @@ class Watcher:
             self._diag = subflows.SockDiag()
         return self._diag.subflows()
 
-    def note_failure(self, provider: str, now: float, cut: set[int]) -> None:
+    def note_failure(self, provider: str, now: float, cut: set[int],
+                     listed: list[subflows.Subflow] | None = None) -> None:
         """Which connections use the provider's addresses as it fails: those with subflows
         from them still, and those whose subflows over it the abort has just `cut`. On its
         return, those are the ones to serve. Read after the withdrawal and the abort, which
-        must not wait for it. Not for withdrawn endpoints: they are added back regardless."""
+        must not wait for it; the abort's own listing (`listed`, made after the withdrawal)
+        serves, as what it aborted is in `cut`: one sock_diag dump less at a failure. Not
+        for withdrawn endpoints: they are added back regardless."""
         self.failures.pop(provider, None)
         if provider in self.withdrawn:
             return
         try:
-            found = self._subflows()
+            found = self._subflows() if listed is None else listed
         except Exception as exc:  # noqa: BLE001 - then its return re-creates, as without this
             log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
             return
@@ -388,16 +391,18 @@ class Watcher:
         provider that is not down, and not where that would lose a peer address (see
         `subflows.abortable`). What that keeps is looked at `again` when a subflow is
         established (see `_abort_pending`); `now` is the failure's detection. Returns the
-        connections (tokens) whose subflows from the provider's addresses it aborted.
+        connections (tokens) whose subflows from the provider's addresses it aborted, and
+        the subflows it listed before (None: it listed none).
         """
         if not self.tracker.others_answer(provider, self.clock(), self.config.down_after):
             self.abort_pending[provider] = now
-            return set()
+            return set(), None
         try:
             found = self._subflows()
         except Exception as exc:  # noqa: BLE001 - the kernel's timers remain
             log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
-            return set()
+            return set(), None
+        listed = found
         down = {
             address
             for name, entry in self.config.providers.items()
@@ -431,7 +436,7 @@ class Watcher:
             )
             self.record("abort", provider=provider, subflows=aborted, kept=[s.describe() for s in kept],
                         seconds=self.clock() - now)
-        return cut
+        return cut, listed
 
     def restore(self, provider: str) -> list[Endpoint]:
         """Add a provider's withdrawn endpoints back (subflows follow, the kernel opens them)."""
