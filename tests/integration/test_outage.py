@@ -243,6 +243,19 @@ def an_outage_applied_meanwhile_is_removed(folder):
     print_lags(read_record(record))
 
 
+def test_only_nft_saying_there_is_no_outage_table_counts_as_none_in_force(node):
+    """What lets a switch skip its transaction: a namespace that is gone is no 'all up'."""
+    from mpstream.paths.outage import table
+
+    assert table.current(NS, strict=True) is None
+    mpstream("apply", "--nic", "nic1", "--for", "30")
+    assert table.current(NS, strict=True)["nics"] == ["nic1"]
+    assert mpstream("clear")["changed"]
+    with pytest.raises(OSError, match="Cannot open network namespace"):
+        table.current("t6out-absent", strict=True)
+    assert table.current("t6out-absent") is None  # the lenient reading of status and clear
+
+
 def test_an_injected_lag_shows_in_the_record(node, tmp_path):
     measured(an_injected_lag_shows, tmp_path)
 

@@ -56,7 +56,9 @@ def watchdog_comment(token: str, pid: int, until: float) -> str:
 
 def _nft(*args: str, script: str | None = None, netns: str | None = None) -> subprocess.CompletedProcess:
     prefix = ["ip", "netns", "exec", netns] if netns else []
-    return subprocess.run([*prefix, "nft", *args], input=script, capture_output=True, text=True)
+    # nft's errors in English whatever the node's locale: `current(strict=True)` reads them.
+    return subprocess.run([*prefix, "nft", *args], input=script, capture_output=True, text=True,
+                          env={**os.environ, "LC_ALL": "C"})
 
 
 def start_nft(netns: str | None, errors) -> subprocess.Popen:
@@ -90,7 +92,7 @@ def current(netns: str | None = None, strict: bool = False) -> dict | None:
     namespace gone) raises OSError, for a caller that skips work on the strength of None."""
     listed = _nft("list", "table", "inet", TABLE, netns=netns)
     if listed.returncode != 0:
-        if strict and "No such file or directory" not in listed.stderr:
+        if strict and not listed.stderr.startswith("Error: No such file or directory"):
             raise OSError(f"nft cannot list the outage table: {' '.join(listed.stderr.split()) or listed.returncode}")
         return None
     state = {"nics": [], "forwarding": False, "token": None, "pid": None, "until": None}
