@@ -7,6 +7,7 @@ import json
 import re
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,32 +46,64 @@ def built():
     assert not EMULATORS.exists()
 
 
-def rtts(ns: str, target: str, count: int, interval: float = 0.05, nic: str | None = None) -> list[float]:
-    args = ["ping", "-n", "-i", str(interval), "-c", str(count), "-W", "2"] + (["-I", nic] if nic else [])
-    out = netns_exec(ns, *args, target).stdout
+def ping_args(target: str, count: int, interval: float, nic: str | None) -> list[str]:
+    return ["ping", "-n", "-i", str(interval), "-c", str(count), "-W", "2"] + (["-I", nic] if nic else []) + [target]
+
+
+def times_in(out: str) -> list[float]:
     return [float(t) for t in re.findall(r"time=([\d.]+) ms", out)]
+
+
+def rtts(ns: str, target: str, count: int, interval: float = 0.05, nic: str | None = None) -> list[float]:
+    return times_in(netns_exec(ns, *ping_args(target, count, interval, nic)).stdout)
 
 
 def quantile(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(q * len(values)))]
 
 
+# A real-time sleeper, as the emulator is: how late this machine's timers wake it (ms, one
+# line per 10 ms sleep).
+TIMER_PROBE = """
+import os, select, time
+os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+for _ in range({count}):
+    start = time.monotonic()
+    select.select([], [], [], 0.01)
+    print((time.monotonic() - start - 0.01) * 1000, flush=True)
+"""
+
+
 def test_two_nodes_with_10ms_access_links_see_40ms_rtt(built):
-    rtts(f"{PREFIX}-push1", SERVER1_ISP1, 3, 0.2)  # neighbours resolved
+    push1 = f"{PREFIX}-push1"
+    rtts(push1, SERVER1_ISP1, 3, 0.2)  # neighbours resolved
     windows = []
     # Every window: 200 answers, the median on 40 ms, none early. The tail (p95 within 10 %)
-    # in one of three windows: on a shared 2-core host a window can catch the host's steal
-    # (p95 44.6 ms once in CI) while a late emulator is late in all three. Its p99 is the
-    # benchmark's (benchmarks/link_emulation.py).
+    # in one of three windows, beyond what this machine's timers add at the same time: a
+    # round trip passes four holds of the emulator, each ended by a timer, and a VM's timers
+    # wake a real-time sleeper late when the host is busy (p95 0.2-0.5 ms, p99 up to 1.6 ms
+    # here; the delayed path's p95 was 44.6-48 ms in such windows, in CI and on an idle
+    # guest). So the allowance is the p95 of four such wake-ups in a row, measured beside the
+    # pings; a late emulator is late beyond it. Its p99 is the benchmark's
+    # (benchmarks/link_emulation.py).
     for _ in range(3):
-        times = rtts(f"{PREFIX}-push1", SERVER1_ISP1, 200, 0.02)
-        assert len(times) == 200
+        probe = subprocess.Popen([sys.executable, "-c", TIMER_PROBE.format(count=380)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            times = rtts(push1, SERVER1_ISP1, 200, 0.02)
+            late = [float(line) for line in probe.communicate(timeout=30)[0].split()]
+        finally:
+            probe.kill()
+            probe.wait()
+        assert len(times) == 200 and len(late) == 380
         assert abs(statistics.median(times) - RTT_MS) <= 0.05 * RTT_MS + 1, statistics.median(times)
         assert RTT_MS - 0.5 <= min(times), sorted(times)
-        windows.append(quantile(times, 0.95))
-        if windows[-1] <= 1.10 * RTT_MS:
+        four_late = quantile([sum(late[i:i + 4]) for i in range(len(late) - 3)], 0.95)
+        windows.append((quantile(times, 0.95), four_late))
+        print(f"p95 over isp1 (40 ms) {windows[-1][0]:.2f} ms; four timer wake-ups late by {four_late:.2f} ms (p95)")
+        if windows[-1][0] <= 1.10 * RTT_MS + four_late:
             break
-    assert min(windows) <= 1.10 * RTT_MS, windows
+    assert min(delayed - timers for delayed, timers in windows) <= 1.10 * RTT_MS, windows
 
 
 def test_a_delayed_link_carries_its_shaped_rate(built):
