@@ -153,7 +153,7 @@ def clear(netns: str | None = None, cancel: bool = False) -> dict:
     state = current(netns)
     if state is None:
         return {"changed": bool(cancelled) or counting_left, "cancelled": cancelled}
-    _nft("delete", "table", "inet", TABLE, netns=netns)
+    remove(netns)
     kill_watchdog(state)
     return {"changed": True, "cancelled": cancelled,
             "cleared": {"nics": state["nics"], "forwarding": state["forwarding"]}}
@@ -170,4 +170,4 @@ def expire(token: str, seconds: float, netns: str | None, until: float | None = 
             time.sleep(min(left, 1.0))  # short steps follow a wall clock that is set meanwhile
     state = current(netns)
     if state is not None and state["token"] == token:
-        _nft("delete", "table", "inet", TABLE, netns=netns)
+        remove(netns)

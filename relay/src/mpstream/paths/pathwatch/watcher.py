@@ -402,7 +402,6 @@ class Watcher:
         except Exception as exc:  # noqa: BLE001 - the kernel's timers remain
             log.error("%s: listing MPTCP subflows failed: %s", provider, exc)
             return set(), None
-        listed = found
         down = {
             address
             for name, entry in self.config.providers.items()
@@ -410,9 +409,10 @@ class Watcher:
             for address in entry.addresses | entry.peer_addresses
         }
         entry = self.config.providers[provider]
+        candidates = found
         if provider in self.withdrawn:  # the kernel closed the subflows of this node's own addresses
-            found = [subflow for subflow in found if subflow.local_address not in entry.addresses]
-        chosen, kept = subflows.abortable(found, entry.addresses | entry.peer_addresses, down)
+            candidates = [subflow for subflow in found if subflow.local_address not in entry.addresses]
+        chosen, kept = subflows.abortable(candidates, entry.addresses | entry.peer_addresses, down)
         if kept:
             self.abort_pending[provider] = now
         else:
@@ -436,7 +436,7 @@ class Watcher:
             )
             self.record("abort", provider=provider, subflows=aborted, kept=[s.describe() for s in kept],
                         seconds=self.clock() - now)
-        return cut, listed
+        return cut, found
 
     def restore(self, provider: str) -> list[Endpoint]:
         """Add a provider's withdrawn endpoints back (subflows follow, the kernel opens them)."""
