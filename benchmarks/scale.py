@@ -111,6 +111,7 @@ def main() -> int:
             lag = {key: (run["lag_s"].get(key) or float("nan")) * 1000 for key in ("p50", "p99", "max")}
             print(f"  switch lag          p50 {lag['p50']:6.1f} ms  p99 {lag['p99']:6.1f} ms  "
                   f"max {lag['max']:6.1f} ms  ({run['lag_s'].get('count')} switches, "
+                  f"{run['lag_s'].get('by_commit', 0)} timed by their commit notice, "
                   f"{run['lag_s'].get('unchanged', 0)} more needed no transaction)")
             for phase, share in run["down_shares"].items():
                 delivered = run["delivered_shares"].get(phase, float("nan"))

@@ -205,6 +205,9 @@ def switches_at_their_instants(folder):
     # The first switch found every provider up: nothing handed to nft, in force at its instant.
     assert [s.get("unchanged", False) for s in switches] == [True, False, False, False, False]
     assert switches[0]["actual"] == pytest.approx(switches[0]["planned"], abs=1e-5)
+    # The others are timed by the kernel's notice of their commit, which nft's exit follows.
+    assert "timed_by" not in switches[0] and all(s["timed_by"] == "commit" for s in switches[1:])
+    assert all(s["planned"] <= s["actual"] <= s["nft_returned"] for s in switches[1:])
     # The traffic agrees: no reply while nic1 was down, replies in every phase it was up.
     margin = 0.1  # ping reads a reply a little after the kernel got it
     for this, following in zip(switches, switches[1:], strict=False):
@@ -241,6 +244,51 @@ def an_outage_applied_meanwhile_is_removed(folder):
     assert first["ok"] and "unchanged" not in first
     assert first["actual"] > t0 and first["lag_s"] == pytest.approx(first["actual"] - t0, abs=1e-5)
     print_lags(read_record(record))
+
+
+def test_a_schedule_for_another_namespace_is_timed_by_that_namespaces_commits(node, tmp_path):
+    """A switcher outside the namespace it switches (the testbed's routers) hears the commits
+    there, not its own namespace's."""
+    measured(timed_in_another_namespace, tmp_path)
+
+
+def timed_in_another_namespace(folder):
+    t0 = time.time() + 3.0
+    plan = write_plan(folder / "plan.json", [
+        {"phase": 0, "name": "down", "at": t0, "apply": [{"netns": NS, "nics": ["nic1"], "forwarding": False}]},
+        {"phase": 1, "name": "end", "at": t0 + 0.6, "apply": [{"netns": NS, "nics": [], "forwarding": False}]}])
+    record = str(folder / "switches.jsonl")
+    scheduler = start_schedule(plan, record, netns=None)
+    try:
+        assert scheduler.wait(timeout=30) == 0, scheduler.stderr.read()
+    finally:
+        scheduler.kill()
+    switches = read_record(record)[1:-1]
+    assert [(s["netns"], s["timed_by"]) for s in switches] == [(NS, "commit"), (NS, "commit")]
+    assert all(s["planned"] <= s["actual"] <= s["nft_returned"] for s in switches)
+    assert all(0 <= lag < LAG_BOUND_S for lag in print_lags(read_record(record)))
+
+
+def test_a_switcher_that_cannot_match_the_commit_notices_times_by_nfts_exit(node, tmp_path):
+    """In its own PID namespace (a container) the switcher knows its nft by another pid than
+    the kernel's notice names: the switch is then timed by nft's exit, and says so."""
+    measured(timed_by_exit_in_a_pid_namespace, tmp_path)
+
+
+def timed_by_exit_in_a_pid_namespace(folder):
+    t0 = time.time() + 3.0
+    plan = down_and_back(folder, t0)
+    record = str(folder / "switches.jsonl")
+    scheduler = subprocess.Popen(["ip", "netns", "exec", NS, "unshare", "--pid", "--fork", "--mount-proc",
+                                  sys.executable, "-m", "mpstream", "outage", "schedule", "--plan", plan,
+                                  "--record", record], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert scheduler.wait(timeout=30) == 0, scheduler.stderr.read()
+    finally:
+        scheduler.kill()
+    switches = read_record(record)[1:-1]
+    assert [s["timed_by"] for s in switches] == ["exit", "exit"]
+    assert all(s["actual"] == s["nft_returned"] for s in switches)
 
 
 def test_only_nft_saying_there_is_no_outage_table_counts_as_none_in_force(node):

@@ -185,6 +185,9 @@ def test_a_switch_line_says_when_it_took_effect_and_how_late():
     assert line == {"event": "switch", "phase": 1, "name": "isp2 down", "netns": None, "nics": ["nic2"],
                     "forwarding": False, "planned": 1764584108.0, "actual": 1764584108.0123,
                     "lag_s": pytest.approx(0.0123, abs=1e-6), "ok": True, "error": None}
+    timed = switch_line(switch, switch.targets[0], 1764584108.0123, None, timed_by="commit",
+                        nft_returned=1764584108.04)
+    assert timed["timed_by"] == "commit" and timed["nft_returned"] == 1764584108.04
     refused = switch_line(switch, switch.targets[0], 1764584108.5, "Error: Could not process rule")
     assert refused["ok"] is False and refused["error"] == "Error: Could not process rule"
     assert refused["lag_s"] == pytest.approx(0.5)

@@ -296,3 +296,32 @@ def test_the_report_counts_the_switches_that_needed_no_transaction_apart():
     text = "\n".join(markdown.switch_section({"switch_lag_s": timeline["lag_s"], "tolerance_s": 0.1, "phases": []}))
     assert "over 8 switches at every node" in text
     assert "2 more switches found their state in force already" in text
+
+
+def timed(by: dict[int, str]) -> str:
+    """A healthy record whose switches say what timed them (`by`: switch index -> how)."""
+    return record([{**switch_line(k, 0.02), **({"timed_by": by[k]} if k in by else {})} for k in range(5)])
+
+
+def test_the_report_says_what_timed_the_switches():
+    from mpstream.measurement.report import markdown
+
+    def sentence(**texts) -> str:
+        lag = build_timeline(schedule(), sources(**texts))["lag_s"]
+        return "\n".join(markdown.switch_section({"switch_lag_s": lag, "tolerance_s": 0.1, "phases": []}))
+
+    every = {k: "commit" for k in range(5)}
+    timeline = build_timeline(schedule(), sources(push1=timed(every), client7=timed({**every, 3: "exit"})))
+    assert timeline["lag_s"]["by_commit"] == 9
+    assert timeline["switches"]["client7"][3]["timed_by"] == "exit"
+    assert "Each switch is timed by the kernel's notice" in sentence(push1=timed(every), client7=timed(every))
+    assert "9 switches are timed by the kernel's notice of their commit, 1 by nft's exit" in sentence(
+        push1=timed(every), client7=timed({**every, 3: "exit"}))
+    # A record from before commit notices were read says nothing of them: its times are nft's exits.
+    assert "timed by nft's exit" in sentence(push1=healthy(), client7=healthy())
+    assert "timed_by" not in build_timeline(schedule(), sources(push1=healthy()))["switches"]["push1"][0]
+
+
+def test_only_the_two_known_ways_of_timing_are_read():
+    assert parse_record(record([{**switch_line(0), "timed_by": "commit"}])).switches[0].timed_by == "commit"
+    assert parse_record(record([{**switch_line(0), "timed_by": "guess"}])).switches[0].timed_by is None

@@ -12,7 +12,7 @@ player.json; older runs: a planned timeline.json) and writes into it:
   providers hatched); `plots/rates-<NODE>.{png,svg}`: per-interface data rate over time
   (push: outgoing, client: incoming, server: both), actual phases shaded, missed planned
   instants dotted; `plots/rates.{png,svg}`: all nodes stacked, for runs of a few nodes;
-- `summary.json`: `valid`, `reasons`, `switch_lag_s` (p50, p99, max, count, worst),
+- `summary.json`: `valid`, `reasons`, `switch_lag_s` (p50, p99, max, count, worst, unchanged, by_commit),
   `phases` (in order: `name`, `down` (providers), `down_nodes` (only where the phase named
   hosts: nodes cut off from all their providers), `start_s`, `end_s` relative to t0 as they really ran,
   `planned_start_s`, `planned_end_s`, and `nodes` -> node -> provider -> `tx_bytes`,

@@ -114,6 +114,17 @@ def render(summary: dict, meta: dict, plots: list[str], notes: list[str],
     return "\n".join(out).rstrip() + "\n"
 
 
+def _timed_by_sentence(lag: dict) -> str:
+    """What the switch times are: the kernel's commit notices, nft's exits (upper bounds), or both."""
+    by_commit, count = lag.get("by_commit") or 0, lag["count"]
+    if by_commit == count:
+        return "Each switch is timed by the kernel's notice that its nftables transaction was committed."
+    exits = "nft's exit, which comes 5-40 ms after the commit (an upper bound)"
+    if not by_commit:
+        return f"The switches are timed by {exits}: no notice of a commit was seen."
+    return f"{by_commit} switches are timed by the kernel's notice of their commit, {count - by_commit} by {exits}."
+
+
 def switch_section(summary: dict) -> list[str]:
     lag = summary.get("switch_lag_s")
     phases = summary.get("phases", [])
@@ -127,6 +138,7 @@ def switch_section(summary: dict) -> list[str]:
                 f"(tolerance {_fmt(tolerance)} s): p50 {_fmt(lag.get('p50'))} s, p99 {_fmt(lag.get('p99'))} s, "
                 f"max {_fmt(lag.get('max'))} s (worst: {worst.get('node', '?')}, "
                 f"{worst.get('switch') or worst.get('name', '?')}).", ""]
+        out += [_timed_by_sentence(lag), ""]
     elif not lag.get("unchanged"):
         out += ["No switch was recorded as taking effect.", ""]
     if lag.get("unchanged"):

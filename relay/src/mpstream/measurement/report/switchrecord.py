@@ -6,6 +6,8 @@
      "mib": {"MPTcpExtMPJoinSynRx": 3, ...},   (optional: the node's MPTcpExt counters then)
      "delivered": {"nic1": 123456, ...},       (optional: bytes each NIC had let in by then)
      "delivered_before": {"nic1": 120000, ...},  (optional: ... shortly before the switch)
+     "timed_by": "commit", "nft_returned": ...,  (optional: `actual` is the kernel's notice of the
+                                                commit, or "exit": nft's exit, an upper bound)
      "unchanged": true}                        (optional: no transaction was needed, the state
                                                 held already at `actual`, the instant)
     ... one line per switch and target ...
@@ -41,6 +43,9 @@ class SwitchEvent:
     # ... and shortly before it (None: not read)
     delivered_before: tuple[tuple[str, int], ...] | None = None
     unchanged: bool = False  # nothing to change: its `actual` is the instant, not a transaction's end
+    # what gave `actual`: "commit" (the kernel's notice of the transaction's commit), "exit"
+    # (nft's exit, an upper bound) or None (not said: records before commit notices were read)
+    timed_by: str | None = None
 
 
 @dataclass
@@ -84,6 +89,7 @@ def _switch(line: dict) -> SwitchEvent | None:
         error=None if error is None else " ".join(str(error).split()),  # nft errors span lines
         mib=_counters(line.get("mib")), delivered=_counters(line.get("delivered")),
         delivered_before=_counters(line.get("delivered_before")), unchanged=line.get("unchanged") is True,
+        timed_by=line.get("timed_by") if line.get("timed_by") in ("commit", "exit") else None,
     )
 
 

@@ -97,13 +97,14 @@ class _Judged:
     taken: dict[int, list[float]]  # switch index -> when it took effect (ok switches only)
     lags: list[tuple[float, str, PlannedSwitch]]  # (lag, target, switch) of the transactions
     unchanged: int  # switches whose state held already: their lag says nothing of a switcher's speed
+    by_commit: int  # transactions timed by the kernel's notice of their commit (the others by nft's exit)
     reasons: list[str]
     notes: list[str]
 
 
 def _judge_record(switcher: str, source: RecordSource, run_id: str | None, plan: list[PlannedSwitch],
                   t0: float, tolerance: float, interrupted_at: float | None) -> _Judged:
-    judged = _Judged([], {}, [], 0, [], [])
+    judged = _Judged([], {}, [], 0, 0, [], [])
     if source.text is None:
         judged.reasons.append(f"{switcher}: no record of its switches ({source.path} is missing)")
         return judged
@@ -138,6 +139,7 @@ def _judge_record(switcher: str, source: RecordSource, run_id: str | None, plan:
             judged.unchanged += 1
         else:
             judged.lags.append((lag, target, switch))
+            judged.by_commit += event.timed_by == "commit"
         if lag > tolerance:
             judged.reasons.append(f"{target}: {switch.describe()} took effect {lag:.3f} s late "
                                   f"(tolerance {tolerance:.3f} s)")
@@ -198,16 +200,20 @@ def _entry(event: SwitchEvent, switch: PlannedSwitch) -> dict:
         entry["delivered"] = dict(event.delivered)
     if event.delivered_before is not None:
         entry["delivered_before"] = dict(event.delivered_before)
+    if event.timed_by is not None:
+        entry["timed_by"] = event.timed_by
     if event.unchanged:
         entry["unchanged"] = True
     return entry
 
 
-def lag_figures(lags: list[tuple[float, str, PlannedSwitch]], unchanged: int = 0) -> dict:
+def lag_figures(lags: list[tuple[float, str, PlannedSwitch]], unchanged: int = 0, by_commit: int = 0) -> dict:
     """p50, p99, max and count of the switch lags (transactions only), and where the worst one
-    was; `unchanged`: how many switches more needed no transaction."""
+    was; `unchanged`: how many switches more needed no transaction; `by_commit`: how many of
+    the transactions were timed by the kernel's notice of their commit (the rest by nft's exit)."""
     values = [lag for lag, _, _ in lags]
-    figures = {"p50": None, "p99": None, "max": None, "count": len(values), "worst": None, "unchanged": unchanged}
+    figures = {"p50": None, "p99": None, "max": None, "count": len(values), "worst": None, "unchanged": unchanged,
+               "by_commit": by_commit}
     if values:
         worst_lag, worst_target, worst_switch = max(lags, key=lambda item: item[0])
         figures.update(p50=round(percentile(values, 50), 6), p99=round(percentile(values, 99), 6),
@@ -231,7 +237,7 @@ def build_timeline(schedule: dict, records: dict[str, RecordSource]) -> dict:
     notes: list[str] = []
     taken: dict[int, list[float]] = {}
     lags: list[tuple[float, str, PlannedSwitch]] = []
-    unchanged = 0
+    unchanged = by_commit = 0
     switches: dict[str, list[dict]] = {}
     if not records:
         reasons.append("run: the schedule names no switchers, so nothing recorded when the switches took effect")
@@ -242,6 +248,7 @@ def build_timeline(schedule: dict, records: dict[str, RecordSource]) -> dict:
         notes += judged.notes
         lags += judged.lags
         unchanged += judged.unchanged
+        by_commit += judged.by_commit
         for index, times in judged.taken.items():
             taken.setdefault(index, []).extend(times)
     if interrupted_at is not None:
@@ -264,7 +271,7 @@ def build_timeline(schedule: dict, records: dict[str, RecordSource]) -> dict:
                        "start": start, "end": end})
     return {
         "format": FORMAT, "run_id": run_id, "t0": t0, "tolerance_s": tolerance, "interrupted_at": interrupted_at,
-        "phases": phases, "switches": switches, "lag_s": lag_figures(lags, unchanged),
+        "phases": phases, "switches": switches, "lag_s": lag_figures(lags, unchanged, by_commit),
         "valid": not reasons, "reasons": sorted_unique(reasons), "notes": sorted_unique(notes),
     }
 

@@ -199,13 +199,19 @@ def start_line(plan: Plan, pid: int, host: str, clock: float, realtime: bool) ->
             "switches": len(plan.switches), "realtime": realtime, "clock_offset_s": plan.clock_offset_s}
 
 
-def switch_line(switch: Switch, target: Target, actual: float, error: str | None, unchanged: bool = False) -> dict:
-    """One target of one switch as it took effect (`actual`: just after the transaction
-    returned), or as nft refused it (`error`); `unchanged`: no transaction was needed, its
-    state held already at `actual`, the instant."""
+def switch_line(switch: Switch, target: Target, actual: float, error: str | None, unchanged: bool = False,
+                timed_by: str | None = None, nft_returned: float | None = None) -> dict:
+    """One target of one switch as it took effect (`actual`), or as nft refused it (`error`).
+    `timed_by` says what gave `actual`: "commit", the kernel's notice of the transaction's
+    commit, or "exit", nft's exit (`nft_returned`, an upper bound); `unchanged`: no
+    transaction was needed, its state held already at `actual`, the instant."""
     line = {"event": "switch", "phase": switch.phase, "name": switch.name, "netns": target.netns,
             "nics": list(target.nics), "forwarding": target.forwarding, "planned": switch.at,
             "actual": actual, "lag_s": round(actual - switch.at, 6), "ok": error is None, "error": error}
+    if timed_by is not None:
+        line["timed_by"] = timed_by
+    if nft_returned is not None:
+        line["nft_returned"] = nft_returned
     if unchanged:
         line["unchanged"] = True
     return line

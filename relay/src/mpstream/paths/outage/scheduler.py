@@ -4,11 +4,11 @@ when each one really took effect.
 Everything that can be done before an instant is done before it (PREPARE_AHEAD_S): the
 watchdog of the coming outage is spawned with its deadline, the nft process of every target
 is started and waits for its script. At the instant the scripts are written to all targets
-in one loop, so the transactions are the only work left; each target's record line carries
-the time its nft returned. That is an upper bound: the rules are in force once nft's batch is
-sent, and when a transaction removes a table nft's exit still waits 5-15 ms for the kernel to
-release it (measured with strace: the netlink socket's close). A switch that is already late
-is applied at once and its record shows by how much: never skipped, never pretended.
+in one loop, so the transactions are the only work left. Each target's record line carries
+the time the kernel noticed its transaction's commit (`timed_by: commit`, see `commits`): nft
+exits 5-40 ms after that, and more on a busy node. Where no notice was seen it carries nft's
+exit (`timed_by: exit`), an upper bound. A switch that is already late is applied at once and
+its record shows by how much: never skipped, never pretended.
 
 A switch that brings every provider back where no outage is in force (the first phase,
 "all up", at the stream's start) has no transaction to make: it is not handed to nft at its
@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from mpstream.paths.outage import delivered, mib, pending, priority, table
+from mpstream.paths.outage.commits import CommitWatch
 from mpstream.paths.outage.plan import (
     Plan,
     PlanError,
@@ -79,8 +80,18 @@ class Prepared:
     unchanged: bool = False  # a clear where no outage is in force: nothing to hand to nft
     fired: bool = False
     unwritten: bool = False  # nft ended before it took its rules (its error says why)
-    returned: float | None = None
+    committed: float | None = None  # when the kernel's notice of its commit was seen
+    returned: float | None = None  # when nft exited (or the failure was known)
     error: str | None = None
+
+    def took_effect(self) -> tuple[float, str | None]:
+        """When the target's state held, and what says so: the commit's notice, nft's exit,
+        or nothing more than the instant (None: no transaction was needed)."""
+        if self.unchanged:
+            return self.returned, None
+        if self.error is None and self.committed is not None:
+            return self.committed, "commit"
+        return self.returned, "exit"
 
 
 class Record:
@@ -153,8 +164,9 @@ def fire(prepared: Prepared) -> None:
             prepared.nft.stdin.close()
 
 
-def await_transactions(fired: list[Prepared], on_returned) -> None:
-    """Wait for the nft of every fired target, calling `on_returned` as each one returns."""
+def await_transactions(fired: list[Prepared], watches: dict, on_returned) -> None:
+    """Wait for the nft of every fired target, noting the commit notices `watches` (namespace:
+    CommitWatch) bring, and calling `on_returned` as each nft returns."""
     now = time.time()
     waiting = {}
     for prepared in fired:
@@ -166,10 +178,21 @@ def await_transactions(fired: list[Prepared], on_returned) -> None:
             on_returned(prepared)
         else:
             waiting[os.pidfd_open(prepared.nft.pid)] = prepared
+    listening = {watch.fileno(): watch for netns, watch in watches.items()
+                 if watch is not None and any(p.target.netns == netns for p in waiting.values())}
+
+    def note_commits(at: float, ready=None) -> None:
+        by_pid = {prepared.nft.pid: prepared for prepared in waiting.values()}
+        for fd, watch in listening.items():
+            if ready is None or fd in ready:
+                for pid in watch.committed():
+                    if pid in by_pid and by_pid[pid].committed is None:
+                        by_pid[pid].committed = at
+
     deadline = time.monotonic() + NFT_TIMEOUT_S
     try:
         while waiting:
-            ready, _, _ = select.select(list(waiting), [], [], max(deadline - time.monotonic(), 0))
+            ready, _, _ = select.select([*waiting, *listening], [], [], max(deadline - time.monotonic(), 0))
             returned = time.time()
             if not ready:
                 for prepared in waiting.values():
@@ -178,7 +201,10 @@ def await_transactions(fired: list[Prepared], on_returned) -> None:
                     prepared.returned, prepared.error = returned, f"nft did not finish in {NFT_TIMEOUT_S:g} s"
                     on_returned(prepared)
                 break
-            for fd in ready:
+            exited = [fd for fd in ready if fd in waiting]
+            # A notice comes before its nft's exit: with an exit at hand, every listener is read.
+            note_commits(returned, None if exited else ready)
+            for fd in exited:
                 prepared = waiting.pop(fd)
                 os.close(fd)
                 prepared.returned = returned
@@ -256,7 +282,7 @@ def start_readings() -> tuple[delivered.Reading, ...]:
 
 
 def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupter,
-              in_force: dict) -> list[Prepared] | None:
+              in_force: dict, watches: dict) -> list[Prepared] | None:
     """Prepare the switch, wait for its instant (plus the injected lag) and apply it; the
     targets handed to nft (each recorded), or None if a signal came before any was."""
     due = plan.local(switch.at + plan.lag_s)
@@ -269,6 +295,9 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
             if interrupter.interrupted:
                 return None
             prepared.append(prepare(plan, switch, target, in_force))
+        for watch in watches.values():
+            if watch is not None:
+                watch.committed()  # what was committed before this switch is none of its business
         if plan.count and any(ready.target.netns is None for ready in prepared):
             readings = start_readings()
         counted_before = None
@@ -288,7 +317,9 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 fired.append(ready)
 
             def returned(done: Prepared) -> None:
-                line = switch_line(switch, done.target, plan.controller(done.returned), done.error, done.unchanged)
+                actual, timed_by = done.took_effect()
+                line = switch_line(switch, done.target, plan.controller(actual), done.error, done.unchanged,
+                                   timed_by, None if timed_by is None else plan.controller(done.returned))
                 if done.target.netns is None and (counters := mib.read()):
                     line["mib"] = counters  # what MPTCP had done when the switch took effect
                 if done.target.netns is None and counted_before is not None:
@@ -300,7 +331,7 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 if done.error is None:
                     in_force[done.target.netns] = {"pid": done.watchdog.pid} if done.watchdog else None
 
-            await_transactions([ready for ready in fired if not ready.unchanged], returned)
+            await_transactions([ready for ready in fired if not ready.unchanged], watches, returned)
         confirm_unchanged([ready for ready in fired if ready.unchanged], due, returned)
         return fired
     finally:
@@ -311,21 +342,39 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
             reading.discard()
 
 
+def open_watches(namespaces: list[str | None]) -> dict[str | None, CommitWatch | None]:
+    """A listener to the commits of each namespace; None where none can be opened (its
+    switches are then timed by nft's exit)."""
+    watches = {}
+    for netns in namespaces:
+        try:
+            watches[netns] = CommitWatch(netns)
+        except OSError:
+            watches[netns] = None
+    return watches
+
+
 def keep(plan: Plan, record: Record, interrupter: Interrupter) -> bool:
     """Apply every switch at its instant until the plan ends or a signal comes; False if nft
     refused any target."""
     all_ok = True
     watchdogs: list[subprocess.Popen] = []
     in_force: dict[str | None, dict | None] = {}
-    for switch in plan.switches:
-        fired = switch_at(plan, switch, record, interrupter, in_force)
-        if fired is None:
-            break
-        all_ok &= all(done.error is None for done in fired)
-        watchdogs += [done.watchdog for done in fired if done.watchdog is not None]
-        watchdogs = [watchdog for watchdog in watchdogs if watchdog.poll() is None]  # the retired ones reaped
-        if interrupter.interrupted:
-            break
+    watches = open_watches(plan.namespaces())
+    try:
+        for switch in plan.switches:
+            fired = switch_at(plan, switch, record, interrupter, in_force, watches)
+            if fired is None:
+                break
+            all_ok &= all(done.error is None for done in fired)
+            watchdogs += [done.watchdog for done in fired if done.watchdog is not None]
+            watchdogs = [watchdog for watchdog in watchdogs if watchdog.poll() is None]  # the retired ones reaped
+            if interrupter.interrupted:
+                break
+    finally:
+        for watch in watches.values():
+            if watch is not None:
+                watch.close()
     return all_ok
 
 
