@@ -59,8 +59,8 @@ def test_without_a_notice_nfts_exit_times_the_switch_and_says_so():
     assert prepared(returned=10.040).took_effect() == (10.040, "exit")
 
 
-def test_a_refused_transaction_is_timed_by_when_the_refusal_was_known():
-    assert prepared(committed=10.008, returned=10.040, error="Error: x").took_effect() == (10.040, "exit")
+def test_a_refused_transaction_took_no_effect_and_carries_when_the_refusal_was_known():
+    assert prepared(returned=10.040, error="Error: x").took_effect() == (10.040, None)
 
 
 def test_a_switch_that_needed_no_transaction_is_timed_by_its_instant_alone():

@@ -85,11 +85,12 @@ class Prepared:
     error: str | None = None
 
     def took_effect(self) -> tuple[float, str | None]:
-        """When the target's state held, and what says so: the commit's notice, nft's exit,
-        or nothing more than the instant (None: no transaction was needed)."""
-        if self.unchanged:
+        """When the target's state held, and what says so: the commit's notice or nft's exit.
+        None says nothing timed a transaction: none was needed (`returned` is the instant), or
+        it failed (`returned` is when that was known)."""
+        if self.unchanged or self.error is not None:
             return self.returned, None
-        if self.error is None and self.committed is not None:
+        if self.committed is not None:
             return self.committed, "commit"
         return self.returned, "exit"
 
