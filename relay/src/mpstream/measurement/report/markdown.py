@@ -119,7 +119,7 @@ def _timed_by_sentence(lag: dict) -> str:
     by_commit, count = lag.get("by_commit") or 0, lag["count"]
     if by_commit == count:
         return "Each switch is timed by the kernel's notice that its nftables transaction was committed."
-    exits = "nft's exit, which comes 5-40 ms after the commit (an upper bound)"
+    exits = "nft's exit, which comes after the commit (an upper bound)"
     if not by_commit:
         return f"The switches are timed by {exits}: no notice of a commit was seen."
     return f"{by_commit} switches are timed by the kernel's notice of their commit, {count - by_commit} by {exits}."

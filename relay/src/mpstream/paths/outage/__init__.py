@@ -25,8 +25,7 @@ and appends to the record (JSON lines) when each one really took effect: a `star
 `switch` line per switch and target (`planned`, `actual`, `lag_s`, `ok`, `error`; `timed_by`:
 `commit` when `actual` is the kernel's notice of the transaction's commit, `exit` when it is
 nft's exit, `nft_returned`; `unchanged` when it had nothing to do: every provider up already),
-then `done`, or `cancelled` when a
-clear in one of its namespaces (or SIGTERM/SIGINT) stopped it.
+then `done`, or `cancelled` when a clear in one of its namespaces (or SIGTERM/SIGINT) stopped it.
 Every outage it applies removes itself `expiry_s` after its planned instant unless a later
 switch or a clear replaced it. The plan's `lag_s` (default 0) is a fault-injection knob: every
 switch is applied that many seconds late, to check that late switches are caught downstream.
