@@ -351,7 +351,7 @@ def open_watches(namespaces: list[str | None]) -> dict[str | None, CommitWatch |
     for netns in namespaces:
         try:
             watches[netns] = CommitWatch(netns)
-        except OSError:
+        except (OSError, ImportError):  # ImportError: a named namespace needs pyroute2
             watches[netns] = None
     return watches
 
