@@ -5,17 +5,13 @@ from __future__ import annotations
 import struct
 
 import pytest
-from mpstream.netlink import NLATTR, NetlinkError, align, request
+from mpstream.netlink import NetlinkError, attribute, request
 from mpstream.paths.outage.commits import NEWGEN, NFTA_GEN_PROC_PID, committers
 from mpstream.paths.outage.plan import Target
 from mpstream.paths.outage.scheduler import Prepared
 
 NFTA_GEN_ID, NFTA_GEN_PROC_NAME = 1, 3
 NEWTABLE = 10 << 8 | 0
-
-
-def attribute(kind: int, value: bytes) -> bytes:
-    return (NLATTR.pack(NLATTR.size + len(value), kind) + value).ljust(align(NLATTR.size + len(value)), b"\0")
 
 
 def notice(pid: int, generation: int = 7, name: bytes = b"nft\0") -> bytes:

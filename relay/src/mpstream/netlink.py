@@ -14,6 +14,8 @@ from collections.abc import Iterator
 NLMSG_HDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 NLATTR = struct.Struct("=HH")  # length, type
 NLMSG_ERROR, NLMSG_DONE = 2, 3
+NETLINK_NETFILTER = 12  # the protocol of nfnetlink sockets (nftables, NFQUEUE)
+SOL_NETLINK = 270  # the level of netlink socket options
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLM_F_ACK = 0x4
 NLA_TYPE_MASK = 0x3FFF  # the type without NLA_F_NESTED and NLA_F_NET_BYTEORDER
@@ -32,6 +34,12 @@ def align(length: int) -> int:
 def request(kind: int, flags: int, sequence: int, body: bytes) -> bytes:
     """A netlink message of type `kind` carrying `body` (port id 0: the kernel fills it in)."""
     return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), kind, flags, sequence, 0) + body
+
+
+def attribute(kind: int, value: bytes) -> bytes:
+    """A netlink attribute of type `kind` carrying `value`, padded to the next 4-byte boundary."""
+    size = NLATTR.size + len(value)
+    return NLATTR.pack(size, kind) + value + b"\0" * (align(size) - size)
 
 
 def error_code(data: bytes | bytearray, payload: int) -> int:

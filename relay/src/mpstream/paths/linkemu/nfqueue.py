@@ -12,8 +12,8 @@ import os
 import socket
 import struct
 
-NETLINK_NETFILTER = 12
-SOL_NETLINK = 270
+from mpstream.netlink import NETLINK_NETFILTER, SOL_NETLINK, attribute
+
 NETLINK_NO_ENOBUFS = 5
 SO_RCVBUFFORCE = 33
 
@@ -44,33 +44,28 @@ class NfqueueError(OSError):
     """The kernel refused a queue operation; the message says which and why."""
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
-    size = _NLATTR.size + len(payload)
-    return _NLATTR.pack(size, kind) + payload + b"\0" * (-size % 4)
-
-
 def message(kind: int, queue: int, attrs: bytes, flags: int = NLM_F_REQUEST, seq: int = 0) -> bytes:
     return _NLMSGHDR.pack(_HEADER + len(attrs), kind, flags, seq, 0) + _NFGENMSG.pack(0, 0, queue) + attrs
 
 
 def verdict(queue: int, packet_id: int, accept: bool = True, batch: bool = False) -> bytes:
     """Accept or drop one packet, or (batch) every packet of the queue up to `packet_id`."""
-    body = _attr(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT if accept else NF_DROP, packet_id))
+    body = attribute(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT if accept else NF_DROP, packet_id))
     return message(NFQNL_MSG_VERDICT_BATCH if batch else NFQNL_MSG_VERDICT, queue, body)
 
 
 def bind_request(queue: int, maxlen: int, seq: int) -> bytes:
     """Bind `queue`, metadata copy mode, room for `maxlen` held packets, GSO kept whole."""
-    attrs = (_attr(NFQA_CFG_CMD, struct.pack("!BBH", NFQNL_CFG_CMD_BIND, 0, 0))
-             + _attr(NFQA_CFG_PARAMS, struct.pack("!IB", 0, NFQNL_COPY_META))
-             + _attr(NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", maxlen))
-             + _attr(NFQA_CFG_FLAGS, struct.pack("!I", NFQA_CFG_F_GSO))
-             + _attr(NFQA_CFG_MASK, struct.pack("!I", NFQA_CFG_F_GSO)))
+    attrs = (attribute(NFQA_CFG_CMD, struct.pack("!BBH", NFQNL_CFG_CMD_BIND, 0, 0))
+             + attribute(NFQA_CFG_PARAMS, struct.pack("!IB", 0, NFQNL_COPY_META))
+             + attribute(NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", maxlen))
+             + attribute(NFQA_CFG_FLAGS, struct.pack("!I", NFQA_CFG_F_GSO))
+             + attribute(NFQA_CFG_MASK, struct.pack("!I", NFQA_CFG_F_GSO)))
     return message(NFQNL_MSG_CONFIG, queue, attrs, NLM_F_REQUEST | NLM_F_ACK, seq)
 
 
 def unbind_request(queue: int, seq: int) -> bytes:
-    attrs = _attr(NFQA_CFG_CMD, struct.pack("!BBH", NFQNL_CFG_CMD_UNBIND, 0, 0))
+    attrs = attribute(NFQA_CFG_CMD, struct.pack("!BBH", NFQNL_CFG_CMD_UNBIND, 0, 0))
     return message(NFQNL_MSG_CONFIG, queue, attrs, NLM_F_REQUEST | NLM_F_ACK, seq)
 
 
