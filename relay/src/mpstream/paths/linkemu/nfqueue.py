@@ -12,7 +12,20 @@ import os
 import socket
 import struct
 
-from mpstream.netlink import NETLINK_NETFILTER, SOL_NETLINK, attribute
+from mpstream.netlink import (
+    NETLINK_NETFILTER,
+    NLA_TYPE_MASK,
+    NLATTR,
+    NLM_F_ACK,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    NLMSG_HDR,
+    SOL_NETLINK,
+    align,
+    attribute,
+    error_code,
+    request,
+)
 
 NETLINK_NO_ENOBUFS = 5
 SO_RCVBUFFORCE = 33
@@ -22,9 +35,6 @@ NFQNL_MSG_PACKET = NFNL_SUBSYS_QUEUE << 8 | 0
 NFQNL_MSG_VERDICT = NFNL_SUBSYS_QUEUE << 8 | 1
 NFQNL_MSG_CONFIG = NFNL_SUBSYS_QUEUE << 8 | 2
 NFQNL_MSG_VERDICT_BATCH = NFNL_SUBSYS_QUEUE << 8 | 3
-NLMSG_ERROR = 2
-NLM_F_REQUEST = 1
-NLM_F_ACK = 4
 
 NFQA_PACKET_HDR = 1
 NFQA_VERDICT_HDR = 2
@@ -34,10 +44,8 @@ NFQNL_COPY_META = 1
 NFQA_CFG_F_GSO = 4  # hand over GSO packets whole: no segmentation just to hold them
 NF_DROP, NF_ACCEPT = 0, 1
 
-_NLMSGHDR = struct.Struct("=IHHII")
 _NFGENMSG = struct.Struct("!BBH")  # family, version, queue number (big-endian)
-_NLATTR = struct.Struct("=HH")
-_HEADER = _NLMSGHDR.size + _NFGENMSG.size
+_HEADER = NLMSG_HDR.size + _NFGENMSG.size
 
 
 class NfqueueError(OSError):
@@ -45,7 +53,7 @@ class NfqueueError(OSError):
 
 
 def message(kind: int, queue: int, attrs: bytes, flags: int = NLM_F_REQUEST, seq: int = 0) -> bytes:
-    return _NLMSGHDR.pack(_HEADER + len(attrs), kind, flags, seq, 0) + _NFGENMSG.pack(0, 0, queue) + attrs
+    return request(kind, flags, seq, _NFGENMSG.pack(0, 0, queue) + attrs)
 
 
 def verdict(queue: int, packet_id: int, accept: bool = True, batch: bool = False) -> bytes:
@@ -70,32 +78,40 @@ def unbind_request(queue: int, seq: int) -> bytes:
 
 
 def parse(data: bytes | memoryview, size: int | None = None):
-    """Yield ('packet', queue, packet_id) and ('error', seq, errno) from a received buffer."""
+    """Yield ('packet', queue, packet_id) and ('error', seq, errno) from a received buffer.
+
+    Errors are events here, not exceptions (as `mpstream.netlink.messages` has them): the
+    socket matches them to the request they answer while packets keep arriving.
+    """
     end = len(data) if size is None else size
     offset = 0
-    while offset + _NLMSGHDR.size <= end:
-        length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-        if length < _NLMSGHDR.size:
+    while offset + NLMSG_HDR.size <= end:
+        length, kind, _flags, _seq, _pid = NLMSG_HDR.unpack_from(data, offset)
+        if length < NLMSG_HDR.size:
             return
+        payload = offset + NLMSG_HDR.size
         if kind == NFQNL_MSG_PACKET:
-            queue = _NFGENMSG.unpack_from(data, offset + _NLMSGHDR.size)[2]
+            queue = _NFGENMSG.unpack_from(data, payload)[2]
             packet_id = _packet_id(data, offset + _HEADER, offset + length)
             if packet_id is not None:
                 yield "packet", queue, packet_id
         elif kind == NLMSG_ERROR:
-            code = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)[0]
-            yield "error", struct.unpack_from("=IHHII", data, offset + _NLMSGHDR.size + 4)[3], -code
-        offset += (length + 3) & ~3
+            # The payload: the error code, then the header of the request it answers.
+            request_seq = NLMSG_HDR.unpack_from(data, payload + 4)[3]
+            yield "error", request_seq, -error_code(data, payload)
+        offset += align(length)
 
 
 def _packet_id(data, offset: int, end: int) -> int | None:
-    while offset + _NLATTR.size <= end:
-        size, kind = _NLATTR.unpack_from(data, offset)
-        if size < _NLATTR.size:
+    # Once per held packet: walked inline, as `attribute_spans`'s generator made the parse
+    # a third slower (3.2 instead of 2.4 us a packet, the packet header being the first).
+    while offset + NLATTR.size <= end:
+        size, kind = NLATTR.unpack_from(data, offset)
+        if size < NLATTR.size:
             return None
-        if kind & 0x3FFF == NFQA_PACKET_HDR:
-            return struct.unpack_from("!I", data, offset + _NLATTR.size)[0]
-        offset += (size + 3) & ~3
+        if kind & NLA_TYPE_MASK == NFQA_PACKET_HDR:
+            return struct.unpack_from("!I", data, offset + NLATTR.size)[0]
+        offset += align(size)
     return None
 
 
