@@ -2,9 +2,11 @@
 
 import heapq
 import random
+import socket
+import struct
 
 import pytest
-from mpstream.paths.pathwatch import config, echoes
+from mpstream.paths.pathwatch import config, echoes, watcher
 from mpstream.paths.pathwatch.rtt import RttEstimator
 from mpstream.paths.pathwatch.schedule import Rotation, interleaved
 from mpstream.paths.pathwatch.tracker import DOWN, UP, Tracker
@@ -240,3 +242,14 @@ def test_config_reads_the_probing_settings_and_refuses_bad_ones():
         with pytest.raises(config.ConfigError):
             config.from_dict({**data, **bad})
     assert config.parse_probe("isp1,198.18.0.1,198.18.1.1") == ("isp1", "198.18.0.1", "198.18.1.1", "")
+
+
+def test_a_reply_waited_in_the_socket_for_its_kernel_timestamp_to_now():
+    stamp = struct.pack("=qq", 1_000, 250_000_000)  # 1000.25 s
+    ancillary = [(socket.SOL_SOCKET, watcher.SO_TIMESTAMPNS, stamp)]
+    assert watcher.queued_for(ancillary, 1000.75) == pytest.approx(0.5)
+    # Other ancillary data, none at all, a short one, or a clock stepped back: read now.
+    assert watcher.queued_for([(socket.IPPROTO_IP, 8, stamp)], 1000.75) == 0.0
+    assert watcher.queued_for([], 1000.75) == 0.0
+    assert watcher.queued_for([(socket.SOL_SOCKET, watcher.SO_TIMESTAMPNS, stamp[:8])], 1000.75) == 0.0
+    assert watcher.queued_for(ancillary, 999.0) == 0.0

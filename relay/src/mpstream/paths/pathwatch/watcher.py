@@ -30,6 +30,23 @@ def _open_subflows_only(endpoints: list[Endpoint] | None) -> bool:
 _ICMP_FILTER = 1  # SOL_RAW option: bit set = type blocked (types 0-31)
 _ICMP6_FILTER = 1  # IPPROTO_ICMPV6 option: 256-bit mask, bit set = type blocked
 _SOL_RAW = 255
+# The kernel's receive time of each reply (SOL_SOCKET ancillary data, a struct timespec of
+# CLOCK_REALTIME): a round trip is measured up to the reply's arrival, not to the moment a
+# busy CPU let the watcher read it. Linux's numbers (no name in Python's socket module).
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("=qq")  # tv_sec, tv_nsec (64-bit)
+_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+
+
+def queued_for(ancillary: list[tuple[int, int, bytes]], wall_now: float) -> float:
+    """Seconds a datagram waited in the socket before it was read: `wall_now` (time.time())
+    less its kernel receive time from `ancillary` (recvmsg's); 0 without one, or where the
+    clock has stepped back since."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return max(0.0, wall_now - (seconds + nanoseconds / 1e9))
+    return 0.0
 
 
 def _echo_replies_only(sock: socket.socket, version: int) -> None:
@@ -57,10 +74,15 @@ class ProbeSocket:
         else:
             self.sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
         _echo_replies_only(self.sock, version)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError as exc:  # then a reply counts from when it is read, as without this
+            log.debug("no receive timestamps: %s", exc)
         self.sock.setblocking(False)
         self.sock.bind((source, 0))
 
     def send(self, target: str, now: float) -> None:
+        """Send an echo request to `target`; `now`: the time it goes out, on the watcher's clock."""
         seq = self.ledger.sent(target, now)
         try:
             self.sock.sendto(icmp.echo_request(self.version, self.ident, seq), (target, 0))
@@ -68,18 +90,20 @@ class ProbeSocket:
             log.debug("probe %s -> %s not sent: %s", self.source, target, exc)
 
     def replies(self, clock) -> list[tuple[str, float, float]]:
-        """Drain the socket: (target, sent at, answered at) of our probes answered."""
+        """Drain the socket: (target, sent at, answered at) of our probes answered; answered
+        at: when the reply reached this node's kernel, on `clock`."""
         answered = []
         while True:
             try:
-                packet, sender = self.sock.recvfrom(2048)
+                packet, ancillary, _flags, sender = self.sock.recvmsg(2048, _ANCILLARY_SPACE)
             except OSError:  # BlockingIOError (drained), InterruptedError, or an error report
                 return answered
             reply = icmp.parse_echo_reply(self.version, packet)
             if reply and reply[0] == self.ident:
                 probe = self.ledger.answered(reply[1], sender[0])
                 if probe:
-                    answered.append((probe[0], probe[1], clock()))
+                    arrived = clock() - queued_for(ancillary, time.time())
+                    answered.append((probe[0], probe[1], max(arrived, probe[1])))
 
     def close(self) -> None:
         self.sock.close()
@@ -255,7 +279,7 @@ class Watcher:
     def _probe_round(self, now: float) -> None:
         for provider, rotation in self.rotations.items():
             for probe in rotation.round(self.tracker.anchor(provider, now)):
-                self.socket_of[(provider, probe.source)].send(probe.target, now)
+                self.socket_of[(provider, probe.source)].send(probe.target, self.clock())
                 self.tracker.sent(provider, probe.target, now, probe.peer)
 
     def _netlink(self, now: float) -> list[Transition]:
