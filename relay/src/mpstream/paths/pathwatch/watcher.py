@@ -279,8 +279,9 @@ class Watcher:
     def _probe_round(self, now: float) -> None:
         for provider, rotation in self.rotations.items():
             for probe in rotation.round(self.tracker.anchor(provider, now)):
-                self.socket_of[(provider, probe.source)].send(probe.target, self.clock())
-                self.tracker.sent(provider, probe.target, now, probe.peer)
+                sent = self.clock()  # one time for the round trip and for the lateness alike
+                self.socket_of[(provider, probe.source)].send(probe.target, sent)
+                self.tracker.sent(provider, probe.target, sent, probe.peer)
 
     def _netlink(self, now: float) -> list[Transition]:
         transitions = []
