@@ -420,6 +420,41 @@ def nic_rx_bytes() -> int:
     return link[0]["stats64"]["rx"]["bytes"]
 
 
+def in_node(code: str) -> object:
+    """What `code` (Python, its result printed as JSON) gives, run in the node's namespace."""
+    out = subprocess.run(["ip", "netns", "exec", NS, sys.executable, "-c",
+                          f"import json; from mpstream.paths.outage import delivered; print(json.dumps({code}))"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def nft_counted() -> dict[str, int]:
+    """Bytes per NIC as nft itself lists the counting table."""
+    listing = subprocess.run(["ip", "netns", "exec", NS, "nft", "list", "table", "inet", "mpstream_delivered"],
+                             capture_output=True, text=True, check=True).stdout
+    rules = re.findall(r'iifname "([^"]+)" counter packets \d+ bytes (\d+)', listing)
+    return {nic: int(octets) for nic, octets in rules}
+
+
+def test_the_counters_read_over_netlink_are_those_nft_lists(node):
+    """The switcher's in-process reading against nft's listing, on a real kernel: one NIC
+    with traffic, and 400 more rules, enough that the kernel's dump comes in several parts."""
+    assert in_node("delivered.read(5.0)") is None  # no counting table yet
+    others = [f"n{i}" for i in range(400)]
+    assert in_node(f"delivered.install({['nic1', *others]!r})") is None
+    subprocess.run(["ip", "netns", "exec", PEER, "ping", "-n", "-q", "-c", "20", "-i", "0.01", "-s", "972",
+                    "198.18.250.1"], capture_output=True, check=True)
+    listed_before = nft_counted()
+    read = in_node("delivered.read(5.0)")
+    listed_after = nft_counted()
+    print("nic1 delivered: nft", listed_before["nic1"], "then", listed_after["nic1"], "netlink", read["nic1"])
+    assert sorted(read) == sorted(listed_before) == sorted(["nic1", *others])
+    assert 20 * 1000 <= listed_before["nic1"] <= read["nic1"] <= listed_after["nic1"]  # 20 pings of 1000 bytes
+    assert all(read[nic] == 0 for nic in others)
+    assert in_node("delivered.remove()") is True
+    assert in_node("delivered.read(5.0)") is None
+
+
 def test_the_record_counts_what_a_nic_delivered_and_nothing_while_it_was_down(node, tmp_path):
     t0 = time.time() + 3.0
     step = 1.0

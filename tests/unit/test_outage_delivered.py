@@ -1,37 +1,125 @@
-"""The counting table behind the outage's drop: its rules and how its listing is read."""
+"""The counting table behind the outage's drop: its rules, and its counters read from a rule dump's bytes."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
+import struct
 
-from mpstream.paths.outage import delivered, table
+import pytest
+from mpstream.netlink import (
+    NFGENMSG,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_HDR,
+    NetlinkError,
+    attribute,
+    request,
+)
+from mpstream.paths.outage import delivered, rule_counters, table
+from mpstream.paths.outage.rule_counters import (
+    GETRULE,
+    NEWRULE,
+    NFT_CMP_EQ,
+    NFT_META_IIFNAME,
+    NFTA_CMP_DATA,
+    NFTA_CMP_OP,
+    NFTA_CMP_SREG,
+    NFTA_COUNTER_BYTES,
+    NFTA_DATA_VALUE,
+    NFTA_EXPR_DATA,
+    NFTA_EXPR_NAME,
+    NFTA_LIST_ELEM,
+    NFTA_META_DREG,
+    NFTA_META_KEY,
+    NFTA_RULE_EXPRESSIONS,
+    NFTA_RULE_TABLE,
+    dump_part,
+    dump_request,
+)
+
+NLA_F_NESTED = 0x8000
+NFTA_RULE_CHAIN, NFTA_RULE_HANDLE = 2, 3
+NFTA_COUNTER_PACKETS = 2
+NFT_CMP_NEQ = 1
+be32 = struct.Struct("!I").pack
 
 
-def listing(counters: dict[str, tuple[int, int]]) -> str:
-    """What `nft -j list table inet mpstream_delivered` prints (nft 1.0.6)."""
-    items = [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
-             {"table": {"family": "inet", "name": delivered.TABLE, "handle": 7}},
-             {"chain": {"family": "inet", "table": delivered.TABLE, "name": "input", "handle": 1, "type": "filter",
-                        "hook": "input", "prio": 0, "policy": "accept"}}]
-    for handle, (nic, (packets, octets)) in enumerate(counters.items(), start=2):
-        items.append({"rule": {"family": "inet", "table": delivered.TABLE, "chain": "input", "handle": handle,
-                               "expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": nic}},
-                                        {"counter": {"packets": packets, "bytes": octets}}]}})
-    return json.dumps({"nftables": items})
+def expression(name: str, *fields: bytes) -> bytes:
+    data = attribute(NFTA_EXPR_DATA | NLA_F_NESTED, b"".join(fields))
+    return attribute(NFTA_LIST_ELEM | NLA_F_NESTED, attribute(NFTA_EXPR_NAME, name.encode() + b"\0") + data)
 
 
-def test_the_counters_are_read_per_nic():
-    assert delivered.parse(listing({"nic1": (10, 15000), "nic2": (0, 0)})) == {"nic1": 15000, "nic2": 0}
+def iifname(nic: bytes, register: int = 1, op: int = NFT_CMP_EQ) -> bytes:
+    """`meta load iifname => reg N` and `cmp eq reg N <nic>`, as the kernel dumps them."""
+    key, destination = attribute(NFTA_META_KEY, be32(NFT_META_IIFNAME)), attribute(NFTA_META_DREG, be32(register))
+    return (expression("meta", key, destination)
+            + expression("cmp", attribute(NFTA_CMP_SREG, be32(register)), attribute(NFTA_CMP_OP, be32(op)),
+                         attribute(NFTA_CMP_DATA | NLA_F_NESTED, attribute(NFTA_DATA_VALUE, nic))))
 
 
-def test_rules_without_a_nic_or_a_counter_are_left_out():
-    text = json.loads(listing({"nic1": (1, 84)}))
-    text["nftables"].append({"rule": {"expr": [{"counter": {"packets": 5, "bytes": 500}}]}})
-    text["nftables"].append({"rule": {"expr": [{"match": {"left": {"meta": {"key": "iifname"}}, "right": "nic9"}}]}})
-    assert delivered.parse(json.dumps(text)) == {"nic1": 84}
+def counter(octets: int, packets: int = 1) -> bytes:
+    return expression("counter", attribute(NFTA_COUNTER_BYTES, struct.pack("!Q", octets)),
+                      attribute(NFTA_COUNTER_PACKETS, struct.pack("!Q", packets)))
+
+
+def rule(*expressions: bytes, handle: int = 2) -> bytes:
+    """NFT_MSG_NEWRULE of the counting table, as a rule dump carries it."""
+    body = (NFGENMSG.pack(rule_counters.NFPROTO_INET, 0, 0)
+            + attribute(NFTA_RULE_TABLE, delivered.TABLE.encode() + b"\0")
+            + attribute(NFTA_RULE_CHAIN, b"input\0") + attribute(NFTA_RULE_HANDLE, struct.pack("!Q", handle))
+            + attribute(NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, b"".join(expressions)))
+    return request(NEWRULE, 0x2, 1, body)  # NLM_F_MULTI
+
+
+DONE = request(NLMSG_DONE, 0x2, 1, b"\0\0\0\0")
+
+
+def padded(nic: str) -> bytes:
+    return nic.encode().ljust(16, b"\0")
+
+
+def test_the_request_asks_for_the_rules_of_the_counting_table_alone():
+    message = dump_request(delivered.TABLE, sequence=4)
+    length, kind, flags, sequence, _ = NLMSG_HDR.unpack_from(message)
+    assert (length, kind, flags, sequence) == (len(message), GETRULE, NLM_F_REQUEST | NLM_F_DUMP, 4)
+    assert NFGENMSG.unpack_from(message, NLMSG_HDR.size) == (rule_counters.NFPROTO_INET, 0, 0)
+    assert message[NLMSG_HDR.size + NFGENMSG.size:] == attribute(NFTA_RULE_TABLE, b"mpstream_delivered\0")
+
+
+def test_each_rule_gives_its_nic_and_the_bytes_it_counted():
+    data = (rule(iifname(padded("nic1")), counter(15000), handle=2)
+            + rule(iifname(padded("eth1.100"), register=8), counter(0), handle=3) + DONE)
+    assert dump_part(data) == ([("nic1", 15000), ("eth1.100", 0)], True)
+
+
+def test_a_dump_in_parts_ends_with_its_done_message():
+    assert dump_part(rule(iifname(padded("nic1")), counter(84))) == ([("nic1", 84)], False)
+    assert dump_part(DONE) == ([], True)
+
+
+def test_rules_that_do_not_count_one_named_nic_are_left_out():
+    data = (rule(counter(500))  # no NIC
+            + rule(iifname(padded("nic9")))  # no counter
+            + rule(iifname(b"eth"), counter(7))  # a wildcard `eth*`: no NUL, not a NIC's name
+            + rule(iifname(padded("nic3"), op=NFT_CMP_NEQ), counter(9))  # `iifname != nic3`
+            + rule(expression("meta", attribute(NFTA_META_KEY, be32(4)), attribute(NFTA_META_DREG, be32(1))),
+                   expression("cmp", attribute(NFTA_CMP_SREG, be32(1)), attribute(NFTA_CMP_OP, be32(NFT_CMP_EQ)),
+                              attribute(NFTA_CMP_DATA, attribute(NFTA_DATA_VALUE, padded("nic4")))),
+                   counter(11))  # another meta key compared with a NIC-like value
+            + rule()  # no expressions at all
+            + DONE)
+    assert dump_part(data) == ([], True)
+
+
+def test_a_counter_of_the_wrong_size_counts_nothing():
+    short = expression("counter", attribute(NFTA_COUNTER_BYTES, b"\0\0\0\x07"))
+    assert dump_part(rule(iifname(padded("nic1")), short)) == ([], False)
+
+
+def test_an_error_from_the_kernel_is_raised_not_read_as_no_counts():
+    error = request(2, 0, 1, struct.pack("=i", -2) + dump_request(delivered.TABLE, 1)[:NLMSG_HDR.size])
+    with pytest.raises(NetlinkError):
+        dump_part(error)
 
 
 def test_the_table_counts_after_the_outage_drop_and_replaces_itself():
@@ -42,20 +130,3 @@ def test_the_table_counts_after_the_outage_drop_and_replaces_itself():
     # behind the outage's input chain: what it drops never reaches the counters
     outage_priority = int(table.ruleset(["nic1"], False, "c").split("hook input priority ")[1].split(";")[0])
     assert delivered.PRIORITY > outage_priority
-
-
-class SilentReading(delivered.Reading):
-    """A reading whose process never answers (a real one, in place of a starved nft)."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-
-def test_a_reading_late_for_its_instant_is_left_out_and_its_process_ended():
-    reading = SilentReading()
-    started = time.monotonic()
-    assert reading.take(timeout=0.2) is None
-    assert time.monotonic() - started < 2.0  # the switch after it does not wait for the process
-    assert reading.process.returncode is not None
-    reading.discard()  # the scheduler's cleanup after a reading taken or left out: harmless

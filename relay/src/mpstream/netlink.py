@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 NLMSG_HDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 NLATTR = struct.Struct("=HH")  # length, type
+NFGENMSG = struct.Struct("!BBH")  # nfnetlink's header after netlink's: family, version, resource id
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NETLINK_NETFILTER = 12  # the protocol of nfnetlink sockets (nftables, NFQUEUE)
 SOL_NETLINK = 270  # the level of netlink socket options

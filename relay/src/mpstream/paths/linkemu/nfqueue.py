@@ -14,6 +14,7 @@ import struct
 
 from mpstream.netlink import (
     NETLINK_NETFILTER,
+    NFGENMSG,
     NLA_TYPE_MASK,
     NLATTR,
     NLM_F_ACK,
@@ -44,8 +45,7 @@ NFQNL_COPY_META = 1
 NFQA_CFG_F_GSO = 4  # hand over GSO packets whole: no segmentation just to hold them
 NF_DROP, NF_ACCEPT = 0, 1
 
-_NFGENMSG = struct.Struct("!BBH")  # family, version, queue number (big-endian)
-_HEADER = NLMSG_HDR.size + _NFGENMSG.size
+_HEADER = NLMSG_HDR.size + NFGENMSG.size
 
 
 class NfqueueError(OSError):
@@ -53,7 +53,7 @@ class NfqueueError(OSError):
 
 
 def message(kind: int, queue: int, attrs: bytes, flags: int = NLM_F_REQUEST, seq: int = 0) -> bytes:
-    return request(kind, flags, seq, _NFGENMSG.pack(0, 0, queue) + attrs)
+    return request(kind, flags, seq, NFGENMSG.pack(0, 0, queue) + attrs)  # the resource id: the queue number
 
 
 def verdict(queue: int, packet_id: int, accept: bool = True, batch: bool = False) -> bytes:
@@ -91,7 +91,7 @@ def parse(data: bytes | memoryview, size: int | None = None):
             return
         payload = offset + NLMSG_HDR.size
         if kind == NFQNL_MSG_PACKET:
-            queue = _NFGENMSG.unpack_from(data, payload)[2]
+            queue = NFGENMSG.unpack_from(data, payload)[2]
             packet_id = _packet_id(data, offset + _HEADER, offset + length)
             if packet_id is not None:
                 yield "packet", queue, packet_id

@@ -18,14 +18,13 @@ import errno
 import socket
 import struct
 
-from mpstream.netlink import NETLINK_NETFILTER, SOL_NETLINK, attribute_spans, messages
+from mpstream.netlink import NETLINK_NETFILTER, NFGENMSG, SOL_NETLINK, attribute_spans, messages
+from mpstream.paths.outage.rule_counters import NFNL_SUBSYS_NFTABLES
 
 NETLINK_ADD_MEMBERSHIP = 1
 NFNLGRP_NFTABLES = 7
-NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_NEWGEN = 15
 NEWGEN = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWGEN
-NFGENMSG_SIZE = 4  # family, version, resource id before the attributes
 NFTA_GEN_PROC_PID = 2
 _BE32 = struct.Struct("!I")
 RECEIVE_BUFFER = 1 << 20  # a whole run's notices of one namespace fit: a lost one only costs precision
@@ -37,7 +36,7 @@ def committers(data: bytes | bytearray) -> list[int]:
     for kind, payload, end in messages(data):
         if kind != NEWGEN:
             continue
-        for attribute, start, stop in attribute_spans(data, payload + NFGENMSG_SIZE, end):
+        for attribute, start, stop in attribute_spans(data, payload + NFGENMSG.size, end):
             if attribute == NFTA_GEN_PROC_PID and stop - start == _BE32.size:
                 pids.append(_BE32.unpack_from(data, start)[0])
     return pids

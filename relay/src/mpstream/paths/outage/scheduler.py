@@ -267,22 +267,6 @@ def discard(prepared: Prepared) -> None:
         prepared.errors.close()
 
 
-def start_readings() -> tuple[delivered.Reading, ...]:
-    """The counter readings before and after a switch, their nft started now: at ordinary
-    priority (at the switch's real-time priority they starved a one-CPU VM's recorder for
-    1.1 s) and ahead (started at their instants, they made the switches up to 2.5 s late
-    there). Empty where nft cannot be started: the record then says nothing of the counts."""
-    try:
-        before = delivered.Reading()
-    except OSError:
-        return ()
-    try:
-        return before, delivered.Reading()
-    except OSError:
-        before.discard()
-        return ()
-
-
 def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupter,
               in_force: dict, watches: dict) -> list[Prepared] | None:
     """Prepare the switch, wait for its instant (plus the injected lag) and apply it; the
@@ -291,7 +275,6 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
     if not interrupter.sleep_until(due - PREPARE_AHEAD_S):
         return None
     prepared: list[Prepared] = []
-    readings: tuple[delivered.Reading, ...] = ()
     try:
         for target in switch.targets:
             if interrupter.interrupted:
@@ -300,14 +283,13 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
         for watch in watches.values():
             if watch is not None:
                 watch.committed()  # what was committed before this switch is none of its business
-        if plan.count and any(ready.target.netns is None for ready in prepared):
-            readings = start_readings()
+        counting = bool(plan.count) and any(ready.target.netns is None for ready in prepared)
         counted_before = None
-        if readings:
+        if counting:
             if not interrupter.sleep_until(due - COUNT_AHEAD_S):
                 return None
             # Never at the switch's cost: a reading not back by its instant is left out.
-            counted_before = readings[0].take(timeout=due - time.time())
+            counted_before = delivered.read(timeout=due - time.time())
         with priority.urgent():
             if not interrupter.sleep_until(due):
                 return None
@@ -326,7 +308,7 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                     line["mib"] = counters  # what MPTCP had done when the switch took effect
                 if done.target.netns is None and counted_before is not None:
                     line["delivered_before"] = counted_before  # bytes each NIC let in until just before it
-                if done.target.netns is None and readings and (counted := readings[1].take(NFT_TIMEOUT_S)) is not None:
+                if done.target.netns is None and counting and (counted := delivered.read(NFT_TIMEOUT_S)) is not None:
                     line["delivered"] = counted  # bytes each NIC let in up to the switch
                 record.write(line)
                 settle(done)
@@ -340,8 +322,6 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
         for left in prepared:
             if not left.fired:
                 discard(left)
-        for reading in readings:
-            reading.discard()
 
 
 def open_watches(namespaces: list[str | None]) -> dict[str | None, CommitWatch | None]:
