@@ -102,8 +102,8 @@ def emulated_testbed(prefix: str, extra_vars: dict | None = None, playbook: str 
 
 
 # Words in the command line of what a failover run starts on a node (clients, recorders,
-# switchers, outage watchdogs): none may outlive the run.
-RUN_PROCESS_WORDS = (" play ", " publish ", " record ", "_expire", "failover-")
+# switchers): none may outlive the run.
+RUN_PROCESS_WORDS = (" play ", " publish ", " record ", "failover-")
 
 
 def run_leftovers(prefix: str) -> list[str]:

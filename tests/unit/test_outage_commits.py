@@ -44,7 +44,7 @@ def test_a_truncated_message_is_an_error_not_a_guess():
 
 
 def prepared(**state) -> Prepared:
-    return Prepared(Target(None, ("nic2",), False), "", **state)
+    return Prepared(Target(None, ("nic2",), False), **state)
 
 
 def test_a_switch_is_timed_by_its_commit_notice_where_one_was_seen():

@@ -18,7 +18,7 @@ PHASE_SECONDS = 10
 # MOLECULE_EXPERIMENT_RESULTS=DIR; else with the scenario's other temporary files.
 RESULTS = Path(os.environ.get("MOLECULE_EXPERIMENT_RESULTS")
                or Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "results")
-RUN_PROCESS_WORDS = (" play ", " publish ", " record ", " outage ", "_expire", "failover-")
+RUN_PROCESS_WORDS = (" play ", " publish ", " record ", " outage ", "failover-")
 # Real sites' clocks differ: the client's runs this far ahead of everyone's during the run.
 CLIENT_CLOCK_AHEAD_S = 3.0
 

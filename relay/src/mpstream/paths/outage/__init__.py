@@ -7,9 +7,10 @@
     mpstream outage schedule --plan PLAN.json --record SWITCHES.jsonl   # a scenario's switches
 
 The rules live in one table, `inet mpstream_outage`, replaced atomically on each apply and
-deleted on clear. `--for` starts a detached watchdog that deletes the table by itself when
-the time is up, so an outage never outlives an interrupted or cut-off controller: on a
-real site the dropped provider may carry the controller's own SSH connection.
+deleted on clear. `--for` gives what is down a timeout in the kernel's sets: the outage ends
+by itself when the time is up, so it never outlives an interrupted or cut-off controller (on
+a real site the dropped provider may carry the controller's own SSH connection), and no
+process has to stay behind to end it.
 
 `--at UNIX_TIME` waits until that wall-clock time before acting, so that every node (and
 every router of the emulated testbed) switches at the same instant however long the
@@ -38,9 +39,9 @@ from __future__ import annotations
 import json
 
 from mpstream.paths.outage.pending import PENDING_DIR, cancel_pending, wait_until
-from mpstream.paths.outage.table import TABLE, apply, clear, current, expire, interface_exists, ruleset
+from mpstream.paths.outage.table import TABLE, apply, clear, current, holds, interface_exists, ruleset
 
-__all__ = ["PENDING_DIR", "TABLE", "add_arguments", "apply", "cancel_pending", "clear", "current", "expire",
+__all__ = ["PENDING_DIR", "TABLE", "add_arguments", "apply", "cancel_pending", "clear", "current", "holds",
            "interface_exists", "ruleset", "run", "wait_until"]
 
 
@@ -85,7 +86,8 @@ def run(args) -> int:
         elif args.action == "clear":
             results[ns] = clear(ns, cancel=args.at is None)  # restoring now also cancels what waits
         else:
-            results[ns] = {"changed": False, "outage": current(ns)}
+            state = current(ns)
+            results[ns] = {"changed": False, "outage": state if holds(state) else None}
     if args.netns:
         print(json.dumps({"changed": any(r["changed"] for r in results.values()), "netns": results}))
     else:

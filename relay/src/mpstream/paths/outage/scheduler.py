@@ -1,10 +1,10 @@
 """`mpstream outage schedule`: keep a scenario's switches by this machine's clock, and record
 when each one really took effect.
 
-Everything that can be done before an instant is done before it (PREPARE_AHEAD_S): the
-watchdog of the coming outage is spawned with its deadline, the nft process of every target
-is started and waits for its script. At the instant the scripts are written to all targets
-in one loop, so the transactions are the only work left. Each target's record line carries
+Everything that can be done before an instant is done before it (PREPARE_AHEAD_S): the nft
+process of every target is started and waits for its script. At the instant the scripts are
+written to all targets in one loop, so the transactions are the only work left. An outage's
+end is its elements' timeout in the kernel (`table`): no process is started for it. Each target's record line carries
 the time the kernel noticed its transaction's commit (`timed_by: commit`, see `commits`): nft
 exits 5-20 ms after that on an idle machine, up to 66 ms (median 30) with 20 nodes on 2 cores.
 Where no notice was seen it carries nft's exit (`timed_by: exit`), an upper bound. A switch
@@ -57,7 +57,7 @@ from mpstream.paths.outage.plan import (
 )
 from mpstream.paths.outage.waiting import Interrupter
 
-PREPARE_AHEAD_S = 2.0  # watchdogs and nft processes start this long before their instant
+PREPARE_AHEAD_S = 2.0  # nft processes start this long before their instant
 # The counters are read this long before a switch too: what a NIC lets in after its drop is
 # gone (a burst as a provider returns) must not be counted against the phase that held it down.
 COUNT_AHEAD_S = 0.2
@@ -72,11 +72,9 @@ class Prepared:
     """One target of the coming switch, ready to take effect."""
 
     target: Target
-    script: str
+    until: float | None = None  # when the outage ends by itself, None for a clear
     nft: subprocess.Popen | None = None
     errors: IO | None = None
-    watchdog: subprocess.Popen | None = None  # the new outage's, None for a clear
-    previous: dict | None = None  # the outage in force before, whose watchdog retires on success
     failure: str | None = None  # what went wrong while preparing
     unchanged: bool = False  # a clear where no outage is in force: nothing to hand to nft
     fired: bool = False
@@ -129,21 +127,18 @@ def missing_parts(plan: Plan) -> list[str]:
 
 def prepare(plan: Plan, switch: Switch, target: Target, in_force: dict) -> Prepared:
     """Spawn what the switch of `target` needs, leaving only the transaction for its instant.
-    `in_force` (namespace: outage state) is what the earlier switches left; a namespace not in
-    it yet is asked once (nft is slow to start on a busy node: not once per switch)."""
-    prepared = Prepared(target, table.clearing_ruleset())
+    `in_force` (namespace: whether it has an outage table) is what the earlier switches left; a
+    namespace not in it yet is asked once (nft is slow to start on a busy node: not once per
+    switch)."""
+    prepared = Prepared(target)
     try:
         if target.netns not in in_force:
-            in_force[target.netns] = table.current(target.netns, strict=True)
-        prepared.previous = in_force[target.netns]
-        if target.clears and prepared.previous is None:
+            in_force[target.netns] = table.current(target.netns, strict=True) is not None
+        if target.clears and not in_force[target.netns]:
             prepared.unchanged = True
             return prepared
         if not target.clears:
-            token, until = table.new_token(), plan.local(switch.at + plan.expiry_s)
-            prepared.watchdog = table.spawn_watchdog(token, plan.expiry_s, target.netns, until)
-            prepared.script = table.ruleset(list(target.nics), target.forwarding,
-                                            table.watchdog_comment(token, prepared.watchdog.pid, until))
+            prepared.until = plan.local(switch.at + plan.expiry_s)
         prepared.errors = table.error_file()
         prepared.nft = table.start_nft(target.netns, prepared.errors)
         priority.make_urgent(prepared.nft.pid)  # it must not wait behind ordinary processes at the instant
@@ -152,13 +147,20 @@ def prepare(plan: Plan, switch: Switch, target: Target, in_force: dict) -> Prepa
     return prepared
 
 
+def script(prepared: Prepared) -> str:
+    """The target's transaction, written as it starts: an outage's timeouts count from now."""
+    if prepared.until is None:
+        return table.clearing_ruleset()
+    return table.ruleset(list(prepared.target.nics), prepared.target.forwarding, prepared.until)
+
+
 def fire(prepared: Prepared) -> None:
     """Hand the script to its waiting nft: the transaction starts now."""
     prepared.fired = True
     if prepared.failure or prepared.unchanged:
         return
     try:
-        prepared.nft.stdin.write(prepared.script)
+        prepared.nft.stdin.write(script(prepared))
         prepared.nft.stdin.close()
     except OSError:  # nft is gone (e.g. its namespace was deleted): its exit status and error tell
         prepared.unwritten = True
@@ -239,30 +241,23 @@ def confirm_unchanged(unchanged: list[Prepared], instant: float, on_returned) ->
                 prepared.unchanged = False
                 prepared.error = table.remove(netns)
                 prepared.returned = time.time()
-                prepared.previous = state  # its watchdog retires as the removal's
         on_returned(prepared)
 
 
 def settle(prepared: Prepared) -> None:
-    """After a transaction: the watchdog that no longer guards anything retires."""
-    if prepared.error is None:
-        table.kill_watchdog(prepared.previous)
-    elif prepared.watchdog is not None:
-        prepared.watchdog.kill()
+    """After a transaction: its error file goes."""
     if prepared.errors is not None:
         prepared.errors.close()
 
 
 def discard(prepared: Prepared) -> None:
-    """A target that will not switch: its nft ends without a script, its watchdog goes."""
+    """A target that will not switch: its nft ends without a script."""
     if prepared.nft is not None:
         try:
             prepared.nft.stdin.close()  # an empty script changes nothing
         except OSError:
             prepared.nft.kill()
         prepared.nft.wait()
-    if prepared.watchdog is not None:
-        prepared.watchdog.kill()
     if prepared.errors is not None:
         prepared.errors.close()
 
@@ -313,7 +308,7 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 record.write(line)
                 settle(done)
                 if done.error is None:
-                    in_force[done.target.netns] = {"pid": done.watchdog.pid} if done.watchdog else None
+                    in_force[done.target.netns] = not done.target.clears
 
             await_transactions([ready for ready in fired if not ready.unchanged], watches, returned)
         confirm_unchanged([ready for ready in fired if ready.unchanged], due, returned)
@@ -340,8 +335,7 @@ def keep(plan: Plan, record: Record, interrupter: Interrupter) -> bool:
     """Apply every switch at its instant until the plan ends or a signal comes; False if nft
     refused any target."""
     all_ok = True
-    watchdogs: list[subprocess.Popen] = []
-    in_force: dict[str | None, dict | None] = {}
+    in_force: dict[str | None, bool] = {}
     watches = open_watches(plan.namespaces())
     try:
         for switch in plan.switches:
@@ -349,8 +343,6 @@ def keep(plan: Plan, record: Record, interrupter: Interrupter) -> bool:
             if fired is None:
                 break
             all_ok &= all(done.error is None for done in fired)
-            watchdogs += [done.watchdog for done in fired if done.watchdog is not None]
-            watchdogs = [watchdog for watchdog in watchdogs if watchdog.poll() is None]  # the retired ones reaped
             if interrupter.interrupted:
                 break
     finally:

@@ -1,41 +1,51 @@
-"""The outage table in nftables: its rules, the outage in force, apply, clear and the watchdog.
+"""The outage table in nftables: its rules, the outage in force, apply and clear.
 
 The rules live in one table, `inet mpstream_outage`, replaced atomically on each apply and
-deleted on clear. Its comment names the watchdog (`token=... pid=... until=...`): a detached
-process that deletes the table when the time is up unless a newer apply replaced it.
+deleted on clear. What is down is held in sets whose elements carry a timeout (`nics`: the
+NICs whose traffic is dropped; `forwarding`: the IP protocols a provider router stops
+forwarding): the kernel drops only until an element expires, so an outage ends at its time
+even when nothing of mpstream runs any more (a killed controller, a cut SSH connection),
+without a watchdog process. The table's comment gives that time (`until=UNIX_TIME`); a table
+whose elements have all expired holds nothing down and is deleted by the next clear.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 
 from mpstream.paths.outage.delivered import TABLE as DELIVERED_TABLE
 from mpstream.paths.outage.pending import cancel_pending
 
 TABLE = "mpstream_outage"
-_COMMENT = re.compile(r"token=(?P<token>\w+) pid=(?P<pid>\d+) until=(?P<until>[\d.]+)")
+_UNTIL = re.compile(r'comment "until=(?P<until>[\d.]+)"')
+_SET = re.compile(r"\tset (?P<name>\w+) \{(?P<body>.*?)\n\t\}", re.DOTALL)
 
 
-def ruleset(nics: list[str], forwarding: bool, comment: str) -> str:
-    """The nft script that (re)defines the outage table in one transaction."""
+def ruleset(nics: list[str], forwarding: bool, until: float, now: float | None = None) -> str:
+    """The nft script that (re)defines the outage table in one transaction, its elements
+    expiring at the Unix time `until` (counted from `now`: the script is for a transaction
+    about to start)."""
+    left_ms = max(round((until - (time.time() if now is None else now)) * 1000), 1)
     lines = [f"table inet {TABLE}", f"delete table inet {TABLE}", f"table inet {TABLE} {{",
-             f'  comment "{comment}"']
+             f'  comment "until={until:.3f}"']
     if forwarding:
-        lines.append("  chain forward { type filter hook forward priority -10; policy drop; }")
-    if nics:
-        names = ", ".join(f'"{nic}"' for nic in nics)
         lines += [
-            f"  chain input {{ type filter hook input priority -10; policy accept; iifname {{ {names} }} drop; }}",
-            f"  chain output {{ type filter hook output priority -10; policy accept; oifname {{ {names} }} drop; }}",
-            f"  chain forward_nic {{ type filter hook forward priority -10; policy accept; "
-            f"iifname {{ {names} }} drop; oifname {{ {names} }} drop; }}",
+            f"  set forwarding {{ type nf_proto; flags timeout; elements = {{ ipv4 timeout {left_ms}ms, "
+            f"ipv6 timeout {left_ms}ms }}; }}",
+            "  chain forward { type filter hook forward priority -10; policy accept; meta nfproto @forwarding drop; }",
+        ]
+    if nics:
+        elements = ", ".join(f'"{nic}" timeout {left_ms}ms' for nic in nics)
+        lines += [
+            f"  set nics {{ type ifname; flags timeout; elements = {{ {elements} }}; }}",
+            "  chain input { type filter hook input priority -10; policy accept; iifname @nics drop; }",
+            "  chain output { type filter hook output priority -10; policy accept; oifname @nics drop; }",
+            "  chain forward_nic { type filter hook forward priority -10; policy accept; "
+            "iifname @nics drop; oifname @nics drop; }",
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -44,14 +54,6 @@ def ruleset(nics: list[str], forwarding: bool, comment: str) -> str:
 def clearing_ruleset() -> str:
     """The nft script that removes the outage table, whether or not there is one."""
     return f"table inet {TABLE}\ndelete table inet {TABLE}\n"
-
-
-def new_token() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def watchdog_comment(token: str, pid: int, until: float) -> str:
-    return f"token={token} pid={pid} until={until:.3f}"
 
 
 def _nft(*args: str, script: str | None = None, netns: str | None = None) -> subprocess.CompletedProcess:
@@ -71,54 +73,37 @@ def start_nft(netns: str | None, errors) -> subprocess.Popen:
                             stderr=errors, text=True, start_new_session=True)
 
 
-def spawn_watchdog(token: str, seconds: float, netns: str | None, until: float | None = None) -> subprocess.Popen:
-    """The detached process that deletes the table `seconds` from now (or at the Unix time
-    `until`) if the table still carries `token`."""
-    args = [sys.executable, "-m", "mpstream.paths.outage", "_expire", token, str(seconds), netns or ""]
-    if until is not None:
-        args.append(repr(until))
-    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
 def error_file():
     """Where an nft's error text goes: a file, so that a long message never blocks its exit."""
     return tempfile.TemporaryFile(mode="w+")
 
 
 def current(netns: str | None = None, strict: bool = False) -> dict | None:
-    """The outage in force: {'token', 'pid', 'until', 'nics', 'forwarding'}, or None. `strict`:
-    None only when nft says there is no outage table; any other failure (nft missing, the
-    namespace gone) raises OSError, for a caller that skips work on the strength of None."""
+    """The outage table's state: {'nics', 'forwarding', 'until'}, what is still held down
+    (expired elements are gone), or None when there is no table. `strict`: None only when nft
+    says there is no outage table; any other failure (nft missing, the namespace gone) raises
+    OSError, for a caller that skips work on the strength of None."""
     listed = _nft("list", "table", "inet", TABLE, netns=netns)
     if listed.returncode != 0:
         if strict and not listed.stderr.startswith("Error: No such file or directory"):
             raise OSError(f"nft cannot list the outage table: {' '.join(listed.stderr.split()) or listed.returncode}")
         return None
-    state = {"nics": [], "forwarding": False, "token": None, "pid": None, "until": None}
-    match = _COMMENT.search(listed.stdout)  # nft's JSON output leaves table comments out
-    if match:
-        state.update(token=match["token"], pid=int(match["pid"]), until=float(match["until"]))
-    state["forwarding"] = bool(re.search(r"chain forward \{", listed.stdout))
-    names = re.search(r"iifname (\{ (?P<set>[^}]*) \}|(?P<one>\"[^\"]+\"))", listed.stdout)
-    if names:
-        state["nics"] = sorted(re.findall(r'"([^"]+)"', names["set"] or names["one"]))
-    return state
+    match = _UNTIL.search(listed.stdout)
+    sets = {found["name"]: found["body"] for found in _SET.finditer(listed.stdout)}
+    return {"nics": sorted(re.findall(r'"([^"]+)" timeout', sets.get("nics", ""))),
+            "forwarding": "elements" in sets.get("forwarding", ""),
+            "until": float(match["until"]) if match else None}
+
+
+def holds(state: dict | None) -> bool:
+    """Whether an outage table's state still holds anything down."""
+    return bool(state and (state["nics"] or state["forwarding"]))
 
 
 def remove(netns: str | None = None) -> str | None:
-    """Delete the outage table now, whether or not there is one (its watchdog is the caller's):
-    None, or nft's error."""
+    """Delete the outage table now, whether or not there is one: None, or nft's error."""
     result = _nft("-f", "-", netns=netns, script=clearing_ruleset())
     return None if result.returncode == 0 else " ".join(result.stderr.split()) or f"nft exited {result.returncode}"
-
-
-def kill_watchdog(state: dict | None) -> None:
-    if state and state.get("pid"):
-        try:
-            os.kill(state["pid"], signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def interface_exists(nic: str, netns: str | None) -> bool:
@@ -132,17 +117,12 @@ def netns_exists(netns: str) -> bool:
 
 
 def apply(nics: list[str], forwarding: bool, seconds: float, netns: str | None = None) -> dict:
-    """Take the providers down now; the watchdog restores them after `seconds`."""
-    previous = current(netns)
-    token = new_token()
-    until = time.time() + seconds
-    watchdog = spawn_watchdog(token, seconds, netns)
-    script = ruleset(nics, forwarding, watchdog_comment(token, watchdog.pid, until))
-    result = _nft("-f", "-", netns=netns, script=script)
+    """Take the providers down now, for `seconds` (the kernel restores them then)."""
+    now = time.time()
+    until = now + seconds
+    result = _nft("-f", "-", netns=netns, script=ruleset(nics, forwarding, until, now))
     if result.returncode != 0:
-        watchdog.kill()
         raise SystemExit(f"mpstream outage apply: nft refused the rules: {result.stderr.strip()}")
-    kill_watchdog(previous)
     return {"changed": True, "nics": sorted(nics), "forwarding": forwarding, "until": until}
 
 
@@ -154,20 +134,5 @@ def clear(netns: str | None = None, cancel: bool = False) -> dict:
     if state is None:
         return {"changed": bool(cancelled) or counting_left, "cancelled": cancelled}
     remove(netns)
-    kill_watchdog(state)
     return {"changed": True, "cancelled": cancelled,
             "cleared": {"nics": state["nics"], "forwarding": state["forwarding"]}}
-
-
-def expire(token: str, seconds: float, netns: str | None, until: float | None = None) -> None:
-    """The watchdog: after `seconds` (or at the Unix time `until`), delete the table unless a
-    newer apply replaced it."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    if until is None:
-        time.sleep(seconds)
-    else:
-        while (left := until - time.time()) > 0:
-            time.sleep(min(left, 1.0))  # short steps follow a wall clock that is set meanwhile
-    state = current(netns)
-    if state is not None and state["token"] == token:
-        remove(netns)
