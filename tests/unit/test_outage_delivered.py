@@ -128,5 +128,6 @@ def test_the_table_counts_after_the_outage_drop_and_replaces_itself():
     assert 'iifname "nic1" counter' in script and 'iifname "nic2" counter' in script
     assert "policy accept" in script and "drop" not in script
     # behind the outage's input chain: what it drops never reaches the counters
-    outage_priority = int(table.ruleset(["nic1"], False, until=60.0, now=0.0).split("hook input priority ")[1].split(";")[0])
+    outage = table.ruleset(["nic1"], False, until=60.0, now=0.0)
+    outage_priority = int(outage.split("hook input priority ")[1].split(";")[0])
     assert delivered.PRIORITY > outage_priority
