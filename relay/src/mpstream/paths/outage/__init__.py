@@ -1,4 +1,4 @@
-"""Emulate a provider outage on this node with nftables, with a dead-man switch.
+"""Emulate a provider outage on this node with nftables, ended by the kernel when its time is up.
 
     mpstream outage apply --nic nic2 --for 30      # drop everything in/out of nic2
     mpstream outage apply --forwarding --for 30    # a provider router: drop all it forwards
