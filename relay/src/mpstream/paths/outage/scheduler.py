@@ -3,13 +3,13 @@ when each one really took effect.
 
 Everything that can be done before an instant is done before it (PREPARE_AHEAD_S): the nft
 process of every target is started and waits for its script. At the instant the scripts are
-written to all targets in one loop, so the transactions are the only work left. An outage's
-end is its elements' timeout in the kernel (`table`): no process is started for it. Each target's record line carries
-the time the kernel noticed its transaction's commit (`timed_by: commit`, see `commits`): nft
-exits 5-20 ms after that on an idle machine, up to 66 ms (median 30) with 20 nodes on 2 cores.
-Where no notice was seen it carries nft's exit (`timed_by: exit`), an upper bound. A switch
-that is already late is applied at once and its record shows by how much: never skipped,
-never pretended.
+written to all targets in one loop, so the transactions are the only work left (an outage's
+end is a timeout the kernel keeps, see `table`: no process is started for it). Each target's
+record line carries the time the kernel noticed its transaction's commit (`timed_by:
+commit`, see `commits`): nft exits 5-20 ms after that on an idle machine, up to 66 ms
+(median 30) with 20 nodes on 2 cores. Where no notice was seen it carries nft's exit
+(`timed_by: exit`), an upper bound. A switch that is already late is applied at once and its
+record shows by how much: never skipped, never pretended.
 
 A switch that brings every provider back where no outage is in force (the first phase,
 "all up", at the stream's start) has no transaction to make: it is not handed to nft at its
@@ -125,16 +125,16 @@ def missing_parts(plan: Plan) -> list[str]:
     return [f"no network namespace {ns}" for ns in namespaces] + ([f"no interface {', '.join(nics)}"] if nics else [])
 
 
-def prepare(plan: Plan, switch: Switch, target: Target, in_force: dict) -> Prepared:
+def prepare(plan: Plan, switch: Switch, target: Target, has_table: dict) -> Prepared:
     """Spawn what the switch of `target` needs, leaving only the transaction for its instant.
-    `in_force` (namespace: whether it has an outage table) is what the earlier switches left; a
-    namespace not in it yet is asked once (nft is slow to start on a busy node: not once per
+    `has_table` (namespace: whether it has an outage table) is what the earlier switches left;
+    a namespace not in it yet is asked once (nft is slow to start on a busy node: not once per
     switch)."""
     prepared = Prepared(target)
     try:
-        if target.netns not in in_force:
-            in_force[target.netns] = table.current(target.netns, strict=True) is not None
-        if target.clears and not in_force[target.netns]:
+        if target.netns not in has_table:
+            has_table[target.netns] = table.current(target.netns, strict=True) is not None
+        if target.clears and not has_table[target.netns]:
             prepared.unchanged = True
             return prepared
         if not target.clears:
@@ -263,7 +263,7 @@ def discard(prepared: Prepared) -> None:
 
 
 def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupter,
-              in_force: dict, watches: dict) -> list[Prepared] | None:
+              has_table: dict, watches: dict) -> list[Prepared] | None:
     """Prepare the switch, wait for its instant (plus the injected lag) and apply it; the
     targets handed to nft (each recorded), or None if a signal came before any was."""
     due = plan.local(switch.at + plan.lag_s)
@@ -274,7 +274,7 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
         for target in switch.targets:
             if interrupter.interrupted:
                 return None
-            prepared.append(prepare(plan, switch, target, in_force))
+            prepared.append(prepare(plan, switch, target, has_table))
         for watch in watches.values():
             if watch is not None:
                 watch.committed()  # what was committed before this switch is none of its business
@@ -308,7 +308,7 @@ def switch_at(plan: Plan, switch: Switch, record: Record, interrupter: Interrupt
                 record.write(line)
                 settle(done)
                 if done.error is None:
-                    in_force[done.target.netns] = not done.target.clears
+                    has_table[done.target.netns] = not done.target.clears
 
             await_transactions([ready for ready in fired if not ready.unchanged], watches, returned)
         confirm_unchanged([ready for ready in fired if ready.unchanged], due, returned)
@@ -335,11 +335,11 @@ def keep(plan: Plan, record: Record, interrupter: Interrupter) -> bool:
     """Apply every switch at its instant until the plan ends or a signal comes; False if nft
     refused any target."""
     all_ok = True
-    in_force: dict[str | None, bool] = {}
+    has_table: dict[str | None, bool] = {}
     watches = open_watches(plan.namespaces())
     try:
         for switch in plan.switches:
-            fired = switch_at(plan, switch, record, interrupter, in_force, watches)
+            fired = switch_at(plan, switch, record, interrupter, has_table, watches)
             if fired is None:
                 break
             all_ok &= all(done.error is None for done in fired)
