@@ -51,6 +51,8 @@ def test_a_nic_outage_drops_its_traffic_and_expires_by_itself(node):
     assert ping("198.18.250.2")
     applied = mpstream("apply", "--nic", "nic1", "--for", "1.5")
     assert applied["changed"] and applied["nics"] == ["nic1"]
+    # The kernel ends it: no process stays behind in the namespace for that.
+    assert subprocess.run(["ip", "netns", "pids", NS], capture_output=True, text=True, check=True).stdout == ""
     assert mpstream("status")["outage"]["nics"] == ["nic1"]
     assert not ping("198.18.250.2")
     time.sleep(2.0)
