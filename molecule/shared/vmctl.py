@@ -196,6 +196,18 @@ def set_clock(port: int, timeout: float = 120) -> float:
     NTP of its own; the experiment's nodes must share the controller's clock the way
     synchronised hosts do.
     """
+    deadline = time.monotonic() + timeout
+    while (error_bound := _set_clock_once(port, timeout)) is None:
+        # The guest answered SSH at boot, but a starved emulated CPU can miss the banner's
+        # 5 s (ConnectTimeout): ask again until the timeout, as the boot's wait does.
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no Python answering on the VM at port {port} within {timeout:g} s")
+        time.sleep(2)
+    return error_bound
+
+
+def _set_clock_once(port: int, timeout: float) -> float | None:
+    """One exchange that sets the clock; None if the VM's Python never said it was ready."""
     command = ["ssh", *ssh_options(port), "root@127.0.0.1", "python3", "-c", shlex.quote(_SET_CLOCK)]
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdin and proc.stdout
@@ -206,7 +218,9 @@ def set_clock(port: int, timeout: float = 120) -> float:
             return proc.stdout.readline().strip()
 
         if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"no Python answering on the VM at port {port}")
+            proc.stdin.close()
+            proc.wait(timeout)
+            return None
         sent = time.monotonic()
         exchange("echo")
         half_trip = (time.monotonic() - sent) / 2
