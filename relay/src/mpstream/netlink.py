@@ -16,6 +16,7 @@ NLATTR = struct.Struct("=HH")  # length, type
 NFGENMSG = struct.Struct("!BBH")  # nfnetlink's header after netlink's: family, version, resource id
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NETLINK_NETFILTER = 12  # the protocol of nfnetlink sockets (nftables, NFQUEUE)
+NFNL_SUBSYS_NFTABLES = 10  # nfnetlink's nftables messages: this << 8 | NFT_MSG_*
 SOL_NETLINK = 270  # the level of netlink socket options
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLM_F_ACK = 0x4

@@ -18,8 +18,7 @@ import errno
 import socket
 import struct
 
-from mpstream.netlink import NETLINK_NETFILTER, NFGENMSG, SOL_NETLINK, attribute_spans, messages
-from mpstream.paths.outage.rule_counters import NFNL_SUBSYS_NFTABLES
+from mpstream.netlink import NETLINK_NETFILTER, NFGENMSG, NFNL_SUBSYS_NFTABLES, SOL_NETLINK, attribute_spans, messages
 
 NETLINK_ADD_MEMBERSHIP = 1
 NFNLGRP_NFTABLES = 7

@@ -12,6 +12,7 @@ import struct
 
 from mpstream.netlink import (
     NFGENMSG,
+    NFNL_SUBSYS_NFTABLES,
     NLM_F_DUMP,
     NLM_F_REQUEST,
     NLMSG_DONE,
@@ -21,7 +22,6 @@ from mpstream.netlink import (
     request,
 )
 
-NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_NEWRULE, NFT_MSG_GETRULE = 6, 7
 NEWRULE = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE  # each rule of the dump
 GETRULE = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETRULE
