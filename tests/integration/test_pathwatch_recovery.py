@@ -17,6 +17,7 @@ subflow is back within 2 s of isp2's return.
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -605,6 +606,49 @@ def test_the_server_leaves_a_returned_provider_alone_once_its_peer_rejoined_over
         assert subflow_ports(CLIENT, C[2]) >= ports  # none of them closed
     assert not recorded(events["server"], "recreate", "isp2")
     assert [e["endpoints"] for e in recorded(events["client"], "recreate", "isp2")] == [[102]]  # restored
+
+
+# Provider 2 delayed 200 ms at its router, each way (400 ms round trips, Norway to China and
+# more): every packet it forwards goes to the link emulator's queue 1 first (iptables' NFQUEUE
+# target, as the testbed's routers do: this kernel has no nft `queue`).
+FAR_MS = 200
+
+
+@pytest.mark.parametrize("network", ["crossing"], indirect=True)
+def test_the_server_lets_its_peer_re_join_a_far_provider_before_re_announcing_it(network, tmp_path):
+    """Provider 1 fails as far provider 2 returns (the paper's phase 3 at 400 ms round trips).
+    The client sees the return about when the server does and re-joins the server's provider-2
+    address 1.5 round trips later (0.6 s); the server, whose own subflows there are gone,
+    re-announced that address three probe rounds (0.3 s) after the return before, closing or
+    refusing the join on its way. Now it waits for the re-join and leaves it alone."""
+    procs = network
+    spawn(procs, ROUTERS[2], sys.executable, "-m", "mpstream.paths.linkemu", "--link", f"1:{FAR_MS}")
+    time.sleep(0.5)  # the emulator reads its queue before the rule feeds it
+    ns(ROUTERS[2], "ip6tables", "-t", "mangle", "-A", "FORWARD", "-j", "NFQUEUE", "--queue-num", "1")
+    ns(CLIENT, "ping", "-n", "-c", "1", "-W", "5", "-I", C[2], S[2])  # neighbours found, the emulator running
+    pings = ns(CLIENT, "ping", "-n", "-c", "3", "-i", "0.2", "-I", C[2], S[2]).stdout
+    assert all(2 * FAR_MS <= float(ms) < 2 * FAR_MS + 50 for ms in re.findall(r"time=([\d.]+)", pings)), pings
+    with crossing_stream_watched(procs, tmp_path) as events:
+        outage(2, True)
+        try:
+            assert wait_for(lambda: all(seen_down(path, "isp2") for path in events.values()), 6.0, step=0.02)
+            assert wait_for(lambda: 102 not in endpoint_ids(CLIENT) and subflows_from(C[2]) == 0, 3.0)
+            time.sleep(1.0)
+            outage(1, True)
+            outage(2, False)
+            swapped = time.monotonic()
+            assert wait_for(lambda: subflows_between(CLIENT, C[2], S[2]) >= 1, 5.0, step=0.01), (
+                ns(CLIENT, "ss", "-Htn").stdout)
+            print(f"the client re-joined {S[2]} {time.monotonic() - swapped:.2f} s after the swap")
+            ports = subflow_ports(CLIENT, C[2])
+            decided = wait_for(lambda: recorded(events["server"], "recreate_skipped", "isp2")
+                               or recorded(events["server"], "recreate", "isp2"), 5.0, step=0.02)
+            assert decided, (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(1.0)
+            assert subflow_ports(CLIENT, C[2]) >= ports, ns(CLIENT, "ss", "-Htn").stdout  # none closed
+        finally:  # the namespaces go with the fixture; this only ends the outage for the watchers' exit
+            ns(ROUTERS[1], "nft", "delete", "table", "inet", "t8pw", check=False)
+    assert not recorded(events["server"], "recreate", "isp2"), (tmp_path / "server.log").read_text()[-3000:]
 
 
 PLAIN_PORT = PORT + 1

@@ -68,6 +68,37 @@ def test_a_provider_back_alone_without_live_subflows_is_re_created():
     )
 
 
+def far_provider_back_as_the_other_fails():
+    """isp2 (280 ms round trips) returns at 2.05 as isp1 (40 ms) gives its last answer at 2.0."""
+    tracker = Tracker(["isp1", "isp2"], down_after=0.5, now=0.0)
+    tracker.reply("isp1", 0.1, "p1", 0.04)
+    tracker.reply("isp2", 0.3, "p2", 0.28)
+    tracker.link("isp2", "nic2", False, 1.0)
+    tracker.link("isp2", "nic2", True, 2.0)
+    tracker.reply("isp1", 2.0, "p1", 0.04)
+    tracker.reply("isp2", 2.05, "p2", 0.28)
+    return tracker
+
+
+def test_peers_get_two_of_a_far_providers_round_trips_to_re_join_before_it_is_re_announced():
+    def due(tracker, now, rejoin_rtts):
+        return tracker.due(now, settle=0.3, fresh=0.15, give_up=0.3, expendable=lambda p: p == "isp2",
+                           rejoin_rtts=rejoin_rtts)
+
+    # Without: at `settle`, while the peers' joins were still on their way (1.5 round trips).
+    assert due(far_provider_back_as_the_other_fails(), 2.36, 0.0) == (["isp2"], [])
+    tracker = far_provider_back_as_the_other_fails()
+    assert due(tracker, 2.36, 2.0) == ([], [])
+    assert due(tracker, 2.9, 2.0) == ([], [])  # 0.3 s + 2 x 0.28 s after 2.05: not yet
+    assert due(tracker, 2.92, 2.0) == (["isp2"], [])
+
+
+def test_a_far_provider_back_alone_is_given_up_only_after_its_re_join_time():
+    tracker = far_provider_back_as_the_other_fails()  # its subflows alive (not expendable)
+    assert tracker.due(2.62, settle=0.3, fresh=0.15, give_up=0.3, rejoin_rtts=2.0) == ([], [])
+    assert tracker.due(2.92, settle=0.3, fresh=0.15, give_up=0.3, rejoin_rtts=2.0) == ([], ["isp2"])
+
+
 def test_a_provider_back_while_the_other_fails_is_not_re_created():
     tracker = Tracker(["isp1", "isp2"], down_after=0.5, now=0.0)
     tracker.reply("isp1", 0.1)

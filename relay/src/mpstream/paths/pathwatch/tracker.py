@@ -191,6 +191,7 @@ class Tracker:
         give_up: float,
         expendable=lambda provider: False,
         self_reliant=lambda provider: False,
+        rejoin_rtts: float = 0.0,
     ) -> tuple[list[str], list[str]]:
         """(providers whose subflows to re-create now, providers given up on).
 
@@ -207,6 +208,11 @@ class Tracker:
         of the paper) with subflows still alive, those backed-off subflows are the only
         path left: after `give_up` seconds it is left to their retransmission timers
         (which `net.ipv4.tcp_rto_max_ms` bounds) and to the peers that open subflows.
+
+        Either way the peers that open subflows get `rejoin_rtts` of the provider's smoothed
+        round trips on top of `settle` to re-join over it first: they see its return up to
+        a probe round trip after this node, and their join is established here one and a
+        half round trips after they send it. Re-creating before would close those joins.
         """
         due, dropped = [], []
         for name, since in list(self.returned.items()):
@@ -218,12 +224,13 @@ class Tracker:
                 due.append(name)
                 del self.returned[name]
                 continue
-            if now - since < settle:
+            wait = settle + rejoin_rtts * (entry.rtt.srtt or 0.0)
+            if now - since < wait:
                 continue
             if self.others_answer(name, now, fresh) or expendable(name):
                 due.append(name)
                 del self.returned[name]
-            elif now - since >= give_up:
+            elif now - since >= max(give_up, wait):
                 dropped.append(name)
                 del self.returned[name]
         return due, dropped

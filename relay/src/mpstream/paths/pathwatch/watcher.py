@@ -19,6 +19,12 @@ from mpstream.paths.pathwatch.tracker import DOWN, Tracker, Transition
 
 log = logging.getLogger("mpstream.pathwatch")
 
+# Where peers open the subflows, a returned provider is re-announced no sooner than this
+# many of its round trips after it settled: a peer sees the return up to one round trip
+# after this node, and its join is established here 1.5 round trips after it sends it.
+# Three probe rounds alone were too short from 280 ms up: the relay re-announced in every run.
+PEERS_REJOIN_RTTS = 2.0
+
 
 def _open_subflows_only(endpoints: list[Endpoint] | None) -> bool:
     """Endpoints that open subflows (`subflow`) and none that is announced (`signal`)."""
@@ -264,6 +270,7 @@ class Watcher:
                     give_up=max(settle, self.config.give_up),
                     expendable=self.without_subflows,
                     self_reliant=self.opens_own_subflows,
+                    rejoin_rtts=PEERS_REJOIN_RTTS,
                 )
                 for provider in due:
                     self.recreate(provider)
