@@ -649,6 +649,7 @@ def test_the_server_lets_its_peer_re_join_a_far_provider_before_re_announcing_it
         finally:  # the namespaces go with the fixture; this only ends the outage for the watchers' exit
             ns(ROUTERS[1], "nft", "delete", "table", "inet", "t8pw", check=False)
     assert not recorded(events["server"], "recreate", "isp2"), (tmp_path / "server.log").read_text()[-3000:]
+    assert [e.get("reason") for e in recorded(events["server"], "recreate_skipped", "isp2")] == ["subflows working"]
 
 
 PLAIN_PORT = PORT + 1

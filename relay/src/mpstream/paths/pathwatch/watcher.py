@@ -275,7 +275,9 @@ class Watcher:
                 for provider in due:
                     self.recreate(provider)
                 for provider in dropped:
-                    self.failures.pop(provider, None)
+                    if self.served(provider, self.failures.pop(provider, None)):
+                        self._left_working(provider)  # the peers re-joined it (phase 3 of the paper)
+                        continue
                     log.warning(
                         "%s: back while no other provider answers; its subflows are the only path, "
                         "left to their retransmission timers",
@@ -552,6 +554,10 @@ class Watcher:
             threshold=self.tracker.threshold(transition.provider),
         )
 
+    def _left_working(self, provider: str) -> None:
+        log.info("%s: back; every connection that used it has a working subflow over it, left as they are", provider)
+        self.record("recreate_skipped", provider=provider, reason="subflows working")
+
     def recreate(self, provider: str) -> None:
         addresses = self.config.providers[provider].addresses
         failure = self.failures.pop(provider, None)
@@ -569,9 +575,7 @@ class Watcher:
                 self.record("recreate_skipped", provider=provider, peers=sorted(stranded))
                 return
         if provider not in self.withdrawn and self.served(provider, failure):
-            log.info("%s: back; every connection that used it has a working subflow over it, left as they are",
-                     provider)
-            self.record("recreate_skipped", provider=provider, reason="subflows working")
+            self._left_working(provider)
             return
         started = self.clock()
         try:
