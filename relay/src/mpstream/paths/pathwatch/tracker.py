@@ -212,7 +212,8 @@ class Tracker:
         Either way the peers that open subflows get `rejoin_rtts` of the provider's smoothed
         round trips on top of `settle` to re-join over it first: they see its return up to
         a probe round trip after this node, and their join is established here one and a
-        half round trips after they send it. Re-creating before would close those joins.
+        half round trips after they send it. Re-created sooner, the address is removed and
+        added again under those joins.
         """
         due, dropped = [], []
         for name, since in list(self.returned.items()):
