@@ -74,6 +74,7 @@ def test_sysctls_are_set_in_the_node_namespace_only_and_a_second_run_changes_not
         "net.ipv4.tcp_rto_max_ms",
         "net.ipv4.tcp_retries2",
         "net.ipv4.tcp_rto_min_us",
+        "net.ipv4.tcp_notsent_lowat",
         "net.ipv4.tcp_congestion_control",
     )
     host_values = {name: sysctl(name) for name in names}
@@ -90,6 +91,7 @@ def test_sysctls_are_set_in_the_node_namespace_only_and_a_second_run_changes_not
         assert sysctl("net.ipv4.tcp_rto_max_ms", NODE) == "1000"
         assert sysctl("net.ipv4.tcp_retries2", NODE) == "60"
         assert sysctl("net.ipv4.tcp_rto_min_us", NODE) == "50000"
+        assert sysctl("net.ipv4.tcp_notsent_lowat", NODE) == "16384"
         # A new namespace starts with the host's choice (BBR on some hosts); the role sets the one asked for.
         assert sysctl("net.ipv4.tcp_congestion_control", NODE) == "cubic"
         assert {name: sysctl(name) for name in host_values} == host_values
